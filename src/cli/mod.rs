@@ -1,0 +1,45 @@
+//! Argument parsing (clap) and the subcommands. Each subcommand validates its arguments, calls the library and
+//! formats the result; no pipeline logic lives here.
+
+mod info;
+mod progress;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// guidesmith: patient-specific surgical guides from CT.
+#[derive(Debug, Parser)]
+#[command(name = "guidesmith", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Do not show progress bars.
+    #[arg(long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List the series found under a folder, DICOMDIR or file; with --stats, load one and describe the volume.
+    Info(info::InfoArgs),
+    /// Load a series and write its HU volume as a NumPy .npy file (int16, shape slices x rows x columns).
+    ExportVolume(info::ExportArgs),
+}
+
+/// Run the parsed command; `Ok` carries the exit code.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let progress = progress::BarProgress::new(cli.quiet);
+    match cli.command {
+        Command::Info(args) => info::run_info(&args, &progress),
+        Command::ExportVolume(args) => info::run_export(&args, &progress),
+    }
+}
+
+/// A path argument that must exist.
+pub(crate) fn existing(path: &std::path::Path) -> anyhow::Result<()> {
+    if !path.exists() {
+        anyhow::bail!("{} does not exist", path.display());
+    }
+    Ok(())
+}
