@@ -8,4 +8,5 @@ pub mod atomic;
 pub mod grid;
 pub mod npy;
 pub mod progress;
+pub mod synth;
 pub mod volume;

@@ -75,10 +75,21 @@ fn facts(volume: &Volume) -> VolumeFacts {
 }
 
 pub fn run_info(args: &InfoArgs, progress: &dyn Progress) -> anyhow::Result<ExitCode> {
-    super::existing(&args.path)?;
-    let mut scan = volume::scan(&args.path, progress)?;
-    let selected_index = if args.series.is_some() || args.stats {
-        let s = scan.select(args.series.as_deref())?;
+    print_info(&args.path, args.series.as_deref(), args.stats, args.json, progress)
+}
+
+/// List the series of `path`; with `stats`, load the chosen one and describe it.
+pub fn print_info(
+    path: &std::path::Path,
+    series: Option<&str>,
+    stats: bool,
+    json: bool,
+    progress: &dyn Progress,
+) -> anyhow::Result<ExitCode> {
+    super::existing(path)?;
+    let mut scan = volume::scan(path, progress)?;
+    let selected_index = if series.is_some() || stats {
+        let s = scan.select(series)?;
         Some(scan.index_of(s))
     } else if scan.series.is_empty() {
         // Listing an input with no series is a failed look-up, not an empty success.
@@ -90,7 +101,7 @@ pub fn run_info(args: &InfoArgs, progress: &dyn Progress) -> anyhow::Result<Exit
     } else {
         scan.select(None).ok().map(|s| scan.index_of(s))
     };
-    let volume = match (args.stats, selected_index) {
+    let volume = match (stats, selected_index) {
         (true, Some(i)) => Some(scan.load(i, progress).context("loading the series")?),
         _ => None,
     };
@@ -98,9 +109,9 @@ pub fn run_info(args: &InfoArgs, progress: &dyn Progress) -> anyhow::Result<Exit
         .as_ref()
         .map(|v| v.series.series_uid.clone())
         .or_else(|| selected_index.map(|i| scan.series[i].info.series_uid.clone()));
-    if args.json {
+    if json {
         let doc = InfoDocument {
-            input: args.path.display().to_string(),
+            input: path.display().to_string(),
             files_tried: scan.files_tried,
             series: scan.series.iter().map(|s| &s.info).collect(),
             selected_series: selected_uid,

@@ -1,6 +1,7 @@
 //! Argument parsing (clap) and the subcommands. Each subcommand validates its arguments, calls the library and
 //! formats the result; no pipeline logic lives here.
 
+mod demo;
 mod info;
 mod progress;
 
@@ -25,6 +26,10 @@ enum Command {
     Info(info::InfoArgs),
     /// Load a series and write its HU volume as a NumPy .npy file (int16, shape slices x rows x columns).
     ExportVolume(info::ExportArgs),
+    /// Write a synthetic CT series (a jaw or a sphere with known geometry) as real DICOM files.
+    Synth(demo::SynthArgs),
+    /// The main job on the bundled sample: write the synthetic jaw CT and show what guidesmith finds in it.
+    Demo(demo::DemoArgs),
 }
 
 /// Run the parsed command; `Ok` carries the exit code.
@@ -33,6 +38,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Info(args) => info::run_info(&args, &progress),
         Command::ExportVolume(args) => info::run_export(&args, &progress),
+        Command::Synth(args) => demo::run_synth(&args),
+        Command::Demo(args) => demo::run_demo(&args, &progress),
     }
 }
 

@@ -50,7 +50,9 @@ pub fn decode_file_frames(header: &SliceHeader, frames: &mut [FrameTarget<'_>]) 
             return Ok(stats);
         }
     }
-    decode_with_pixeldata(header, frames)
+    // Codecs of third-party crates may panic on malformed data; a damaged file must be an error, not a crash.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decode_with_pixeldata(header, frames)))
+        .unwrap_or_else(|_| Err("the pixel data decoder failed on malformed data".to_string()))
 }
 
 /// `GUIDESMITH_NATIVE_FAST_PATH=0` turns the fast path off (for measuring and cross-checking the two paths).
@@ -80,20 +82,35 @@ fn decode_native(header: &SliceHeader, frames: &mut [FrameTarget<'_>]) -> Result
     }
     let frame_len = header.rows as usize * header.columns as usize * usize::from(header.bits_allocated / 8);
     let value_len = frame_len * header.frames_in_file as usize;
-    let Ok(value_len32) = u32::try_from(value_len) else { return Ok(None) };
+    let Ok(value_len32) = u32::try_from(value_len) else {
+        return Ok(None);
+    };
     let bytes = std::fs::read(header.path.as_path()).map_err(|e| format!("cannot read file: {e}"))?;
     let found = if ts == EXPLICIT_BE {
         find_element(&bytes, &[0x7F, 0xE0, 0x00, 0x10], true, &value_len32.to_be_bytes())
     } else {
-        find_element(&bytes, &[0xE0, 0x7F, 0x10, 0x00], ts == EXPLICIT_LE, &value_len32.to_le_bytes())
+        find_element(
+            &bytes,
+            &[0xE0, 0x7F, 0x10, 0x00],
+            ts == EXPLICIT_LE,
+            &value_len32.to_le_bytes(),
+        )
     };
     let Some(start) = found else { return Ok(None) };
-    let Some(value) = bytes.get(start..start + value_len) else { return Ok(None) };
-    let order = if ts == EXPLICIT_BE { ByteOrder::Big } else { ByteOrder::Little };
+    let Some(value) = bytes.get(start..start + value_len) else {
+        return Ok(None);
+    };
+    let order = if ts == EXPLICIT_BE {
+        ByteOrder::Big
+    } else {
+        ByteOrder::Little
+    };
     let mut stats = DecodeStats::default();
     for target in frames.iter_mut() {
         let at = target.frame as usize * frame_len;
-        let Some(frame) = value.get(at..at + frame_len) else { return Ok(None) };
+        let Some(frame) = value.get(at..at + frame_len) else {
+            return Ok(None);
+        };
         stats.clamped += to_hu(header, frame, order, target.slope, target.intercept, target.out);
     }
     Ok(Some(stats))
@@ -163,7 +180,14 @@ fn decode_with_pixeldata(header: &SliceHeader, frames: &mut [FrameTarget<'_>]) -
                 data.len()
             ));
         };
-        stats.clamped += to_hu(header, bytes, ByteOrder::NATIVE, target.slope, target.intercept, target.out);
+        stats.clamped += to_hu(
+            header,
+            bytes,
+            ByteOrder::NATIVE,
+            target.slope,
+            target.intercept,
+            target.out,
+        );
     }
     Ok(stats)
 }
@@ -216,7 +240,11 @@ fn to_hu(h: &SliceHeader, bytes: &[u8], order: ByteOrder, slope: f64, intercept:
 
 impl ByteOrder {
     /// dicom-pixeldata hands out samples in the machine's byte order.
-    const NATIVE: ByteOrder = if cfg!(target_endian = "big") { ByteOrder::Big } else { ByteOrder::Little };
+    const NATIVE: ByteOrder = if cfg!(target_endian = "big") {
+        ByteOrder::Big
+    } else {
+        ByteOrder::Little
+    };
 }
 
 /// Keep the low `bits` of a stored sample, sign-extending when the representation is signed.

@@ -536,8 +536,10 @@ fn classify(
     }
     let rows = int_or(obj, tags::ROWS, None)?;
     let columns = int_or(obj, tags::COLUMNS, None)?;
-    if !(1..=65535).contains(&rows) || !(1..=65535).contains(&columns) {
-        return Err(SkipReason::Corrupt(format!("matrix {columns}x{rows} is not valid")));
+    if !(1..=MAX_MATRIX).contains(&rows) || !(1..=MAX_MATRIX).contains(&columns) {
+        return Err(SkipReason::Corrupt(format!(
+            "matrix {columns}x{rows} is not valid (1 to {MAX_MATRIX} pixels a side)"
+        )));
     }
     let bits_allocated = int_or(obj, tags::BITS_ALLOCATED, None)?;
     let bits_stored = int_or(obj, tags::BITS_STORED, Some(bits_allocated))?;
@@ -664,6 +666,9 @@ fn classify(
     }
     Ok(out)
 }
+
+/// Largest accepted matrix side: CT reconstructions are at most 1024 or 2048 pixels; more is a damaged header.
+const MAX_MATRIX: i64 = 8192;
 
 /// Explicit VR big endian (retired in DICOM, still found in old archives).
 const EXPLICIT_VR_BIG_ENDIAN: &str = "1.2.840.10008.1.2.2";

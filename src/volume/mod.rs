@@ -481,6 +481,9 @@ fn skipped_summary(skipped: &[SkippedFile]) -> String {
     format!(": {}", parts.join("; "))
 }
 
+/// Largest number of samples a series may have (4 G samples = 8 GB of HU); a larger one is refused, not attempted.
+const MAX_SAMPLES: usize = 1 << 32;
+
 /// Files that failed to decode, with the reason.
 type BadFiles = Vec<(PathBuf, String)>;
 
@@ -497,7 +500,7 @@ fn load_planned(
     let n = plan.order.len();
     let stack_len = slice_len
         .checked_mul(n)
-        .filter(|&l| l < (1usize << 40))
+        .filter(|&l| l <= MAX_SAMPLES)
         .ok_or(VolumeError::TooLarge {
             series: label.clone(),
             voxels: slice_len as u128 * n as u128,
@@ -558,6 +561,12 @@ fn load_planned(
         ));
     }
     let hu = if plan.resample {
+        if plan.geometry.len() > MAX_SAMPLES {
+            return Err(VolumeError::TooLarge {
+                series: label,
+                voxels: plan.geometry.len() as u128,
+            });
+        }
         progress.begin("resampling", 1);
         let mut out = vec![0i16; plan.geometry.len()];
         assemble::resample_into(plan, rows, columns, &stack, &mut out);
