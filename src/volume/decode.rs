@@ -85,26 +85,54 @@ fn decode_native(header: &SliceHeader, frames: &mut [FrameTarget<'_>]) -> Result
     let Ok(value_len32) = u32::try_from(value_len) else {
         return Ok(None);
     };
-    let bytes = std::fs::read(header.path.as_path()).map_err(|e| format!("cannot read file: {e}"))?;
-    let found = if ts == EXPLICIT_BE {
-        find_element(&bytes, &[0x7F, 0xE0, 0x00, 0x10], true, &value_len32.to_be_bytes())
-    } else {
-        find_element(
+    READ_BUFFER.with(|cell| {
+        let mut bytes = cell.borrow_mut();
+        read_into(header.path.as_path(), &mut bytes)?;
+        decode_native_bytes(
+            header,
+            frames,
             &bytes,
-            &[0xE0, 0x7F, 0x10, 0x00],
+            ts == EXPLICIT_BE,
             ts == EXPLICIT_LE,
-            &value_len32.to_le_bytes(),
+            value_len32,
+            frame_len,
         )
+    })
+}
+
+thread_local! {
+    /// One file's bytes per worker thread, reused so that reading a series does not fault in fresh pages per file.
+    static READ_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn read_into(path: &Path, buffer: &mut Vec<u8>) -> Result<(), String> {
+    use std::io::Read;
+    buffer.clear();
+    let mut file = std::fs::File::open(path).map_err(|e| format!("cannot read file: {e}"))?;
+    file.read_to_end(buffer).map_err(|e| format!("cannot read file: {e}"))?;
+    Ok(())
+}
+
+fn decode_native_bytes(
+    header: &SliceHeader,
+    frames: &mut [FrameTarget<'_>],
+    bytes: &[u8],
+    big_endian: bool,
+    explicit: bool,
+    value_len32: u32,
+    frame_len: usize,
+) -> Result<Option<DecodeStats>, String> {
+    let value_len = value_len32 as usize;
+    let found = if big_endian {
+        find_element(bytes, &[0x7F, 0xE0, 0x00, 0x10], true, &value_len32.to_be_bytes())
+    } else {
+        find_element(bytes, &[0xE0, 0x7F, 0x10, 0x00], explicit, &value_len32.to_le_bytes())
     };
     let Some(start) = found else { return Ok(None) };
     let Some(value) = bytes.get(start..start + value_len) else {
         return Ok(None);
     };
-    let order = if ts == EXPLICIT_BE {
-        ByteOrder::Big
-    } else {
-        ByteOrder::Little
-    };
+    let order = if big_endian { ByteOrder::Big } else { ByteOrder::Little };
     let mut stats = DecodeStats::default();
     for target in frames.iter_mut() {
         let at = target.frame as usize * frame_len;
@@ -198,6 +226,9 @@ fn to_hu(h: &SliceHeader, bytes: &[u8], order: ByteOrder, slope: f64, intercept:
     let bits = u32::from(h.bits_stored);
     let mut clamped = 0u64;
     let integer_rescale = slope == 1.0 && intercept.fract() == 0.0 && intercept.abs() < 65536.0;
+    if h.bits_allocated == 16 && integer_rescale && (1..=16).contains(&bits) {
+        return to_hu_16_integer(bytes, order, bits, signed, intercept as i32, out);
+    }
     let icpt = intercept as i64;
     let mut store = |dst: &mut i16, raw: i64| {
         let v = if integer_rescale {
@@ -234,6 +265,28 @@ fn to_hu(h: &SliceHeader, bytes: &[u8], order: ByteOrder, slope: f64, intercept:
                 store(dst, extend(u64::from(raw), bits, signed));
             }
         }
+    }
+    clamped
+}
+
+/// The common CT case (16 bits allocated, slope 1, integer intercept), written so the compiler vectorises it.
+fn to_hu_16_integer(bytes: &[u8], order: ByteOrder, bits: u32, signed: bool, intercept: i32, out: &mut [i16]) -> u64 {
+    let shift = 16 - bits;
+    let mut clamped = 0u64;
+    for (dst, c) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+        let word = match order {
+            ByteOrder::Little => u16::from_le_bytes([c[0], c[1]]),
+            ByteOrder::Big => u16::from_be_bytes([c[0], c[1]]),
+        };
+        // Drop the bits above BitsStored, sign-extending from the top stored bit when signed.
+        let raw = if signed {
+            i32::from(((word << shift) as i16) >> shift)
+        } else {
+            i32::from((word << shift) >> shift)
+        };
+        let v = raw + intercept;
+        clamped += u64::from(!(-32768..=32767).contains(&v));
+        *dst = v.clamp(-32768, 32767) as i16;
     }
     clamped
 }
