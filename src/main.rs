@@ -9,6 +9,11 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // Panics of third-party pixel codecs on damaged files are caught by the library and become "damaged file"
+    // errors; say so in one line instead of a backtrace. Any other panic is a bug and still ends the program.
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("panic: {info} (a decoder's panic is reported as a damaged file below; any other is a bug)");
+    }));
     let args = cli::Cli::parse();
     match cli::run(args) {
         Ok(code) => code,

@@ -233,3 +233,41 @@ fn same_volume_whatever_the_thread_count() {
     };
     assert!(with(1) == with(2));
 }
+
+/// Found by fuzzing (fuzz/fuzz_targets/read_file.rs): dicom-rs's RLE decoder indexes out of bounds on an RLE
+/// header whose segment offsets do not fit the frame, and panics. The loader must turn that into a skipped file
+/// with a reason, never a crash.
+#[test]
+fn rle_decoder_panic_on_bad_segment_offsets_is_an_error() {
+    let phantom = Phantom::jaw();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut spec = SeriesSpec::axial(24, 24, 3, 3.0, 2.0).centered_on([0.0, 10.0, 0.0]);
+    spec.compression = Compression::RleLossless;
+    let written = write(tmp.path(), &phantom, &spec);
+    let victim = &written.slices[1].path;
+    let mut bytes = std::fs::read(victim).expect("read");
+    // The RLE header (16 little-endian u32: segment count, then offsets) follows the empty basic offset table item
+    // (FE FF 00 E0 00 00 00 00) and the first fragment's item header (FE FF 00 E0 + length).
+    let bot = bytes
+        .windows(8)
+        .position(|w| w == [0xFE, 0xFF, 0x00, 0xE0, 0, 0, 0, 0])
+        .expect("offset table");
+    let header = bot + 8 + 8;
+    let segments = u32::from_le_bytes(bytes[header..header + 4].try_into().expect("4 bytes"));
+    let fragment_len = u32::from_le_bytes(bytes[bot + 12..bot + 16].try_into().expect("4 bytes"));
+    // Turn the first segment's data into no-op codes (0x80): it then decodes to fewer bytes than the frame needs,
+    // which is what the fuzzer's mutation did.
+    assert!(segments >= 1);
+    let first = u32::from_le_bytes(bytes[header + 4..header + 8].try_into().expect("4 bytes")) as usize;
+    let second = if segments >= 2 {
+        u32::from_le_bytes(bytes[header + 8..header + 12].try_into().expect("4 bytes")) as usize
+    } else {
+        fragment_len as usize
+    };
+    bytes[header + first..header + second].fill(0x80);
+    std::fs::write(victim, &bytes).expect("write");
+    let (v, scan) = volume::load(tmp.path(), None, &NoProgress).expect("the load goes on without the damaged slice");
+    assert_eq!(scan.skipped.len(), 1, "{:?}", scan.skipped);
+    assert!(scan.skipped[0].path == *victim);
+    assert_eq!(v.series.slices, 2);
+}

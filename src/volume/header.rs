@@ -555,8 +555,11 @@ fn classify(
         Some(Ok(n)) => return Err(SkipReason::Corrupt(format!("NumberOfFrames is {n}"))),
         Some(Err(e)) => return Err(SkipReason::Corrupt(e)),
     };
-    if frames > 100_000 {
-        return Err(SkipReason::Corrupt(format!("NumberOfFrames {frames} is implausible")));
+    let samples = frames as u128 * rows as u128 * columns as u128;
+    if frames > 100_000 || samples > MAX_FILE_SAMPLES {
+        return Err(SkipReason::Corrupt(format!(
+            "NumberOfFrames {frames} of {columns}x{rows} is implausible for one file"
+        )));
     }
     let per_frame_items = obj
         .get(tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE)
@@ -669,6 +672,10 @@ fn classify(
 
 /// Largest accepted matrix side: CT reconstructions are at most 1024 or 2048 pixels; more is a damaged header.
 const MAX_MATRIX: i64 = 8192;
+
+/// Largest number of samples one file may announce (2^30: 2 GiB of 16-bit samples); more is a damaged header, and
+/// believing it would only make the decoder allocate.
+const MAX_FILE_SAMPLES: u128 = 1 << 30;
 
 /// Explicit VR big endian (retired in DICOM, still found in old archives).
 const EXPLICIT_VR_BIG_ENDIAN: &str = "1.2.840.10008.1.2.2";
