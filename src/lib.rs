@@ -8,5 +8,6 @@ pub mod atomic;
 pub mod grid;
 pub mod npy;
 pub mod progress;
+pub mod segment;
 pub mod synth;
 pub mod volume;
