@@ -5,7 +5,9 @@
 #![warn(missing_docs)]
 
 pub mod atomic;
+pub mod bone;
 pub mod grid;
+pub mod mesh;
 pub mod npy;
 pub mod progress;
 pub mod segment;

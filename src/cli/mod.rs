@@ -4,6 +4,7 @@
 mod demo;
 mod info;
 mod progress;
+mod segment;
 
 use std::process::ExitCode;
 
@@ -26,6 +27,12 @@ enum Command {
     Info(info::InfoArgs),
     /// Load a series and write its HU volume as a NumPy .npy file (int16, shape slices x rows x columns).
     ExportVolume(info::ExportArgs),
+    /// Segment bone from a CT series and write its closed surface as a binary STL, with the check results.
+    Segment(segment::SegmentArgs),
+    /// Run every mesh check on an STL file (exit 1 when one fails).
+    Check(segment::CheckArgs),
+    /// Decimate a closed STL mesh (quadric error), keeping it closed and manifold.
+    Decimate(segment::DecimateArgs),
     /// Write a synthetic CT series (a jaw or a sphere with known geometry) as real DICOM files.
     Synth(demo::SynthArgs),
     /// The main job on the bundled sample: write the synthetic jaw CT and show what guidesmith finds in it.
@@ -38,6 +45,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Info(args) => info::run_info(&args, &progress),
         Command::ExportVolume(args) => info::run_export(&args, &progress),
+        Command::Segment(args) => segment::run_segment(&args, &progress),
+        Command::Check(args) => segment::run_check(&args),
+        Command::Decimate(args) => segment::run_decimate(&args),
         Command::Synth(args) => demo::run_synth(&args),
         Command::Demo(args) => demo::run_demo(&args, &progress),
     }

@@ -1,0 +1,203 @@
+//! From a CT volume to the closed bone surface a guide will sit on: segmentation recipe, marching cubes restricted
+//! to the kept voxels, optional Taubin smoothing and quadric decimation, then every mesh check.
+//!
+//! This is the one place that chains `segment` and `mesh`, so the CLI, the plan (which stores the recipe to make
+//! the bone reproducible) and the GUI all get the same bone for the same inputs. A surface that fails a check is an
+//! error carrying the report; it is never handed on.
+//!
+//! The surface is taken on the HU field itself at the lower threshold (sub-voxel accurate), restricted to the mask
+//! the recipe produced. Voxels the recipe added below the threshold (filled cavities, closing) would otherwise be
+//! outside the surface again; their value is mirrored above the threshold (`2 t - hu`), which puts the surface
+//! half-way between such a voxel and a background neighbour of the same HU, as a binary mask's surface would be.
+
+use std::time::Instant;
+
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::mesh::{self, DecimateOptions, Mesh, MeshError, MeshReport};
+use crate::progress::Progress;
+use crate::segment::{Mask, SegmentError, SegmentRecipe, SegmentStats};
+use crate::volume::Volume;
+
+/// What to do to the surface after marching cubes.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SurfaceOptions {
+    /// Taubin smoothing iterations (0: none). Volume-preserving; keeps the topology.
+    #[serde(default)]
+    pub smooth_iterations: usize,
+    /// Quadric decimation (none when both bounds are `None`).
+    #[serde(default)]
+    pub decimate: Option<DecimateOptions>,
+}
+
+/// Why a bone surface could not be made.
+#[derive(Debug, Error)]
+pub enum BoneError {
+    /// The segmentation recipe failed.
+    #[error("segmentation: {0}")]
+    Segment(#[from] SegmentError),
+    /// Meshing failed.
+    #[error("surface: {0}")]
+    Mesh(#[from] MeshError),
+    /// The recipe kept no voxel.
+    #[error("the segmentation kept no voxel (HU range {min_hu}..{max_hu}); widen the range or check the series")]
+    Empty {
+        /// Lower HU bound of the recipe.
+        min_hu: i16,
+        /// Upper HU bound of the recipe.
+        max_hu: i16,
+    },
+    /// The surface failed a check; nothing was written.
+    #[error("the bone surface failed its checks:\n{0}")]
+    Invalid(Box<MeshReport>),
+}
+
+/// Wall time of each stage, in seconds.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct BoneTimings {
+    /// Segmentation recipe.
+    pub segment_s: f64,
+    /// Marching cubes.
+    pub surface_s: f64,
+    /// Smoothing.
+    pub smooth_s: f64,
+    /// Decimation.
+    pub decimate_s: f64,
+    /// All checks.
+    pub check_s: f64,
+}
+
+/// A checked bone surface and how it was made.
+#[derive(Clone, Debug)]
+pub struct BoneModel {
+    /// The kept voxels.
+    pub mask: Mask,
+    /// Voxels after each segmentation step.
+    pub segment_stats: SegmentStats,
+    /// The surface, patient LPS mm, outward.
+    pub mesh: Mesh,
+    /// Its checks (all passed).
+    pub report: MeshReport,
+    /// Stage timings.
+    pub timings: BoneTimings,
+}
+
+/// The iso value for a lower HU bound: integer HU at or above `min_hu` are inside.
+pub fn iso_for(min_hu: i16) -> f32 {
+    f32::from(min_hu) - 0.5
+}
+
+/// Marching cubes on `volume` at `iso`, restricted to `mask` (see the module documentation for voxels the mask adds
+/// below the iso value).
+pub fn surface_of_mask(volume: &Volume, mask: &Mask, iso: f32) -> Result<Mesh, MeshError> {
+    let region = mask.as_bytes();
+    let needs_mirror = volume
+        .hu
+        .iter()
+        .zip(region)
+        .any(|(&hu, &m)| m != 0 && f32::from(hu) < iso);
+    if !needs_mirror {
+        return mesh::marching_cubes(&volume.geometry, &volume.hu, iso, Some(region));
+    }
+    let field: Vec<i16> = volume
+        .hu
+        .iter()
+        .zip(region)
+        .map(|(&hu, &m)| {
+            if m != 0 && f32::from(hu) < iso {
+                (2.0 * iso - f32::from(hu)).round().clamp(-32768.0, 32767.0) as i16
+            } else {
+                hu
+            }
+        })
+        .collect();
+    mesh::marching_cubes(&volume.geometry, &field, iso, Some(region))
+}
+
+/// Segment `volume` with `recipe`, extract the surface, post-process it and check it.
+pub fn extract_bone(
+    volume: &Volume,
+    recipe: &SegmentRecipe,
+    options: &SurfaceOptions,
+    progress: &dyn Progress,
+) -> Result<BoneModel, BoneError> {
+    let mut timings = BoneTimings::default();
+    progress.begin("segmenting", 1);
+    let t = Instant::now();
+    let (mask, segment_stats) = recipe.apply(&volume.geometry, &volume.hu)?;
+    timings.segment_s = t.elapsed().as_secs_f64();
+    progress.end();
+    if !mask.any() {
+        return Err(BoneError::Empty {
+            min_hu: recipe.hu.min_hu(),
+            max_hu: recipe.hu.max_hu(),
+        });
+    }
+    progress.begin("surface", 1);
+    let t = Instant::now();
+    let surface = surface_of_mask(volume, &mask, iso_for(recipe.hu.min_hu()))?;
+    timings.surface_s = t.elapsed().as_secs_f64();
+    progress.end();
+    finish(mask, segment_stats, surface, timings, options, progress)
+}
+
+/// Smooth and decimate an already checked model again with other options (e.g. to a fraction of its triangles),
+/// then check it.
+pub fn refine(model: BoneModel, options: &SurfaceOptions, progress: &dyn Progress) -> Result<BoneModel, BoneError> {
+    finish(
+        model.mask,
+        model.segment_stats,
+        model.mesh,
+        model.timings,
+        options,
+        progress,
+    )
+}
+
+fn finish(
+    mask: Mask,
+    segment_stats: SegmentStats,
+    mut surface: Mesh,
+    mut timings: BoneTimings,
+    options: &SurfaceOptions,
+    progress: &dyn Progress,
+) -> Result<BoneModel, BoneError> {
+    if options.smooth_iterations > 0 {
+        progress.begin("smoothing", 1);
+        let t = Instant::now();
+        mesh::taubin_smooth(
+            &mut surface,
+            options.smooth_iterations,
+            mesh::TAUBIN_LAMBDA,
+            mesh::TAUBIN_MU,
+        )?;
+        timings.smooth_s = t.elapsed().as_secs_f64();
+        progress.end();
+    }
+    if let Some(decimate) = options.decimate {
+        if decimate.target_triangles.is_some() || decimate.max_error_mm.is_some() {
+            progress.begin("decimating", 1);
+            let t = Instant::now();
+            surface = mesh::decimate_checked(&surface, decimate)?;
+            timings.decimate_s = t.elapsed().as_secs_f64();
+            progress.end();
+        }
+    }
+    progress.begin("checking", 1);
+    let t = Instant::now();
+    let report = MeshReport::new(&surface);
+    timings.check_s = t.elapsed().as_secs_f64();
+    progress.end();
+    if !report.is_valid() {
+        return Err(BoneError::Invalid(Box::new(report)));
+    }
+    Ok(BoneModel {
+        mask,
+        segment_stats,
+        mesh: surface,
+        report,
+        timings,
+    })
+}

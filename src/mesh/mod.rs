@@ -1,0 +1,601 @@
+//! Triangle meshes of bone surfaces: extraction from CT, checking, smoothing, simplification and STL exchange.
+//!
+//! Why this module exists: a patient-specific guide is printed from a surface, and the CAD steps that follow
+//! (offsetting, boolean subtraction of the bone from the guide blank, slicing) silently produce garbage when that
+//! surface has holes, pinched vertices, flipped triangles or self-intersections. Off-the-shelf crates each broke one
+//! of these properties (the `meshopt` decimator opened holes; plain Lorensen marching-cubes tables leave cracks on
+//! ambiguous faces), so every stage here is written to *preserve* the invariants by construction and
+//! [`check`] *proves* them afterwards, naming the failing places in patient millimetres so a message can be acted on.
+//!
+//! Conventions, fixed for the whole crate:
+//! - positions are in DICOM patient space (LPS), millimetres, `f64` (STL rounds to `f32` only on export);
+//! - triangles are counter-clockwise seen from outside, so the right-hand normal points out of the bone and a closed
+//!   outward mesh has positive [`Mesh::signed_volume_mm3`];
+//! - every algorithm is deterministic: the same input gives bit-identical output whatever the rayon thread count,
+//!   because a planning tool must be reproducible for regulatory review.
+//!
+//! Pipeline: [`marching_cubes::marching_cubes`] -> [`smooth::taubin_smooth`] -> [`decimate::decimate`] ->
+//! [`check::MeshReport`] -> [`stl::write_stl_binary`].
+
+mod bvh;
+pub mod check;
+pub mod decimate;
+mod intersect;
+pub mod marching_cubes;
+pub mod smooth;
+pub mod stl;
+mod tables;
+
+use nalgebra::{Matrix4, Point3};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+pub use check::{
+    boundary_edges, degenerate_triangles, inconsistent_edges, invalid_triangles, inward_components, non_manifold_edges,
+    non_manifold_vertices, self_intersections, ComponentDefect, DefectList, EdgeDefect, IntersectionDefect,
+    InvalidTriangle, MeshReport, TriangleDefect, VertexDefect,
+};
+pub use decimate::{decimate, decimate_checked, decimate_with_locks, DecimateOptions};
+pub use marching_cubes::marching_cubes;
+pub use smooth::{taubin_smooth, TAUBIN_LAMBDA, TAUBIN_MU};
+pub use stl::{read_stl, read_stl_file, write_stl_binary, write_stl_file};
+
+/// Errors of the mesh module. Each variant says what is wrong and, where there is one, which input (file, triangle,
+/// vertex) is at fault.
+#[derive(Debug, Error)]
+pub enum MeshError {
+    /// A file could not be opened, read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file (or stream name) involved.
+        path: String,
+        /// The underlying I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An STL file is malformed.
+    #[error("{path}: not a valid STL file: {detail}")]
+    StlFormat {
+        /// The file (or stream name) involved.
+        path: String,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// A triangle refers to a vertex that does not exist.
+    #[error("triangle {triangle} refers to vertex {vertex}, but the mesh has only {vertex_count} vertices")]
+    InvalidIndex {
+        /// Index of the offending triangle.
+        triangle: usize,
+        /// The out-of-range vertex index.
+        vertex: u32,
+        /// Number of vertices of the mesh.
+        vertex_count: usize,
+    },
+    /// A vertex position is NaN or infinite.
+    #[error("vertex {vertex} has a non-finite position {position_mm:?} mm")]
+    NonFinitePosition {
+        /// Index of the offending vertex.
+        vertex: usize,
+        /// Its position.
+        position_mm: [f64; 3],
+    },
+    /// The mesh would need more vertices than a `u32` index can address.
+    #[error("the mesh would have {count} vertices, more than the {max} that 32-bit indices can address")]
+    TooManyVertices {
+        /// Number of vertices needed.
+        count: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// A sampled field does not match its grid.
+    #[error("{what} has {actual} samples but the grid {dims:?} has {expected}")]
+    FieldSizeMismatch {
+        /// Which array is wrong (`"field"`, `"region"`).
+        what: &'static str,
+        /// Samples expected from the grid dimensions.
+        expected: usize,
+        /// Samples provided.
+        actual: usize,
+        /// Grid dimensions.
+        dims: [usize; 3],
+    },
+    /// The grid geometry cannot place vertices (non-positive or non-finite spacing, non-finite origin or axes).
+    #[error("invalid grid geometry: {0}")]
+    InvalidGeometry(String),
+    /// An option value is out of its valid range.
+    #[error("invalid option: {0}")]
+    InvalidOption(String),
+    /// A transform is not an invertible affine map.
+    #[error("invalid transform: {0}")]
+    InvalidTransform(String),
+}
+
+/// Indexed triangle mesh in patient LPS millimetres.
+///
+/// Triangles are counter-clockwise seen from outside (outward right-hand normal). The fields are public because
+/// meshes are plain data passed between stages; functions that must not panic on malformed data (every check,
+/// [`decimate()`], [`taubin_smooth`]) validate indices themselves.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Mesh {
+    /// Vertex positions, patient LPS mm.
+    pub positions: Vec<[f64; 3]>,
+    /// Triangles as indices into `positions`, counter-clockwise seen from outside.
+    pub triangles: Vec<[u32; 3]>,
+}
+
+/// Axis-aligned bounding box in patient LPS mm.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BoundingBox {
+    /// Smallest coordinate along L, P and S.
+    pub min_mm: [f64; 3],
+    /// Largest coordinate along L, P and S.
+    pub max_mm: [f64; 3],
+}
+
+impl BoundingBox {
+    /// Extent along each axis, mm.
+    pub fn size_mm(&self) -> [f64; 3] {
+        [
+            self.max_mm[0] - self.min_mm[0],
+            self.max_mm[1] - self.min_mm[1],
+            self.max_mm[2] - self.min_mm[2],
+        ]
+    }
+
+    /// Centre of the box, mm.
+    pub fn center_mm(&self) -> [f64; 3] {
+        [
+            0.5 * (self.max_mm[0] + self.min_mm[0]),
+            0.5 * (self.max_mm[1] + self.min_mm[1]),
+            0.5 * (self.max_mm[2] + self.min_mm[2]),
+        ]
+    }
+
+    fn of_points<'a>(points: impl IntoIterator<Item = &'a [f64; 3]>) -> Option<Self> {
+        let mut it = points.into_iter();
+        let first = *it.next()?;
+        let mut b = BoundingBox {
+            min_mm: first,
+            max_mm: first,
+        };
+        for p in it {
+            for (a, &c) in p.iter().enumerate() {
+                b.min_mm[a] = b.min_mm[a].min(c);
+                b.max_mm[a] = b.max_mm[a].max(c);
+            }
+        }
+        Some(b)
+    }
+}
+
+/// Connected components of a mesh: triangles sharing a vertex belong to the same component.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Components {
+    /// Component of each triangle. Components are numbered in the order of their first triangle, so the labelling is
+    /// deterministic and label 0 holds triangle 0.
+    pub labels: Vec<u32>,
+    /// Number of components.
+    pub count: usize,
+}
+
+/// Triangles per chunk of the deterministic parallel sums: the partition does not depend on the thread count, so the
+/// floating-point summation order (and the result) is the same on every machine.
+const SUM_CHUNK: usize = 4096;
+
+impl Mesh {
+    /// A mesh from positions and triangles, refusing out-of-range indices and non-finite positions.
+    pub fn new(positions: Vec<[f64; 3]>, triangles: Vec<[u32; 3]>) -> Result<Self, MeshError> {
+        let mesh = Mesh { positions, triangles };
+        mesh.validate()?;
+        Ok(mesh)
+    }
+
+    /// Checks that every index is in range and every position finite; names the first offender.
+    pub fn validate(&self) -> Result<(), MeshError> {
+        if let Some((vertex, p)) = self
+            .positions
+            .iter()
+            .enumerate()
+            .find(|(_, p)| !p.iter().all(|c| c.is_finite()))
+        {
+            return Err(MeshError::NonFinitePosition {
+                vertex,
+                position_mm: *p,
+            });
+        }
+        let n = self.positions.len();
+        for (triangle, t) in self.triangles.iter().enumerate() {
+            if let Some(&vertex) = t.iter().find(|&&v| v as usize >= n) {
+                return Err(MeshError::InvalidIndex {
+                    triangle,
+                    vertex,
+                    vertex_count: n,
+                });
+            }
+        }
+        if n > u32::MAX as usize {
+            return Err(MeshError::TooManyVertices {
+                count: n as u64,
+                max: u32::MAX as u64,
+            });
+        }
+        Ok(())
+    }
+
+    /// Number of triangles.
+    pub fn triangle_count(&self) -> usize {
+        self.triangles.len()
+    }
+
+    /// Number of vertices.
+    pub fn vertex_count(&self) -> usize {
+        self.positions.len()
+    }
+
+    /// True when the mesh has no triangle.
+    pub fn is_empty(&self) -> bool {
+        self.triangles.is_empty()
+    }
+
+    /// The three corner positions of a triangle, or `None` when an index is out of range.
+    #[inline]
+    pub fn triangle_points(&self, t: [u32; 3]) -> Option<[[f64; 3]; 3]> {
+        Some([
+            *self.positions.get(t[0] as usize)?,
+            *self.positions.get(t[1] as usize)?,
+            *self.positions.get(t[2] as usize)?,
+        ])
+    }
+
+    /// Signed enclosed volume in mm^3 (divergence theorem, origin at patient (0, 0, 0)). Positive for a closed
+    /// outward mesh; for a mesh with holes the value depends on the origin and is only indicative. Triangles with
+    /// out-of-range indices are ignored.
+    pub fn signed_volume_mm3(&self) -> f64 {
+        self.chunked_sum(|p| {
+            // a . (b x c) written with edge vectors: a . ((b - a) x (c - a)) is the same number with less cancellation.
+            let n = cross(sub(p[1], p[0]), sub(p[2], p[0]));
+            dot(p[0], n) / 6.0
+        })
+    }
+
+    /// Total surface area in mm^2. Triangles with out-of-range indices are ignored.
+    pub fn area_mm2(&self) -> f64 {
+        self.chunked_sum(|p| 0.5 * norm(cross(sub(p[1], p[0]), sub(p[2], p[0]))))
+    }
+
+    fn chunked_sum(&self, f: impl Fn(&[[f64; 3]; 3]) -> f64 + Sync) -> f64 {
+        let partial: Vec<f64> = self
+            .triangles
+            .par_chunks(SUM_CHUNK)
+            .map(|chunk| {
+                chunk
+                    .iter()
+                    .filter_map(|&t| self.triangle_points(t))
+                    .map(|p| f(&p))
+                    .sum::<f64>()
+            })
+            .collect();
+        partial.iter().sum()
+    }
+
+    /// Bounding box of all vertex positions, `None` for a mesh without vertices.
+    pub fn bounding_box(&self) -> Option<BoundingBox> {
+        BoundingBox::of_points(&self.positions)
+    }
+
+    /// Connected components (triangles sharing a vertex), labelled deterministically in order of first triangle.
+    /// A triangle with an out-of-range index is joined through its valid vertices only.
+    pub fn connected_components(&self) -> Components {
+        let n = self.positions.len();
+        let mut uf = UnionFind::new(n);
+        for t in &self.triangles {
+            let valid: smallvec::SmallVec<[u32; 3]> = t.iter().copied().filter(|&v| (v as usize) < n).collect();
+            for w in valid.windows(2) {
+                uf.union(w[0], w[1]);
+            }
+        }
+        let mut root_label = vec![u32::MAX; n];
+        let mut labels = Vec::with_capacity(self.triangles.len());
+        let mut count: u32 = 0;
+        for t in &self.triangles {
+            let label = match t.iter().find(|&&v| (v as usize) < n) {
+                Some(&v) => {
+                    let r = uf.find(v) as usize;
+                    if root_label[r] == u32::MAX {
+                        root_label[r] = count;
+                        count += 1;
+                    }
+                    root_label[r]
+                }
+                None => {
+                    count += 1;
+                    count - 1
+                }
+            };
+            labels.push(label);
+        }
+        Components {
+            labels,
+            count: count as usize,
+        }
+    }
+
+    /// One mesh per connected component, in label order, each with only the vertices it uses (in their original
+    /// order). Triangles with out-of-range indices are dropped.
+    pub fn split_components(&self) -> Vec<Mesh> {
+        let comps = self.connected_components();
+        let mut parts: Vec<Vec<[u32; 3]>> = vec![Vec::new(); comps.count];
+        for (t, &label) in self.triangles.iter().zip(&comps.labels) {
+            if self.triangle_points(*t).is_some() {
+                parts[label as usize].push(*t);
+            }
+        }
+        parts
+            .into_iter()
+            .filter(|p| !p.is_empty())
+            .map(|tris| compact(&self.positions, tris))
+            .collect()
+    }
+
+    /// Appends `other` (its indices shifted past this mesh's vertices).
+    pub fn merge(&mut self, other: &Mesh) -> Result<(), MeshError> {
+        let offset = self.positions.len();
+        let total = offset as u64 + other.positions.len() as u64;
+        if total > u32::MAX as u64 {
+            return Err(MeshError::TooManyVertices {
+                count: total,
+                max: u32::MAX as u64,
+            });
+        }
+        let offset = offset as u32;
+        self.positions.extend_from_slice(&other.positions);
+        // Saturating: an out-of-range index of `other` stays out of range instead of overflowing.
+        self.triangles
+            .extend(other.triangles.iter().map(|t| t.map(|v| v.saturating_add(offset))));
+        Ok(())
+    }
+
+    /// Applies an affine transform (homogeneous 4x4, e.g. `GridGeometry::patient_from_voxel` or a registration) to
+    /// every position. A reflection (negative determinant) would turn outward normals inward, so the triangle
+    /// winding is reversed in that case to keep the mesh outward.
+    pub fn transform(&mut self, m: &Matrix4<f64>) -> Result<(), MeshError> {
+        if !m.iter().all(|v| v.is_finite()) {
+            return Err(MeshError::InvalidTransform("non-finite coefficient".into()));
+        }
+        if m[(3, 0)] != 0.0 || m[(3, 1)] != 0.0 || m[(3, 2)] != 0.0 || m[(3, 3)] != 1.0 {
+            return Err(MeshError::InvalidTransform(
+                "the last row must be (0, 0, 0, 1): projective transforms are not supported".into(),
+            ));
+        }
+        let det = m.fixed_view::<3, 3>(0, 0).determinant();
+        if det == 0.0 || !det.is_finite() {
+            return Err(MeshError::InvalidTransform("the linear part is singular".into()));
+        }
+        self.positions.par_iter_mut().for_each(|p| {
+            let q = m.transform_point(&Point3::new(p[0], p[1], p[2]));
+            *p = [q.x, q.y, q.z];
+        });
+        if det < 0.0 {
+            for t in &mut self.triangles {
+                t.swap(1, 2);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A mesh with the given triangles and only the vertices they use, renumbered in their original order.
+pub(crate) fn compact(positions: &[[f64; 3]], triangles: Vec<[u32; 3]>) -> Mesh {
+    let mut remap = vec![u32::MAX; positions.len()];
+    for t in &triangles {
+        for &v in t {
+            remap[v as usize] = 0;
+        }
+    }
+    let mut new_positions = Vec::new();
+    for (v, r) in remap.iter_mut().enumerate() {
+        if *r == 0 {
+            *r = new_positions.len() as u32;
+            new_positions.push(positions[v]);
+        }
+    }
+    let triangles = triangles
+        .into_iter()
+        .map(|t| [remap[t[0] as usize], remap[t[1] as usize], remap[t[2] as usize]])
+        .collect();
+    Mesh {
+        positions: new_positions,
+        triangles,
+    }
+}
+
+/// Union-find with path halving; the smaller index becomes the root so results never depend on processing order.
+pub(crate) struct UnionFind {
+    parent: Vec<u32>,
+}
+
+impl UnionFind {
+    pub(crate) fn new(n: usize) -> Self {
+        UnionFind {
+            parent: (0..n as u32).collect(),
+        }
+    }
+
+    pub(crate) fn find(&mut self, mut x: u32) -> u32 {
+        while self.parent[x as usize] != x {
+            let p = self.parent[x as usize];
+            self.parent[x as usize] = self.parent[p as usize];
+            x = p;
+        }
+        x
+    }
+
+    pub(crate) fn union(&mut self, a: u32, b: u32) {
+        let ra = self.find(a);
+        let rb = self.find(b);
+        if ra < rb {
+            self.parent[rb as usize] = ra;
+        } else if rb < ra {
+            self.parent[ra as usize] = rb;
+        }
+    }
+}
+
+#[inline]
+pub(crate) fn sub(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
+    [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
+}
+
+#[inline]
+pub(crate) fn add(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
+    [a[0] + b[0], a[1] + b[1], a[2] + b[2]]
+}
+
+#[inline]
+pub(crate) fn scale(a: [f64; 3], s: f64) -> [f64; 3] {
+    [a[0] * s, a[1] * s, a[2] * s]
+}
+
+#[inline]
+pub(crate) fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
+    a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
+}
+
+#[inline]
+pub(crate) fn cross(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
+    [
+        a[1] * b[2] - a[2] * b[1],
+        a[2] * b[0] - a[0] * b[2],
+        a[0] * b[1] - a[1] * b[0],
+    ]
+}
+
+#[inline]
+pub(crate) fn norm(a: [f64; 3]) -> f64 {
+    dot(a, a).sqrt()
+}
+
+#[inline]
+pub(crate) fn centroid(p: &[[f64; 3]; 3]) -> [f64; 3] {
+    [
+        (p[0][0] + p[1][0] + p[2][0]) / 3.0,
+        (p[0][1] + p[1][1] + p[2][1]) / 3.0,
+        (p[0][2] + p[1][2] + p[2][2]) / 3.0,
+    ]
+}
+
+#[cfg(test)]
+pub(crate) mod test_util {
+    use super::Mesh;
+
+    /// Axis-aligned cube `[lo, hi]^3`, 12 outward triangles.
+    pub(crate) fn cube(lo: [f64; 3], hi: [f64; 3]) -> Mesh {
+        let mut positions = Vec::new();
+        for c in 0..8u32 {
+            positions.push([
+                if c & 1 == 0 { lo[0] } else { hi[0] },
+                if c & 2 == 0 { lo[1] } else { hi[1] },
+                if c & 4 == 0 { lo[2] } else { hi[2] },
+            ]);
+        }
+        let triangles = vec![
+            // z = lo (normal -z)
+            [0, 2, 3],
+            [0, 3, 1],
+            // z = hi (normal +z)
+            [4, 5, 7],
+            [4, 7, 6],
+            // y = lo (normal -y)
+            [0, 1, 5],
+            [0, 5, 4],
+            // y = hi (normal +y)
+            [2, 6, 7],
+            [2, 7, 3],
+            // x = lo (normal -x)
+            [0, 4, 6],
+            [0, 6, 2],
+            // x = hi (normal +x)
+            [1, 3, 7],
+            [1, 7, 5],
+        ];
+        Mesh { positions, triangles }
+    }
+
+    /// Regular tetrahedron-ish closed outward mesh.
+    pub(crate) fn tetrahedron() -> Mesh {
+        Mesh {
+            positions: vec![[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]],
+            triangles: vec![[0, 2, 1], [0, 1, 3], [0, 3, 2], [1, 2, 3]],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_util::{cube, tetrahedron};
+    use super::*;
+
+    #[test]
+    fn cube_volume_area_and_box() {
+        let m = cube([1.0, 2.0, 3.0], [3.0, 5.0, 7.0]);
+        assert!((m.signed_volume_mm3() - 24.0).abs() < 1e-12);
+        assert!((m.area_mm2() - 2.0 * (6.0 + 8.0 + 12.0)).abs() < 1e-12);
+        let b = m.bounding_box().expect("non-empty");
+        assert_eq!(b.min_mm, [1.0, 2.0, 3.0]);
+        assert_eq!(b.max_mm, [3.0, 5.0, 7.0]);
+        assert!((tetrahedron().signed_volume_mm3() - 1.0 / 6.0).abs() < 1e-15);
+    }
+
+    #[test]
+    fn components_split_and_merge() {
+        let mut m = cube([0.0; 3], [1.0; 3]);
+        m.merge(&tetrahedron()).expect("small");
+        m.merge(&cube([5.0; 3], [6.0; 3])).expect("small");
+        let c = m.connected_components();
+        assert_eq!(c.count, 3);
+        assert_eq!(c.labels[0], 0);
+        assert_eq!(c.labels[12], 1);
+        assert_eq!(c.labels[16], 2);
+        let parts = m.split_components();
+        assert_eq!(parts.len(), 3);
+        assert_eq!(parts[0].triangles.len(), 12);
+        assert_eq!(parts[1].positions.len(), 4);
+        assert!((parts[2].signed_volume_mm3() - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn reflection_keeps_the_mesh_outward() {
+        let mut m = cube([0.0; 3], [2.0; 3]);
+        let mut mirror = Matrix4::identity();
+        mirror[(0, 0)] = -1.0;
+        mirror[(1, 3)] = 10.0;
+        m.transform(&mirror).expect("affine");
+        assert!((m.signed_volume_mm3() - 8.0).abs() < 1e-12);
+        assert_eq!(m.bounding_box().expect("non-empty").min_mm, [-2.0, 10.0, 0.0]);
+        let mut projective = Matrix4::identity();
+        projective[(3, 0)] = 1.0;
+        assert!(m.transform(&projective).is_err());
+    }
+
+    #[test]
+    fn validate_names_bad_indices() {
+        let err = Mesh::new(vec![[0.0; 3]], vec![[0, 0, 3]]).expect_err("index 3 is out of range");
+        assert!(matches!(
+            err,
+            MeshError::InvalidIndex {
+                triangle: 0,
+                vertex: 3,
+                ..
+            }
+        ));
+        let bad = Mesh {
+            positions: vec![[0.0; 3]],
+            triangles: vec![[0, 0, 7]],
+        };
+        // Nothing panics on bad indices.
+        assert_eq!(bad.signed_volume_mm3(), 0.0);
+        assert_eq!(bad.connected_components().count, 1);
+        assert!(bad.split_components().is_empty());
+    }
+}
