@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
+use guidesmith::bone::{self, SurfaceOptions};
 use guidesmith::progress::Progress;
+use guidesmith::segment::{HuRange, Keep, SegmentRecipe};
 use guidesmith::synth::{self, Compression, Phantom, SeriesSpec};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -133,6 +135,30 @@ pub fn run_demo(args: &DemoArgs, progress: &dyn Progress) -> anyhow::Result<Exit
     );
     let written = write(&synth_args)?;
     println!("    {} DICOM files written", written.slices.len());
-    println!("2/2 loading it back (guidesmith info {} --stats)\n", ct.display());
-    super::info::print_info(&ct, None, true, false, progress)
+    println!("2/3 loading it back (guidesmith info {} --stats)\n", ct.display());
+    super::info::print_info(&ct, None, true, false, progress)?;
+    let stl = args.output.join("bone.stl");
+    println!(
+        "\n3/3 segmenting the bone (preset bone, largest component) and writing {}",
+        stl.display()
+    );
+    let (volume, _) = guidesmith::volume::load(&ct, None, progress)?;
+    let mut recipe = SegmentRecipe::new(HuRange::BONE);
+    recipe.keep = Keep::Largest;
+    let model = bone::extract_bone(&volume, &recipe, &SurfaceOptions::default(), progress)?;
+    guidesmith::atomic::write_atomic(&stl, |w| {
+        guidesmith::mesh::write_stl_binary(&model.mesh, w, "guidesmith case=DEMO-JAW").map_err(std::io::Error::other)
+    })
+    .with_context(|| format!("writing {}", stl.display()))?;
+    let r = &model.report;
+    println!(
+        "    {} voxels, {} triangles, {:.0} mm^3, {:.0} mm^2, {} component(s); closed, manifold, outward, \
+         no degenerate or intersecting triangles",
+        model.mask.count(),
+        r.triangles,
+        r.volume_mm3,
+        r.area_mm2,
+        r.components
+    );
+    Ok(ExitCode::SUCCESS)
 }
