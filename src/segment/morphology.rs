@@ -319,56 +319,29 @@ trait ColumnDistance: Copy + Default + Send + Sync + PartialOrd + std::ops::BitA
     fn inc_capped(self, cap: Self) -> Self;
 }
 
-impl ColumnDistance for u8 {
-    const INF: Self = u8::MAX;
-    #[inline]
-    fn to_u32(self) -> u32 {
-        u32::from(self)
-    }
-    #[inline]
-    fn inc_capped(self, cap: Self) -> Self {
-        let n = self.saturating_add(1);
-        if n > cap {
-            Self::INF
-        } else {
-            n
+/// The three widths share one implementation: saturating increment, capped to `INF`.
+macro_rules! impl_column_distance {
+    ($($t:ty),*) => {$(
+        impl ColumnDistance for $t {
+            const INF: Self = <$t>::MAX;
+            #[inline]
+            fn to_u32(self) -> u32 {
+                u32::from(self)
+            }
+            #[inline]
+            fn inc_capped(self, cap: Self) -> Self {
+                let n = self.saturating_add(1);
+                if n > cap {
+                    Self::INF
+                } else {
+                    n
+                }
+            }
         }
-    }
+    )*};
 }
 
-impl ColumnDistance for u16 {
-    const INF: Self = u16::MAX;
-    #[inline]
-    fn to_u32(self) -> u32 {
-        u32::from(self)
-    }
-    #[inline]
-    fn inc_capped(self, cap: Self) -> Self {
-        let n = self.saturating_add(1);
-        if n > cap {
-            Self::INF
-        } else {
-            n
-        }
-    }
-}
-
-impl ColumnDistance for u32 {
-    const INF: Self = u32::MAX;
-    #[inline]
-    fn to_u32(self) -> u32 {
-        self
-    }
-    #[inline]
-    fn inc_capped(self, cap: Self) -> Self {
-        let n = self.saturating_add(1);
-        if n > cap {
-            Self::INF
-        } else {
-            n
-        }
-    }
-}
+impl_column_distance!(u8, u16, u32);
 
 /// Marks in `out` the voxels of row `(k, j)` that are *boundary features*: value `feature` with at least one
 /// 6-neighbour inside the grid of the other value.
