@@ -115,9 +115,30 @@ pub fn run_synth(args: &SynthArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Marks a folder as the demo's own output.
+const DEMO_MARKER: &str = ".guidesmith-demo";
+
 pub fn run_demo(args: &DemoArgs, progress: &dyn Progress) -> anyhow::Result<ExitCode> {
     let ct = args.output.join("ct");
+    // A folder this command made before (it carries the marker) is replaced, so the README's main job can be run
+    // again; any other non-empty folder is left alone.
+    let marker = args.output.join(DEMO_MARKER);
+    if marker.is_file() {
+        for old in [ct.clone(), args.output.join("bone.stl")] {
+            if old.is_dir() {
+                std::fs::remove_dir_all(&old).with_context(|| format!("removing {}", old.display()))?;
+            } else if old.exists() {
+                std::fs::remove_file(&old).with_context(|| format!("removing {}", old.display()))?;
+            }
+        }
+    }
     empty_or_absent(&ct)?;
+    std::fs::create_dir_all(&args.output).with_context(|| format!("creating {}", args.output.display()))?;
+    std::fs::write(
+        &marker,
+        "written by `guidesmith demo`; the demo replaces this folder's ct/ and bone.stl\n",
+    )
+    .with_context(|| format!("writing {}", marker.display()))?;
     let synth_args = SynthArgs {
         output: ct.clone(),
         shape: ShapeArg::Jaw,
