@@ -324,8 +324,9 @@ pub fn decimate(mesh: &Mesh, options: DecimateOptions) -> Result<Mesh, MeshError
 /// Rounds of [`decimate_checked`] before it gives up.
 pub const INTERSECTION_ROUNDS: usize = 6;
 
-/// [`decimate`], then guarantee no self-intersection: collapses only look at the fan they change, so two distant
-/// sheets of a surface (thin bone plates, the two sides of a narrow gap) can be pushed through each other. When the
+/// [`decimate`], then guarantee no self-intersection: collapses only check the normals of the fan they change, so a
+/// fold against a triangle of the neighbouring ring, or two distant sheets of a surface (thin bone plates, the two
+/// sides of a narrow gap), can still end up intersecting. When the
 /// result intersects itself, the original vertices near each intersection are locked and decimation is run again
 /// from the original; the lock radius starts at 1 mm (or the error bound) and doubles each round. Deterministic.
 /// Errors only when intersections remain after [`INTERSECTION_ROUNDS`] rounds (the last result is not returned).
