@@ -152,7 +152,7 @@ pub fn write_series_with(
     let layout = spec.layout()?;
     fs::create_dir_all(dir).map_err(|source| SynthError::Io {
         path: dir.to_path_buf(),
-        source,
+        error: source,
     })?;
     let evaluator = Evaluator::new(phantom);
     let plane = usize::from(spec.columns) * usize::from(spec.rows);
@@ -405,7 +405,7 @@ impl SliceContext<'_> {
             };
             let io_error = |source| SynthError::Io {
                 path: self.dir.to_path_buf(),
-                source,
+                error: source,
             };
             let mut writer = deflate.adapt_writer(Box::new(&mut bytes));
             writer.write_all(&plain).map_err(io_error)?;
@@ -419,27 +419,12 @@ impl SliceContext<'_> {
     }
 }
 
-/// Writes `bytes` to a hidden temporary file next to `path`, then renames it over `path`.
+/// Writes `bytes` through the crate's atomic writer (temporary file beside `path`, fsync, rename).
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), SynthError> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temporary = path.with_file_name(format!(".{name}.{}.partial", std::process::id()));
-    let io_error = |path: &Path, source| SynthError::Io {
+    crate::atomic::write_atomic(path, |w| w.write_all(bytes)).map_err(|source| SynthError::Io {
         path: path.to_path_buf(),
-        source,
-    };
-    if let Err(source) = fs::write(&temporary, bytes) {
-        // Best effort: the write already failed, a leftover temporary is the lesser problem.
-        let _ = fs::remove_file(&temporary);
-        return Err(io_error(&temporary, source));
-    }
-    if let Err(source) = fs::rename(&temporary, path) {
-        let _ = fs::remove_file(&temporary);
-        return Err(io_error(path, source));
-    }
-    Ok(())
+        error: source,
+    })
 }
 
 #[cfg(test)]
