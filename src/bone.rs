@@ -30,6 +30,10 @@ pub struct SurfaceOptions {
     /// Quadric decimation (none when both bounds are `None`).
     #[serde(default)]
     pub decimate: Option<DecimateOptions>,
+    /// Decimate to this fraction (0, 1] of the surface's triangles; the target is resolved once the surface is
+    /// made, and the smaller of it and `decimate.target_triangles` applies.
+    #[serde(default)]
+    pub decimate_keep_fraction: Option<f64>,
 }
 
 /// Why a bone surface could not be made.
@@ -37,10 +41,10 @@ pub struct SurfaceOptions {
 pub enum BoneError {
     /// The segmentation recipe failed.
     #[error("segmentation: {0}")]
-    Segment(#[from] SegmentError),
+    Segment(SegmentError),
     /// Meshing failed.
     #[error("surface: {0}")]
-    Mesh(#[from] MeshError),
+    Mesh(MeshError),
     /// The recipe kept no voxel.
     #[error("the segmentation kept no voxel (HU range {min_hu}..{max_hu}); widen the range or check the series")]
     Empty {
@@ -52,6 +56,20 @@ pub enum BoneError {
     /// The surface failed a check; nothing was written.
     #[error("the bone surface failed its checks:\n{0}")]
     Invalid(Box<MeshReport>),
+}
+
+// The causes are part of the messages above, so they are converted by hand rather than kept as `source`s (which
+// would print them twice in an error chain).
+impl From<SegmentError> for BoneError {
+    fn from(e: SegmentError) -> Self {
+        BoneError::Segment(e)
+    }
+}
+
+impl From<MeshError> for BoneError {
+    fn from(e: MeshError) -> Self {
+        BoneError::Mesh(e)
+    }
 }
 
 /// Wall time of each stage, in seconds.
@@ -176,7 +194,18 @@ fn finish(
         timings.smooth_s = t.elapsed().as_secs_f64();
         progress.end();
     }
-    if let Some(decimate) = options.decimate {
+    let mut decimate = options.decimate;
+    if let Some(fraction) = options.decimate_keep_fraction {
+        if !(fraction > 0.0 && fraction <= 1.0) {
+            return Err(BoneError::Mesh(MeshError::InvalidOption(format!(
+                "the fraction of triangles to keep must be in (0, 1], not {fraction}"
+            ))));
+        }
+        let from_fraction = ((surface.triangles.len() as f64 * fraction).round() as usize).max(4);
+        let d = decimate.get_or_insert_with(DecimateOptions::default);
+        d.target_triangles = Some(d.target_triangles.map_or(from_fraction, |t| t.min(from_fraction)));
+    }
+    if let Some(decimate) = decimate {
         if decimate.target_triangles.is_some() || decimate.max_error_mm.is_some() {
             progress.begin("decimating", 1);
             let t = Instant::now();

@@ -109,11 +109,8 @@ fn cranium_bone_surface_is_closed_and_matches_the_references() {
     // Decimated to 10 %, it stays valid and keeps its volume.
     let target = r.triangles / 10;
     let options = SurfaceOptions {
-        smooth_iterations: 0,
-        decimate: Some(DecimateOptions {
-            target_triangles: Some(target),
-            max_error_mm: None,
-        }),
+        decimate_keep_fraction: Some(0.1),
+        ..SurfaceOptions::default()
     };
     let small = bone::refine(model, &options, &NoProgress).expect("decimated surface valid");
     assert!(small.report.triangles <= target + target / 50);
@@ -233,7 +230,7 @@ proptest! {
         match bone::extract_bone(&v, &recipe, &SurfaceOptions::default(), &NoProgress) {
             Ok(model) => {
                 prop_assert!(model.report.is_valid(), "{}", model.report);
-                let options = SurfaceOptions { smooth_iterations: 0, decimate: Some(DecimateOptions { target_triangles: None, max_error_mm: Some(0.1) }) };
+                let options = SurfaceOptions { decimate: Some(DecimateOptions { target_triangles: None, max_error_mm: Some(0.1) }), ..SurfaceOptions::default() };
                 let before = model.report.volume_mm3;
                 let area = model.report.area_mm2;
                 let small = bone::refine(model, &options, &NoProgress);

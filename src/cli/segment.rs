@@ -177,45 +177,15 @@ pub fn run_segment(args: &SegmentArgs, progress: &dyn Progress) -> anyhow::Resul
     for f in &scan.skipped {
         eprintln!("skipped {}: {}", f.path.display(), f.reason);
     }
-    let mut options = SurfaceOptions {
+    let options = SurfaceOptions {
         smooth_iterations: args.smooth,
-        decimate: None,
-    };
-    if args.decimate_mm.is_some() || args.decimate_keep.is_some() {
-        if let Some(keep) = args.decimate_keep {
-            if !(keep > 0.0 && keep <= 1.0) {
-                anyhow::bail!("--decimate-keep must be in (0, 1], not {keep}");
-            }
-        }
-        options.decimate = Some(DecimateOptions {
+        decimate: args.decimate_mm.map(|e| DecimateOptions {
             target_triangles: None,
-            max_error_mm: args.decimate_mm,
-        });
-    }
-    let model = match args.decimate_keep {
-        Some(keep) => {
-            // The target is a fraction of the undecimated surface: make it first, then decimate.
-            let plain = bone::extract_bone(
-                &volume,
-                &recipe,
-                &SurfaceOptions {
-                    smooth_iterations: args.smooth,
-                    decimate: None,
-                },
-                progress,
-            )?;
-            let target = ((plain.mesh.triangles.len() as f64) * keep).round() as usize;
-            let options = SurfaceOptions {
-                smooth_iterations: 0,
-                decimate: Some(DecimateOptions {
-                    target_triangles: Some(target.max(4)),
-                    max_error_mm: args.decimate_mm,
-                }),
-            };
-            bone::refine(plain, &options, progress)?
-        }
-        None => bone::extract_bone(&volume, &recipe, &options, progress)?,
+            max_error_mm: Some(e),
+        }),
+        decimate_keep_fraction: args.decimate_keep,
     };
+    let model = bone::extract_bone(&volume, &recipe, &options, progress)?;
     let header = format!("guidesmith case={}", args.case);
     guidesmith::atomic::write_atomic(&args.output, |w| {
         mesh::write_stl_binary(&model.mesh, w, &header).map_err(std::io::Error::other)

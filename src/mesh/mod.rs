@@ -46,13 +46,12 @@ pub use stl::{read_stl, read_stl_file, write_stl_binary, write_stl_file};
 #[derive(Debug, Error)]
 pub enum MeshError {
     /// A file could not be opened, read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// The file (or stream name) involved.
         path: String,
-        /// The underlying I/O error.
-        #[source]
-        source: std::io::Error,
+        /// The underlying I/O error (part of the message, so not repeated as a source).
+        error: std::io::Error,
     },
     /// An STL file is malformed.
     #[error("{path}: not a valid STL file: {detail}")]

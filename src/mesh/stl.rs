@@ -34,7 +34,7 @@ pub fn write_stl_file(mesh: &Mesh, path: &Path, header_text: &str) -> Result<(),
     let name = path.display().to_string();
     let file = std::fs::File::create(path).map_err(|source| MeshError::Io {
         path: name.clone(),
-        source,
+        error: source,
     })?;
     write_named(mesh, file, header_text, &name)
 }
@@ -84,7 +84,7 @@ fn write_named<W: Write>(mesh: &Mesh, writer: W, header_text: &str, name: &str) 
     };
     stl_io::write_stl(&mut out, triangles.iter()).map_err(|source| MeshError::Io {
         path: name.to_string(),
-        source,
+        error: source,
     })
 }
 
@@ -134,7 +134,7 @@ pub fn read_stl_file(path: &Path) -> Result<Mesh, MeshError> {
     let name = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|source| MeshError::Io {
         path: name.clone(),
-        source,
+        error: source,
     })?;
     read_stl_bytes(bytes, &name)
 }
@@ -144,7 +144,7 @@ pub fn read_stl<R: Read>(mut reader: R, name: &str) -> Result<Mesh, MeshError> {
     let mut bytes = Vec::new();
     reader.read_to_end(&mut bytes).map_err(|source| MeshError::Io {
         path: name.to_string(),
-        source,
+        error: source,
     })?;
     read_stl_bytes(bytes, name)
 }

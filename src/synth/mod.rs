@@ -69,12 +69,12 @@ pub enum SynthError {
         known: String,
     },
     /// A file or directory could not be created, written or renamed.
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}: {error}")]
     Io {
         /// The path concerned.
         path: PathBuf,
         /// The underlying error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// dicom-rs refused to build or serialise the data set of a slice.
     #[error("cannot build the DICOM file for slice {slice}: {reason}")]

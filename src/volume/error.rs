@@ -12,12 +12,12 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum VolumeError {
     /// The input path does not exist or cannot be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {error}")]
     Io {
         /// The path that failed.
         path: PathBuf,
         /// The underlying error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// Nothing in the input is a usable DICOM image.
     #[error("no DICOM image series found in {path} ({files} files tried, {skipped} skipped){reasons}")]

@@ -191,7 +191,7 @@ pub struct Scan {
 fn collect_files(input: &Path, skipped: &mut Vec<SkippedFile>) -> Result<Vec<PathBuf>, VolumeError> {
     let meta = std::fs::metadata(input).map_err(|source| VolumeError::Io {
         path: input.to_path_buf(),
-        source,
+        error: source,
     })?;
     if meta.is_file() {
         if let Some(files) = dicomdir_files(input) {
@@ -206,7 +206,7 @@ fn collect_files(input: &Path, skipped: &mut Vec<SkippedFile>) -> Result<Vec<Pat
             Ok(e) => e,
             Err(e) => {
                 if dir == input {
-                    return Err(VolumeError::Io { path: dir, source: e });
+                    return Err(VolumeError::Io { path: dir, error: e });
                 }
                 skipped.push(SkippedFile {
                     path: dir,
