@@ -17,6 +17,7 @@
 //! Pipeline: [`marching_cubes::marching_cubes`] -> [`smooth::taubin_smooth`] -> [`decimate::decimate`] ->
 //! [`check::MeshReport`] -> [`stl::write_stl_binary`].
 
+pub mod boolean;
 mod bvh;
 pub mod check;
 pub mod decimate;
