@@ -13,4 +13,5 @@ pub mod npy;
 pub mod progress;
 pub mod segment;
 pub mod synth;
+pub mod template;
 pub mod volume;
