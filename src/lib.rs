@@ -6,9 +6,11 @@
 
 pub mod atomic;
 pub mod bone;
+pub mod catalogue;
 pub mod grid;
 pub mod mesh;
 pub mod npy;
+pub mod plan;
 pub mod progress;
 pub mod segment;
 pub mod synth;
