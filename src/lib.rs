@@ -6,10 +6,12 @@
 
 pub mod atomic;
 pub mod bone;
+pub mod catalogue;
 pub mod grid;
 pub mod guide;
 pub mod mesh;
 pub mod npy;
+pub mod plan;
 pub mod progress;
 pub mod segment;
 pub mod synth;

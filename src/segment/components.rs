@@ -22,7 +22,7 @@ use std::fmt;
 use std::str::FromStr;
 
 /// Which voxels count as neighbours.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Connectivity {
     /// Voxels sharing a face (6 neighbours). The strictest choice: thin contacts (teeth in occlusion, a condyle

@@ -28,10 +28,11 @@ use super::morphology::{close_mm, open_mm, radius_sq};
 use super::threshold::{threshold, HuRange};
 use crate::grid::GridGeometry;
 use nalgebra::{Point3, Vector3};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// An axis-aligned box in patient LPS mm (closed).
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BoxMm {
     /// Lowest corner (L, P, S) in mm.
@@ -41,7 +42,7 @@ pub struct BoxMm {
 }
 
 /// A plane in patient LPS mm; the side the normal points to is cleared.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlaneMm {
     /// A point of the plane, in mm.
@@ -51,7 +52,7 @@ pub struct PlaneMm {
 }
 
 /// Which connected components to keep.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "mode", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Keep {
     /// Keep everything (no component step).
@@ -72,37 +73,28 @@ pub enum Keep {
 }
 
 /// Everything needed to turn an HU volume into a bone mask; see the module documentation for the order.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SegmentRecipe {
     /// HU window (inclusive).
     pub hu: HuRange,
     /// Connectivity of the component step.
-    #[serde(default)]
     pub connectivity: Connectivity,
     /// Component selection.
-    #[serde(default)]
     pub keep: Keep,
     /// Fill 3D cavities (background not 6-connected to the grid border).
-    #[serde(default)]
     pub fill_cavities: bool,
     /// Fill holes slice by slice (2D, per `k` slice).
-    #[serde(default)]
     pub fill_holes_2d: bool,
     /// Closing radius in mm (0 = none).
-    #[serde(default)]
     pub close_mm: f64,
     /// Opening radius in mm (0 = none).
-    #[serde(default)]
     pub open_mm: f64,
     /// Boxes to crop to (voxels outside any of them are cleared).
-    #[serde(default)]
     pub crops: Vec<BoxMm>,
     /// Half-spaces to clear.
-    #[serde(default)]
     pub cut_planes: Vec<PlaneMm>,
     /// Boxes to clear.
-    #[serde(default)]
     pub cut_boxes: Vec<BoxMm>,
 }
 
@@ -520,9 +512,11 @@ mod tests {
         let back: SegmentRecipe = serde_json::from_str(&json)?;
         assert_eq!(back, recipe);
 
-        // Defaults for omitted fields; inverted HU ranges and unknown fields are refused.
-        let minimal: SegmentRecipe = serde_json::from_str(r#"{"hu":{"min_hu":226,"max_hu":3071}}"#)?;
-        assert_eq!(minimal, SegmentRecipe::new(HuRange::BONE));
+        // Omitted fields (the plan document rejects missing fields), inverted HU ranges and unknown fields are
+        // refused.
+        let minimal = serde_json::from_str::<SegmentRecipe>(r#"{"hu":{"min_hu":226,"max_hu":3071}}"#);
+        let msg = minimal.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(msg.contains("missing field `connectivity`"), "{msg}");
         let bad = serde_json::from_str::<SegmentRecipe>(r#"{"hu":{"min_hu":3071,"max_hu":226}}"#);
         let msg = bad.err().map(|e| e.to_string()).unwrap_or_default();
         assert!(msg.contains("3071..226"), "{msg}");

@@ -19,7 +19,7 @@ use std::fmt;
 use std::str::FromStr;
 
 /// An inclusive Hounsfield window `min_hu ..= max_hu`, with `min_hu <= max_hu` guaranteed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(try_from = "RawHuRange", into = "RawHuRange")]
 pub struct HuRange {
     min_hu: i16,
@@ -28,9 +28,14 @@ pub struct HuRange {
 
 /// Serialized form of [`HuRange`]; deserialization goes through [`HuRange::new`] so that an edited plan cannot
 /// smuggle in an inverted range.
-#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+/// The schema derived for `HuRange` is this one (schemars follows `try_from`/`into`), so it shows both bounds.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "HuRange")]
 struct RawHuRange {
+    /// Lowest HU in the window (inclusive).
     min_hu: i16,
+    /// Highest HU in the window (inclusive), at least `min_hu`.
     max_hu: i16,
 }
 

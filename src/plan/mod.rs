@@ -1,0 +1,32 @@
+//! The surgical plan: the JSON document that is the single source of truth engineers build and surgeons approve.
+//!
+//! Why a plain, strict JSON document: a plan is reviewed by people, diffed, archived with the case and signed off
+//! by its hash, so it must be readable, canonical and unambiguous. Hence:
+//! - every field is required and unknown fields are errors (a typo never silently falls back to a default);
+//! - errors name the JSON path (`planes[1].normal: not a unit vector (length 2.000)`);
+//! - writing is canonical (fixed field order, shortest round-trip floats), so write -> read -> write is
+//!   byte-identical and [`Plan::sha256`] identifies a plan;
+//! - all geometry is in DICOM patient LPS millimetres, the frame of the loaded CT, with units in the field names;
+//! - the CT is referenced by a hash of the loaded volume ([`ct_sha256`]), not by file names;
+//! - changes go through [`Edit`]s with exact undo ([`History`]), and are validated before they land.
+//!
+//! The format is described field by field in `docs/PLAN_FORMAT.md`; [`json_schema`] gives the JSON Schema
+//! (committed as `docs/plan.schema.json`).
+
+mod ct;
+mod edit;
+mod error;
+mod io;
+mod model;
+mod validate;
+
+pub use ct::{ct_path_hint, ct_sha256, CT_HASH_HEADER};
+pub use edit::{Edit, Element, ElementKind, History, Undo};
+pub use error::PlanError;
+pub use io::{json_schema, sha256_hex};
+pub use model::{
+    Approval, BoneModelRef, BoneSource, CaseId, CaseIdError, CtReference, CuttingPlane, Decision, DrillTrajectory,
+    Footprint, GuideSpec, Landmark, Plan, ResectedSide, Segmentation, Structure, StructureKind, CASE_ID_MAX_CHARS,
+    SCHEMA_VERSION,
+};
+pub use validate::{BLADE_THICKNESS_RANGE_MM, DRILL_DIAMETER_RANGE_MM, NAME_MAX_CHARS, UNIT_LENGTH_TOLERANCE};

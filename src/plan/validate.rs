@@ -1,0 +1,344 @@
+//! Semantic validation of a plan: the rules serde cannot express (ranges, unit vectors, unique names, references).
+//!
+//! Every rule reports the JSON path of the offending value, so an engineer editing the file by hand, or a GUI
+//! highlighting a field, knows exactly where to look. The first problem found is reported, in document order.
+
+use std::collections::BTreeSet;
+
+use super::error::PlanError;
+use super::model::{Plan, SCHEMA_VERSION};
+use crate::catalogue::Catalogue;
+
+/// How far a stored unit vector's length may be from 1. Commands store `v / |v|`, whose length is within a few
+/// ulps (~1e-16) of 1; a hand-edited file with 9 or more significant digits passes; anything visibly off (a typo,
+/// a non-normalised vector from another tool) is refused rather than silently rescaled.
+pub const UNIT_LENGTH_TOLERANCE: f64 = 1e-9;
+
+/// Longest element name, in characters (fits a label on a guide and a line in a report).
+pub const NAME_MAX_CHARS: usize = 64;
+
+/// Saw blade thickness range, mm: 0.2 mm is below the thinnest oscillating saw blade (0.25 mm), 3.0 mm above the
+/// thickest piezo/ultrasonic inserts and burs used for osteotomies.
+pub const BLADE_THICKNESS_RANGE_MM: (f64, f64) = (0.2, 3.0);
+
+/// Drill bit diameter range, mm: from the 0.5 mm K-wire/pilot drills to 6 mm (implant bed drills).
+pub const DRILL_DIAMETER_RANGE_MM: (f64, f64) = (0.5, 6.0);
+
+impl Plan {
+    /// Checks every rule against the built-in screw catalogue ([`Catalogue::builtin`]).
+    pub fn validate(&self) -> Result<(), PlanError> {
+        self.validate_with(Catalogue::builtin())
+    }
+
+    /// Checks every rule; a drill's `screw_system` must be a key of `catalogue`.
+    pub fn validate_with(&self, catalogue: &Catalogue) -> Result<(), PlanError> {
+        self.validate_inner(Some(catalogue))
+    }
+
+    /// Checks every rule; screw systems only when a catalogue is given.
+    pub(crate) fn validate_inner(&self, catalogue: Option<&Catalogue>) -> Result<(), PlanError> {
+        if self.schema_version != SCHEMA_VERSION {
+            return Err(PlanError::SchemaVersion {
+                found: u64::from(self.schema_version),
+                expected: SCHEMA_VERSION,
+            });
+        }
+        if let Some(ct) = &self.ct {
+            non_empty("ct.path", &ct.path)?;
+            printable("ct.series_uid", &ct.series_uid)?;
+            sha256_hex("ct.volume_sha256", &ct.volume_sha256)?;
+            if ct.dims.contains(&0) {
+                return Err(PlanError::invalid("ct.dims", format!("{:?} has a zero size", ct.dims)));
+            }
+            for (a, s) in ct.spacing_mm.iter().enumerate() {
+                positive(&format!("ct.spacing_mm[{a}]"), *s)?;
+            }
+            finite3("ct.origin_mm", &ct.origin_mm)?;
+            for (a, axis) in ct.axes.iter().enumerate() {
+                unit3(&format!("ct.axes[{a}]"), axis)?;
+            }
+        }
+
+        if let Some(seg) = &self.bone.segmentation {
+            if self.ct.is_none() {
+                return Err(PlanError::invalid(
+                    "bone.segmentation",
+                    "a segmentation needs the CT it segments (ct is null)",
+                ));
+            }
+            seg.recipe
+                .validate()
+                .map_err(|e| PlanError::invalid("bone.segmentation.recipe", e.to_string()))?;
+            if let Some(f) = seg.decimate_keep_fraction {
+                if !(f.is_finite() && f > 0.0 && f <= 1.0) {
+                    return Err(PlanError::invalid(
+                        "bone.segmentation.decimate_keep_fraction",
+                        format!("{f} is outside (0, 1]"),
+                    ));
+                }
+            }
+        }
+        let mut names = Names::new("bone.models");
+        for (i, m) in self.bone.models.iter().enumerate() {
+            let p = format!("bone.models[{i}]");
+            names.add(&p, &m.name)?;
+            non_empty(&format!("{p}.path"), &m.path)?;
+            sha256_hex(&format!("{p}.sha256"), &m.sha256)?;
+        }
+
+        let mut names = Names::new("landmarks");
+        for (i, l) in self.landmarks.iter().enumerate() {
+            let p = format!("landmarks[{i}]");
+            names.add(&p, &l.name)?;
+            finite3(&format!("{p}.point_mm"), &l.point_mm)?;
+        }
+
+        let mut names = Names::new("structures");
+        for (i, s) in self.structures.iter().enumerate() {
+            let p = format!("structures[{i}]");
+            names.add(&p, &s.name)?;
+            if s.points_mm.is_empty() {
+                return Err(PlanError::invalid(format!("{p}.points_mm"), "needs at least one point"));
+            }
+            for (j, q) in s.points_mm.iter().enumerate() {
+                finite3(&format!("{p}.points_mm[{j}]"), q)?;
+            }
+            non_negative(&format!("{p}.radius_mm"), s.radius_mm)?;
+            non_negative(&format!("{p}.margin_mm"), s.margin_mm)?;
+        }
+
+        let mut plane_names = Names::new("planes");
+        for (i, c) in self.planes.iter().enumerate() {
+            let p = format!("planes[{i}]");
+            plane_names.add(&p, &c.name)?;
+            finite3(&format!("{p}.point_mm"), &c.point_mm)?;
+            unit3(&format!("{p}.normal"), &c.normal)?;
+            in_range(
+                &format!("{p}.blade_thickness_mm"),
+                c.blade_thickness_mm,
+                BLADE_THICKNESS_RANGE_MM,
+            )?;
+        }
+
+        let mut drill_names = Names::new("drills");
+        for (i, d) in self.drills.iter().enumerate() {
+            let p = format!("drills[{i}]");
+            drill_names.add(&p, &d.name)?;
+            finite3(&format!("{p}.entry_mm"), &d.entry_mm)?;
+            unit3(&format!("{p}.direction"), &d.direction)?;
+            positive(&format!("{p}.length_mm"), d.length_mm)?;
+            in_range(&format!("{p}.diameter_mm"), d.diameter_mm, DRILL_DIAMETER_RANGE_MM)?;
+            if let (Some(system), Some(catalogue)) = (&d.screw_system, catalogue) {
+                catalogue
+                    .get(system)
+                    .map_err(|e| PlanError::invalid(format!("{p}.screw_system"), e.to_string()))?;
+            }
+        }
+
+        let mut names = Names::new("guides");
+        for (i, g) in self.guides.iter().enumerate() {
+            let p = format!("guides[{i}]");
+            names.add(&p, &g.name)?;
+            non_empty(&format!("{p}.template"), &g.template)?;
+            printable(&format!("{p}.template"), &g.template)?;
+            for (key, value) in &g.parameters {
+                let kp = format!("{p}.parameters.{key}");
+                if key.is_empty() || key.chars().any(char::is_control) {
+                    return Err(PlanError::invalid(
+                        kp,
+                        "parameter names must be non-empty and printable",
+                    ));
+                }
+                finite(&kp, *value)?;
+            }
+            references(&format!("{p}.planes"), &g.planes, &plane_names, "plane")?;
+            references(&format!("{p}.drills"), &g.drills, &drill_names, "drill")?;
+            unit3(&format!("{p}.seating_direction"), &g.seating_direction)?;
+            if g.footprint.outline_mm.len() < 3 {
+                return Err(PlanError::invalid(
+                    format!("{p}.footprint.outline_mm"),
+                    format!(
+                        "{} points; a closed outline needs at least 3",
+                        g.footprint.outline_mm.len()
+                    ),
+                ));
+            }
+            for (j, q) in g.footprint.outline_mm.iter().enumerate() {
+                finite3(&format!("{p}.footprint.outline_mm[{j}]"), q)?;
+            }
+        }
+
+        for (i, a) in self.approvals.iter().enumerate() {
+            let p = format!("approvals[{i}]");
+            non_empty(&format!("{p}.role"), &a.role)?;
+            printable(&format!("{p}.role"), &a.role)?;
+            non_empty(&format!("{p}.reviewer"), &a.reviewer)?;
+            printable(&format!("{p}.reviewer"), &a.reviewer)?;
+            sha256_hex(&format!("{p}.plan_sha256"), &a.plan_sha256)?;
+        }
+        Ok(())
+    }
+}
+
+/// The names seen so far within one kind, to refuse duplicates.
+struct Names<'a> {
+    kind: &'static str,
+    seen: BTreeSet<&'a str>,
+}
+
+impl<'a> Names<'a> {
+    fn new(kind: &'static str) -> Self {
+        Names {
+            kind,
+            seen: BTreeSet::new(),
+        }
+    }
+
+    /// Checks `name` (at `{path}.name`) and records it.
+    fn add(&mut self, path: &str, name: &'a str) -> Result<(), PlanError> {
+        let p = format!("{path}.name");
+        check_name(&p, name)?;
+        if !self.seen.insert(name) {
+            return Err(PlanError::invalid(
+                p,
+                format!("duplicate name '{name}' (names are unique within {})", self.kind),
+            ));
+        }
+        Ok(())
+    }
+
+    fn contains(&self, name: &str) -> bool {
+        self.seen.contains(name)
+    }
+}
+
+/// An element name: non-empty, at most [`NAME_MAX_CHARS`] characters, no control characters.
+pub(crate) fn check_name(path: &str, name: &str) -> Result<(), PlanError> {
+    non_empty(path, name)?;
+    if name.chars().count() > NAME_MAX_CHARS {
+        return Err(PlanError::invalid(
+            path,
+            format!("name '{name}' is longer than {NAME_MAX_CHARS} characters"),
+        ));
+    }
+    printable(path, name)
+}
+
+fn references(path: &str, refs: &[String], known: &Names<'_>, kind: &str) -> Result<(), PlanError> {
+    let mut seen = BTreeSet::new();
+    for (j, r) in refs.iter().enumerate() {
+        if !known.contains(r) {
+            return Err(PlanError::invalid(
+                format!("{path}[{j}]"),
+                format!("no {kind} named '{r}' in the plan"),
+            ));
+        }
+        if !seen.insert(r.as_str()) {
+            return Err(PlanError::invalid(
+                format!("{path}[{j}]"),
+                format!("{kind} '{r}' listed twice"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn non_empty(path: &str, s: &str) -> Result<(), PlanError> {
+    if s.is_empty() {
+        return Err(PlanError::invalid(path, "must not be empty"));
+    }
+    Ok(())
+}
+
+fn printable(path: &str, s: &str) -> Result<(), PlanError> {
+    if s.chars().any(char::is_control) {
+        return Err(PlanError::invalid(path, format!("{s:?} holds a control character")));
+    }
+    Ok(())
+}
+
+fn sha256_hex(path: &str, s: &str) -> Result<(), PlanError> {
+    if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        return Err(PlanError::invalid(
+            path,
+            format!("'{s}' is not a SHA-256 (64 lower-case hex digits)"),
+        ));
+    }
+    Ok(())
+}
+
+fn finite(path: &str, v: f64) -> Result<(), PlanError> {
+    if !v.is_finite() {
+        return Err(PlanError::invalid(path, format!("{v} is not a finite number")));
+    }
+    Ok(())
+}
+
+fn finite3(path: &str, v: &[f64; 3]) -> Result<(), PlanError> {
+    if !v.iter().all(|x| x.is_finite()) {
+        return Err(PlanError::invalid(path, format!("{v:?} is not finite")));
+    }
+    Ok(())
+}
+
+fn positive(path: &str, v: f64) -> Result<(), PlanError> {
+    finite(path, v)?;
+    if v <= 0.0 {
+        return Err(PlanError::invalid(path, format!("{v} must be positive")));
+    }
+    Ok(())
+}
+
+fn non_negative(path: &str, v: f64) -> Result<(), PlanError> {
+    finite(path, v)?;
+    if v < 0.0 {
+        return Err(PlanError::invalid(path, format!("{v} must not be negative")));
+    }
+    Ok(())
+}
+
+fn in_range(path: &str, v: f64, (min, max): (f64, f64)) -> Result<(), PlanError> {
+    finite(path, v)?;
+    if !(min..=max).contains(&v) {
+        return Err(PlanError::invalid(path, format!("{v} is outside {min}..={max} mm")));
+    }
+    Ok(())
+}
+
+/// A unit vector: finite, and its length within [`UNIT_LENGTH_TOLERANCE`] of 1.
+pub(crate) fn unit3(path: &str, v: &[f64; 3]) -> Result<(), PlanError> {
+    finite3(path, v)?;
+    let len = (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt();
+    if (len - 1.0).abs() > UNIT_LENGTH_TOLERANCE {
+        return Err(PlanError::invalid(path, format!("not a unit vector (length {len:.3})")));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unit_vectors_within_the_tolerance_only() {
+        assert!(unit3("n", &[0.0, 0.0, 1.0]).is_ok());
+        assert!(unit3("n", &[0.0, 0.0, 1.0 + 0.5 * UNIT_LENGTH_TOLERANCE]).is_ok());
+        let e = unit3("planes[0].normal", &[0.0, 2.0, 0.0]).err().map(|e| e.to_string());
+        assert_eq!(e.as_deref(), Some("planes[0].normal: not a unit vector (length 2.000)"));
+        assert!(unit3("n", &[0.0, 0.0, 1.0 + 3.0 * UNIT_LENGTH_TOLERANCE]).is_err());
+        assert!(unit3("n", &[0.0, 0.0, 0.0]).is_err());
+        assert!(unit3("n", &[f64::NAN, 0.0, 1.0]).is_err());
+    }
+
+    #[test]
+    fn names_and_hashes() {
+        assert!(check_name("x.name", "Le Fort I").is_ok());
+        assert!(check_name("x.name", "").is_err());
+        assert!(check_name("x.name", "a\tb").is_err());
+        assert!(check_name("x.name", &"é".repeat(64)).is_ok());
+        assert!(check_name("x.name", &"é".repeat(65)).is_err());
+        assert!(sha256_hex("h", &"0a".repeat(32)).is_ok());
+        assert!(sha256_hex("h", &"0A".repeat(32)).is_err());
+        assert!(sha256_hex("h", &"0a".repeat(31)).is_err());
+    }
+}
