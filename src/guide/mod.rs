@@ -1,6 +1,7 @@
 //! Patient-specific guides: a contact pad that follows the bone, template parts placed from the plan, the anatomy,
 //! saw slots, drill channels and screw holes subtracted, and every result checked before it may be written.
 
+pub mod build;
 pub mod footprint;
 mod clip;
 pub mod heightfield;

@@ -1,0 +1,602 @@
+//! Building one guide: pad, template parts placed from the plan, anatomy blocked out, slots, channels and screw holes
+//! subtracted; the result goes to [`super::check`] before anyone may write it.
+//!
+//! Why in this order: the parts (slot housings, barrels) are first trimmed by the blocked-out anatomy (bone grown by
+//! the offset and swept along the seating direction), so none of them reaches into the bone or behind an undercut;
+//! then they are united with the pad (whose underside is already the offset surface) and the cutting tools are
+//! subtracted last, so a slot or channel is open all the way to the bone. Small parts are united with each other
+//! before they meet the pad, and all tools are united before the one subtraction, so the boolean engine sees the
+//! large pad mesh only twice. The block's top is lifted by [`BLOCK_LIFT_MM`] above the pad's underside so the two
+//! never share a face (coplanar faces cost the engine orders of magnitude more time and add nothing).
+
+use std::time::Instant;
+
+use nalgebra::{Matrix4, Point3, Vector3};
+use serde::Serialize;
+
+use super::footprint::{Footprint, FootprintError};
+use super::heightfield::GuideFrame;
+use super::pad::{build_pad, Pad, PadError, PadOptions};
+use crate::mesh::boolean::{boolean, fold, BoolOp, BooleanError, Operand};
+use crate::mesh::{Mesh, MeshError};
+use crate::template::parts::{
+    barrel, circle_segments, cylinder_tool, slot_housing, slot_slab, Barrel, CylinderTool, PartError, SleevePocket,
+    SlotHousing, SlotSlab, CHORD_TOLERANCE_MM,
+};
+use crate::template::{ResolvedParams, TemplateError};
+
+/// Lift (mm) of the blocked-out anatomy above the pad's underside: parts resting on bone beyond the pad end this
+/// far above the contact surface (well inside the ±0.05 mm contact tolerance), and no part face is coplanar with
+/// the pad's underside.
+pub const BLOCK_LIFT_MM: f64 = 0.02;
+/// How far (mm) parts reach below the contact surface before the block trims them.
+const PART_REACH_BELOW_MM: f64 = 3.0;
+/// How far (mm) tools reach beyond the parts they cut.
+const TOOL_OVERSHOOT_MM: f64 = 2.0;
+/// Largest angle (deg) between a cutting plane and the seating direction: beyond it the slot would lie nearly flat
+/// on the bone and the blade could not enter along the guide.
+pub const MAX_PLANE_TILT_DEG: f64 = 60.0;
+/// Default grid spacing (mm) of the pad's height fields.
+pub const DEFAULT_GRID_MM: f64 = 0.2;
+/// Spacing (mm) of candidate fixation hole positions.
+const HOLE_CANDIDATE_STEP_MM: f64 = 0.5;
+
+/// A cutting plane as the guide needs it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SlotSpec {
+    /// Plane name (from the plan).
+    pub name: String,
+    /// A point of the plane, LPS mm.
+    pub point_mm: [f64; 3],
+    /// Unit normal.
+    pub normal: [f64; 3],
+    /// Saw blade thickness, mm.
+    pub blade_thickness_mm: f64,
+}
+
+/// A drill trajectory as the guide needs it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ChannelSpec {
+    /// Drill name (from the plan).
+    pub name: String,
+    /// Entry point on the bone, LPS mm.
+    pub entry_mm: [f64; 3],
+    /// Unit direction into the bone.
+    pub direction: [f64; 3],
+    /// Drill bit diameter, mm.
+    pub drill_diameter_mm: f64,
+}
+
+/// Everything one guide is built from.
+#[derive(Clone, Debug)]
+pub struct GuideRequest {
+    /// Guide name.
+    pub name: String,
+    /// Resolved template parameters.
+    pub params: ResolvedParams,
+    /// Slots (cutting planes).
+    pub slots: Vec<SlotSpec>,
+    /// Channels (drills).
+    pub channels: Vec<ChannelSpec>,
+    /// Direction the guide moves to seat on the bone (any length).
+    pub seating_direction: [f64; 3],
+    /// Footprint outline, LPS mm.
+    pub footprint_mm: Vec<[f64; 3]>,
+    /// Grid spacing of the pad, mm.
+    pub grid_mm: f64,
+}
+
+/// Why a guide could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum GuideError {
+    /// The seating direction is zero or not finite.
+    #[error("guide '{0}': the seating direction is not a usable direction")]
+    Seating(String),
+    /// The footprint outline is unusable.
+    #[error("guide '{guide}': {source}")]
+    Footprint {
+        /// Guide.
+        guide: String,
+        /// Why.
+        source: FootprintError,
+    },
+    /// The pad could not be built.
+    #[error("guide '{guide}': contact pad: {source}")]
+    Pad {
+        /// Guide.
+        guide: String,
+        /// Why.
+        source: PadError,
+    },
+    /// A template part could not be built.
+    #[error("guide '{guide}': {source}")]
+    Part {
+        /// Guide.
+        guide: String,
+        /// Why.
+        source: PartError,
+    },
+    /// A tolerance rule refused a value (blade, drill).
+    #[error("guide '{guide}': {element}: {source}")]
+    Tolerance {
+        /// Guide.
+        guide: String,
+        /// Plane or drill.
+        element: String,
+        /// Why.
+        source: TemplateError,
+    },
+    /// A boolean failed.
+    #[error("guide '{guide}': {source}")]
+    Boolean {
+        /// Guide.
+        guide: String,
+        /// Why.
+        source: BooleanError,
+    },
+    /// The plan asks for something this guide cannot carry.
+    #[error("guide '{guide}': {message}")]
+    Layout {
+        /// Guide.
+        guide: String,
+        /// What and where.
+        message: String,
+    },
+    /// A transform could not be applied.
+    #[error("guide '{guide}': {source}")]
+    Mesh {
+        /// Guide.
+        guide: String,
+        /// Why.
+        source: MeshError,
+    },
+}
+
+/// Where a slot ended up (for the checks and the report).
+#[derive(Clone, Debug, Serialize)]
+pub struct PlacedSlot {
+    /// The plane.
+    pub spec: SlotSpec,
+    /// Slot width, mm.
+    pub width_mm: f64,
+    /// `patient_from_part` of the housing frame (x along the cut, y = normal, z away from the bone).
+    #[serde(skip)]
+    pub patient_from_part: Matrix4<f64>,
+    /// Length of the open slot along the cut, mm.
+    pub length_mm: f64,
+    /// Guidance length: from the highest contact along the cut to the housing top, mm.
+    pub guidance_mm: f64,
+}
+
+/// Where a channel ended up.
+#[derive(Clone, Debug, Serialize)]
+pub struct PlacedChannel {
+    /// The drill.
+    pub spec: ChannelSpec,
+    /// Channel (bore) diameter, mm.
+    pub bore_diameter_mm: f64,
+    /// Segments of the bore polygon.
+    pub segments: usize,
+    /// Distance from the planned entry, outward along the axis, to the contact surface, mm.
+    pub contact_t_mm: f64,
+    /// Barrel top, mm from the entry outward along the axis.
+    pub top_t_mm: f64,
+}
+
+/// A fixation screw hole.
+#[derive(Clone, Debug, Serialize)]
+pub struct PlacedHole {
+    /// Hole axis point on the contact surface, LPS mm.
+    pub point_mm: [f64; 3],
+    /// Unit axis (the seating direction reversed: from the bone outward).
+    pub axis: [f64; 3],
+    /// Diameter, mm.
+    pub diameter_mm: f64,
+}
+
+/// A built (not yet checked) guide.
+#[derive(Clone, Debug)]
+pub struct BuiltGuide {
+    /// Guide name.
+    pub name: String,
+    /// The guide solid, LPS mm.
+    pub mesh: Mesh,
+    /// The frame (w against the seating direction).
+    pub frame: GuideFrame,
+    /// The pad with its height fields.
+    pub pad: Pad,
+    /// Slots.
+    pub slots: Vec<PlacedSlot>,
+    /// Channels.
+    pub channels: Vec<PlacedChannel>,
+    /// Fixation holes.
+    pub holes: Vec<PlacedHole>,
+    /// Parameters used.
+    pub params: ResolvedParams,
+    /// Seconds per step.
+    pub timings_s: Vec<(&'static str, f64)>,
+}
+
+/// Builds one guide on `bone` (not checked: see [`super::check::check_guide`]).
+pub fn build_guide(bone: &Mesh, request: &GuideRequest) -> Result<BuiltGuide, GuideError> {
+    let g = request.name.clone();
+    let layout = |message: String| GuideError::Layout { guide: g.clone(), message };
+    let mut timings_s = Vec::new();
+    let mut clock = Instant::now();
+    let mut lap = |name: &'static str, timings: &mut Vec<(&'static str, f64)>| {
+        timings.push((name, clock.elapsed().as_secs_f64()));
+        clock = Instant::now();
+    };
+    let p = &request.params;
+    let seating = Vector3::from(request.seating_direction);
+    let centre = request.footprint_mm.iter().fold(Vector3::zeros(), |a, q| a + Vector3::from(*q))
+        / request.footprint_mm.len().max(1) as f64;
+    let frame = GuideFrame::new(Point3::from(centre), seating).ok_or_else(|| GuideError::Seating(g.clone()))?;
+    let footprint = Footprint::new(&frame, &request.footprint_mm)
+        .map_err(|source| GuideError::Footprint { guide: g.clone(), source })?;
+
+    // Parts reach beyond the footprint by at most the slot end walls or a barrel radius.
+    let max_part_reach = p.slot.map_or(0.0, |s| s.slot_overhang_mm + 1.0).max(p.drill.map_or(0.0, |d| {
+        0.5 * d.sleeve_pocket_diameter_mm.unwrap_or(0.0).max(6.0) + d.barrel_wall_mm
+    }));
+    let pad = build_pad(
+        bone,
+        &frame,
+        &footprint,
+        &PadOptions {
+            bone_offset_mm: p.tolerance.bone_offset_mm,
+            thickness_mm: p.pad_thickness_mm,
+            spacing_mm: request.grid_mm,
+            margin_mm: max_part_reach + 1.0,
+        },
+    )
+    .map_err(|source| GuideError::Pad { guide: g.clone(), source })?;
+    lap("pad", &mut timings_s);
+
+    let w = frame.w();
+    let part_err = |source: PartError| GuideError::Part { guide: g.clone(), source };
+    let mut parts: Vec<(String, Mesh)> = Vec::new();
+    let mut tools: Vec<(String, Mesh)> = Vec::new();
+
+    // Slots.
+    let mut slots = Vec::new();
+    if !request.slots.is_empty() && p.slot.is_none() {
+        return Err(layout(format!("template '{}' has no slot housing but the guide serves cutting planes", p.template_name)));
+    }
+    for spec in &request.slots {
+        let sp = p.slot.expect("checked above: the template has slot parameters");
+        let n = Vector3::from(spec.normal).normalize();
+        let tilt_deg = n.dot(&w).abs().asin().to_degrees();
+        if tilt_deg > MAX_PLANE_TILT_DEG {
+            return Err(layout(format!(
+                "cutting plane '{}' is tilted {tilt_deg:.1} deg from the seating direction (at most \
+                 {MAX_PLANE_TILT_DEG} deg): the slot would lie flat on the bone",
+                spec.name
+            )));
+        }
+        let z_axis = (w - n * n.dot(&w)).normalize();
+        let x_axis = n.cross(&z_axis);
+        let p0 = Vector3::from(spec.point_mm);
+        // The cut on the contact surface inside the footprint: columns whose contact point is within half a cell
+        // of the plane.
+        let (mut x_lo, mut x_hi, mut z_lo, mut z_hi) =
+            (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY);
+        let c = &pad.contact;
+        for j in 0..c.nv {
+            for i in 0..c.nu {
+                let hgt = c.at(i, j);
+                let (u, v) = c.uv(i, j);
+                if !hgt.is_finite() || !footprint.contains(u, v) {
+                    continue;
+                }
+                let q = frame.patient_from_frame(&Vector3::new(u, v, hgt)).coords - p0;
+                if q.dot(&n).abs() <= 0.5 * c.spacing_mm {
+                    let (x, z) = (q.dot(&x_axis), q.dot(&z_axis));
+                    (x_lo, x_hi, z_lo, z_hi) = (x_lo.min(x), x_hi.max(x), z_lo.min(z), z_hi.max(z));
+                }
+            }
+        }
+        if x_lo >= x_hi {
+            return Err(layout(format!(
+                "cutting plane '{}' does not cross the bone inside the footprint",
+                spec.name
+            )));
+        }
+        let width_mm = p
+            .tolerance
+            .slot_width_mm(spec.blade_thickness_mm)
+            .map_err(|source| GuideError::Tolerance { guide: g.clone(), element: spec.name.clone(), source })?;
+        let length_mm = x_hi - x_lo;
+        let z_base = z_lo - PART_REACH_BELOW_MM - p.pad_thickness_mm;
+        let z_top = z_hi + sp.slot_depth_mm;
+        let origin = p0 + x_axis * (0.5 * (x_lo + x_hi)) + z_axis * z_base;
+        let patient_from_part = frame_matrix(&origin, &x_axis, &n, &z_axis);
+        let housing = slot_housing(&SlotHousing {
+            cut_length_mm: length_mm,
+            slot_width_mm: width_mm,
+            slot_wall_mm: sp.slot_wall_mm,
+            slot_overhang_mm: sp.slot_overhang_mm,
+            depth_mm: z_top - z_base,
+        })
+        .map_err(part_err)?;
+        let slab = slot_slab(&SlotSlab {
+            length_mm,
+            width_mm,
+            z_min_mm: -TOOL_OVERSHOOT_MM,
+            z_max_mm: z_top - z_base + TOOL_OVERSHOOT_MM,
+        })
+        .map_err(part_err)?;
+        parts.push((format!("slot housing '{}'", spec.name), placed(housing, &patient_from_part, &g)?));
+        tools.push((format!("slot '{}'", spec.name), placed(slab, &patient_from_part, &g)?));
+        slots.push(PlacedSlot { spec: spec.clone(), width_mm, patient_from_part, length_mm, guidance_mm: z_top - z_hi });
+    }
+
+    // Channels.
+    let mut channels = Vec::new();
+    if !request.channels.is_empty() && p.drill.is_none() {
+        return Err(layout(format!("template '{}' has no drill barrels but the guide serves drills", p.template_name)));
+    }
+    for spec in &request.channels {
+        let dp = p.drill.expect("checked above: the template has drill parameters");
+        let d = Vector3::from(spec.direction).normalize();
+        let out = -d;
+        let entry = Vector3::from(spec.entry_mm);
+        let contact_t_mm = axis_contact(&pad, &frame, &entry, &out).ok_or_else(|| {
+            layout(format!("drill '{}' does not meet the contact surface inside the guide's reach", spec.name))
+        })?;
+        if out.dot(&w) < (90.0f64 - MAX_PLANE_TILT_DEG).to_radians().sin() {
+            return Err(layout(format!(
+                "drill '{}' is more than {MAX_PLANE_TILT_DEG} deg from the seating direction: its barrel would hook \
+                 behind the bone",
+                spec.name
+            )));
+        }
+        let bore = p
+            .tolerance
+            .channel_diameter_mm(spec.drill_diameter_mm)
+            .map_err(|source| GuideError::Tolerance { guide: g.clone(), element: spec.name.clone(), source })?;
+        let outer_r = 0.5 * dp.sleeve_pocket_diameter_mm.unwrap_or(bore).max(bore) + dp.barrel_wall_mm;
+        let segments = circle_segments(outer_r, CHORD_TOLERANCE_MM);
+        let z_base = contact_t_mm - PART_REACH_BELOW_MM - p.pad_thickness_mm;
+        let top_t_mm = contact_t_mm + dp.barrel_length_mm;
+        let (ex, ey) = perpendicular_pair(&out);
+        let origin = entry + out * z_base;
+        let patient_from_part = frame_matrix(&origin, &ex, &ey, &out);
+        let b = barrel(&Barrel {
+            bore_diameter_mm: bore,
+            wall_mm: dp.barrel_wall_mm,
+            length_mm: top_t_mm - z_base,
+            sleeve_pocket: dp
+                .sleeve_pocket_diameter_mm
+                .map(|diameter_mm| SleevePocket { diameter_mm, depth_mm: dp.sleeve_pocket_depth_mm }),
+            segments: Some(segments),
+        })
+        .map_err(part_err)?;
+        let tool = cylinder_tool(&CylinderTool {
+            diameter_mm: bore,
+            z_min_mm: -TOOL_OVERSHOOT_MM,
+            z_max_mm: top_t_mm - z_base + TOOL_OVERSHOOT_MM,
+            segments: Some(segments),
+        })
+        .map_err(part_err)?;
+        parts.push((format!("barrel '{}'", spec.name), placed(b, &patient_from_part, &g)?));
+        tools.push((format!("channel '{}'", spec.name), placed(tool, &patient_from_part, &g)?));
+        channels.push(PlacedChannel { spec: spec.clone(), bore_diameter_mm: bore, segments, contact_t_mm, top_t_mm });
+    }
+
+    // Fixation holes, as far as possible from the slots, barrels and each other.
+    let holes = place_holes(&frame, &footprint, &pad, p, &slots, &channels).map_err(layout)?;
+    for (k, hole) in holes.iter().enumerate() {
+        let axis = Vector3::from(hole.axis);
+        let (ex, ey) = perpendicular_pair(&axis);
+        let base = Vector3::from(hole.point_mm) - axis * (PART_REACH_BELOW_MM + TOOL_OVERSHOOT_MM);
+        let reach = PART_REACH_BELOW_MM + 2.0 * TOOL_OVERSHOOT_MM + 2.0 * p.pad_thickness_mm;
+        let tool = cylinder_tool(&CylinderTool {
+            diameter_mm: hole.diameter_mm,
+            z_min_mm: 0.0,
+            z_max_mm: reach,
+            segments: None,
+        })
+        .map_err(part_err)?;
+        tools.push((format!("fixation hole {}", k + 1), placed(tool, &frame_matrix(&base, &ex, &ey, &axis), &g)?));
+    }
+    lap("parts", &mut timings_s);
+
+    // Booleans.
+    let bool_err = |source: BooleanError| GuideError::Boolean { guide: g.clone(), source };
+    let mut body = pad.mesh.clone();
+    if let Some((first, rest)) = parts.split_first() {
+        let rest: Vec<Operand<'_>> = rest.iter().map(|(n, m)| Operand::new(n, m)).collect();
+        let all_parts = fold(Operand::new(&first.0, &first.1), &rest, BoolOp::Union).map_err(bool_err)?;
+        let mut bounds = [f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY];
+        for q in &all_parts.positions {
+            let f = frame.frame_from_patient(&Point3::from(*q));
+            bounds = [bounds[0].min(f.x), bounds[1].min(f.y), bounds[2].max(f.x), bounds[3].max(f.y)];
+        }
+        let mut block = pad.block(&frame, bounds).map_err(|source| GuideError::Pad { guide: g.clone(), source })?;
+        lift_top(&mut block, &frame, &pad, BLOCK_LIFT_MM);
+        let trimmed = boolean(
+            Operand::new("template parts", &all_parts),
+            Operand::new("blocked-out anatomy", &block),
+            BoolOp::Difference,
+        )
+        .map_err(bool_err)?;
+        body = boolean(Operand::new("contact pad", &body), Operand::new("trimmed parts", &trimmed), BoolOp::Union)
+            .map_err(bool_err)?;
+    }
+    lap("union", &mut timings_s);
+    if let Some((first, rest)) = tools.split_first() {
+        let rest: Vec<Operand<'_>> = rest.iter().map(|(n, m)| Operand::new(n, m)).collect();
+        let all_tools = fold(Operand::new(&first.0, &first.1), &rest, BoolOp::Union).map_err(bool_err)?;
+        body = boolean(Operand::new("guide body", &body), Operand::new("slots, channels and holes", &all_tools), BoolOp::Difference)
+            .map_err(bool_err)?;
+    }
+    lap("subtract", &mut timings_s);
+    Ok(BuiltGuide {
+        name: request.name.clone(),
+        mesh: body,
+        frame,
+        pad,
+        slots,
+        channels,
+        holes,
+        params: p.clone(),
+        timings_s,
+    })
+}
+
+/// `patient_from_part` with the given origin and axes (columns).
+fn frame_matrix(origin: &Vector3<f64>, x: &Vector3<f64>, y: &Vector3<f64>, z: &Vector3<f64>) -> Matrix4<f64> {
+    let mut m = Matrix4::identity();
+    for r in 0..3 {
+        m[(r, 0)] = x[r];
+        m[(r, 1)] = y[r];
+        m[(r, 2)] = z[r];
+        m[(r, 3)] = origin[r];
+    }
+    m
+}
+
+fn placed(mut mesh: Mesh, patient_from_part: &Matrix4<f64>, guide: &str) -> Result<Mesh, GuideError> {
+    mesh.transform(patient_from_part).map_err(|source| GuideError::Mesh { guide: guide.to_string(), source })?;
+    Ok(mesh)
+}
+
+/// A deterministic right-handed pair completing `axis` (unit) to a frame.
+fn perpendicular_pair(axis: &Vector3<f64>) -> (Vector3<f64>, Vector3<f64>) {
+    let least = (0..3).min_by(|&a, &b| axis[a].abs().total_cmp(&axis[b].abs())).expect("three axes");
+    let mut e = Vector3::zeros();
+    e[least] = 1.0;
+    let x = e.cross(axis).normalize();
+    (x, axis.cross(&x))
+}
+
+/// Where the axis `entry + t * out` meets the contact surface (smallest `t` in a search window with the point on
+/// or above it), by stepping and bisection.
+fn axis_contact(pad: &Pad, frame: &GuideFrame, entry: &Vector3<f64>, out: &Vector3<f64>) -> Option<f64> {
+    let f = |t: f64| {
+        let q = frame.frame_from_patient(&Point3::from(entry + out * t));
+        pad.contact.interpolate(q.x, q.y).map(|h| q.z - h)
+    };
+    let step = 0.5 * pad.contact.spacing_mm;
+    let mut t = -20.0;
+    let mut prev: Option<(f64, f64)> = None;
+    while t <= 40.0 {
+        if let Some(v) = f(t) {
+            if v >= 0.0 {
+                if let Some((t0, v0)) = prev {
+                    if v0 < 0.0 {
+                        let (mut lo, mut hi) = (t0, t);
+                        for _ in 0..60 {
+                            let mid = 0.5 * (lo + hi);
+                            match f(mid) {
+                                Some(m) if m >= 0.0 => hi = mid,
+                                _ => lo = mid,
+                            }
+                        }
+                        return Some(hi);
+                    }
+                }
+            }
+            prev = Some((t, v));
+        } else {
+            prev = None;
+        }
+        t += step;
+    }
+    None
+}
+
+/// Raises the top sheet of a block (vertices at the contact height) by `lift_mm` along `w`.
+fn lift_top(block: &mut Mesh, frame: &GuideFrame, pad: &Pad, lift_mm: f64) {
+    let w = frame.w();
+    let floor = pad.lowest_contact_mm - super::pad::BLOCK_DEPTH_MM;
+    for p in &mut block.positions {
+        let q = frame.frame_from_patient(&Point3::from(*p));
+        if q.z > floor + 1e-9 {
+            let moved = Vector3::from(*p) + w * lift_mm;
+            *p = moved.into();
+        }
+    }
+}
+
+/// Chooses fixation hole positions by farthest-point sampling over the footprint interior.
+fn place_holes(
+    frame: &GuideFrame,
+    footprint: &Footprint,
+    pad: &Pad,
+    p: &ResolvedParams,
+    slots: &[PlacedSlot],
+    channels: &[PlacedChannel],
+) -> Result<Vec<PlacedHole>, String> {
+    let count = p.fixation.hole_count as usize;
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    let r = 0.5 * p.fixation.hole_diameter_mm;
+    let clearance = r + p.min_wall_mm;
+    let w = frame.w();
+    // Features as points/segments in patient space with the clearance they need.
+    let b = footprint.bounds_mm();
+    let mut candidates: Vec<(Vector3<f64>, f64)> = Vec::new();
+    let mut v = b[1];
+    while v <= b[3] {
+        let mut u = b[0];
+        while u <= b[2] {
+            if footprint.contains(u, v) && footprint.distance_to_outline_mm(u, v) >= clearance {
+                if let Some(hgt) = pad.contact.interpolate(u, v) {
+                    let point = frame.patient_from_frame(&Vector3::new(u, v, hgt)).coords;
+                    let mut free = f64::INFINITY;
+                    for s in slots {
+                        let n = Vector3::from(s.spec.normal);
+                        let half = 0.5 * s.width_mm + p.slot.map_or(0.0, |x| x.slot_wall_mm);
+                        free = free.min((point - Vector3::from(s.spec.point_mm)).dot(&n).abs() - half - clearance);
+                    }
+                    for c in channels {
+                        let axis = Vector3::from(c.spec.direction).normalize();
+                        let rel = point - Vector3::from(c.spec.entry_mm);
+                        let radial = (rel - axis * rel.dot(&axis)).norm();
+                        let outer = 0.5 * c.bore_diameter_mm + p.drill.map_or(0.0, |d| d.barrel_wall_mm);
+                        free = free.min(radial - outer - clearance);
+                    }
+                    if free >= 0.0 {
+                        candidates.push((point, free));
+                    }
+                }
+            }
+            u += HOLE_CANDIDATE_STEP_MM;
+        }
+        v += HOLE_CANDIDATE_STEP_MM;
+    }
+    let mut chosen: Vec<Vector3<f64>> = Vec::new();
+    for _ in 0..count {
+        let mut best: Option<(f64, Vector3<f64>)> = None;
+        for (point, free) in &candidates {
+            let spacing = chosen.iter().map(|c| (c - point).norm() - 2.0 * r - p.min_wall_mm).fold(f64::INFINITY, f64::min);
+            if spacing < 0.0 {
+                continue;
+            }
+            // Far from features first, then far from the other holes; ties keep the first candidate (row order).
+            let score = free.min(20.0) + spacing.min(40.0);
+            if best.is_none_or(|(s, _)| score > s) {
+                best = Some((score, *point));
+            }
+        }
+        match best {
+            Some((_, point)) => chosen.push(point),
+            None => {
+                return Err(format!(
+                    "no room for {count} fixation holes of {:.2} mm inside the footprint (found {}), keeping {:.1} mm \
+                     of wall to the outline, slots, barrels and each other",
+                    p.fixation.hole_diameter_mm,
+                    chosen.len(),
+                    p.min_wall_mm
+                ))
+            }
+        }
+    }
+    Ok(chosen
+        .into_iter()
+        .map(|point| PlacedHole { point_mm: point.into(), axis: w.into(), diameter_mm: p.fixation.hole_diameter_mm })
+        .collect())
+}
