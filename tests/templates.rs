@@ -622,3 +622,83 @@ fn part_timings() {
         .expect("ok")
     });
 }
+
+/// Every corner of the combined template's ranges (each slot and barrel parameter at its min or max, with the
+/// thinnest and thickest blade and drill, and the pocket at its extremes) gives valid parts.
+#[test]
+fn parts_at_the_template_range_corners_are_valid() {
+    let t = builtin_template("combined_guide").expect("exists");
+    let spec = |name: &str| {
+        let s = &t.parameters[name];
+        [s.min, s.max]
+    };
+    let printer = builtin_printers().expect("printers");
+    for profile in [printer.get("sla").expect("sla"), printer.get("fdm").expect("fdm")] {
+        for depth in spec("slot_depth_mm") {
+            for wall in spec("slot_wall_mm") {
+                for overhang in spec("slot_overhang_mm") {
+                    let overrides: BTreeMap<String, f64> = [
+                        ("slot_depth_mm", depth),
+                        ("slot_wall_mm", wall),
+                        ("slot_overhang_mm", overhang),
+                        ("min_wall_mm", 2.0),
+                    ]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v))
+                    .collect();
+                    let r = t.resolve(&overrides, profile).expect("corner resolves");
+                    let slot = r.slot.expect("slots");
+                    for blade in [0.4, 1.25] {
+                        let width = r.tolerance.slot_width_mm(blade).expect("blade ok");
+                        let h = housing(
+                            20.0,
+                            width,
+                            slot.slot_wall_mm,
+                            slot.slot_overhang_mm,
+                            slot.slot_depth_mm,
+                        );
+                        assert_valid(&slot_housing(&h).expect("housing"), "corner housing");
+                    }
+                }
+            }
+        }
+        for length in spec("barrel_length_mm") {
+            for wall in spec("barrel_wall_mm") {
+                for pocket_d in [0.0, spec("sleeve_pocket_diameter_mm")[1]] {
+                    let mut overrides: BTreeMap<String, f64> = [
+                        ("barrel_length_mm", length),
+                        ("barrel_wall_mm", wall),
+                        ("min_wall_mm", 1.5),
+                    ]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v))
+                    .collect();
+                    if pocket_d > 0.0 {
+                        overrides.insert("sleeve_pocket_diameter_mm".into(), pocket_d);
+                        overrides.insert("sleeve_pocket_depth_mm".into(), 0.5 * length);
+                    }
+                    let r = t.resolve(&overrides, profile).expect("corner resolves");
+                    let d = r.drill.expect("barrels");
+                    for drill in [0.5, 6.0] {
+                        let channel = r.tolerance.channel_diameter_mm(drill).expect("drill ok");
+                        let sleeve_pocket =
+                            d.sleeve_pocket_diameter_mm
+                                .filter(|&p| p > channel)
+                                .map(|p| SleevePocket {
+                                    diameter_mm: p,
+                                    depth_mm: d.sleeve_pocket_depth_mm,
+                                });
+                        let b = Barrel {
+                            bore_diameter_mm: channel,
+                            wall_mm: d.barrel_wall_mm,
+                            length_mm: d.barrel_length_mm,
+                            sleeve_pocket,
+                            segments: None,
+                        };
+                        assert_valid(&barrel(&b).expect("barrel"), "corner barrel");
+                    }
+                }
+            }
+        }
+    }
+}
