@@ -7,6 +7,7 @@
 pub mod atomic;
 pub mod bone;
 pub mod grid;
+pub mod measure;
 pub mod mesh;
 pub mod npy;
 pub mod progress;
