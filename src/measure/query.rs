@@ -9,6 +9,7 @@ use parry3d::bounding_volume::{Aabb, BoundingVolume};
 use parry3d::math::Vector;
 use parry3d::query::{Ray, RayCast};
 use parry3d::shape::TriMesh;
+use rayon::prelude::*;
 use robust::Coord3D;
 use serde::Serialize;
 
@@ -29,10 +30,21 @@ pub const DEFAULT_LEAD_IN_MM: f64 = 2.0;
 /// sinuses and the spaces between separate bones are wider, so they separate bone pieces.
 pub const DEFAULT_MARROW_GAP_MM: f64 = 10.0;
 
-/// One bone surface prepared for measurements: our f64 mesh and parry3d's `TriMesh` (f32) with its BVH.
+/// Triangles per parry3d `TriMesh` chunk. parry3d builds a BVH on one thread; slabs of this many triangles along the
+/// mesh's longest axis are built in parallel instead. A fixed size (not one per thread) keeps the partition, and so
+/// every candidate set, independent of the thread count.
+pub const CHUNK_TRIANGLES: usize = 65_536;
+
+/// One slab of the mesh: a parry3d `TriMesh` over its own compacted vertices, and the mesh triangle of each leaf.
+struct Chunk {
+    trimesh: TriMesh,
+    triangles: Vec<u32>,
+}
+
+/// One bone surface prepared for measurements: our f64 mesh and parry3d `TriMesh`es (f32) with their BVHs.
 pub struct BoneQuery {
     mesh: Mesh,
-    trimesh: TriMesh,
+    chunks: Vec<Chunk>,
     bounds: BoundingBox,
 }
 
@@ -238,14 +250,61 @@ impl BoneQuery {
         }
         mesh.validate().map_err(|e| MeasureError::InvalidMesh(e.to_string()))?;
         let bounds = mesh.bounding_box().ok_or(MeasureError::EmptyMesh)?;
-        let vertices: Vec<Vector> = mesh.positions.iter().map(|&p| vec3(p)).collect();
-        let trimesh = TriMesh::new(vertices, mesh.triangles.clone())
-            .map_err(|e| MeasureError::InvalidMesh(format!("parry3d refused the mesh: {e}")))?;
+        // Slabs along the longest axis: triangles ordered by centroid (ties by index: a total order).
+        let size = bounds.size_mm();
+        let axis = (0..3).fold(0, |best, a| if size[a] > size[best] { a } else { best });
+        let mut order: Vec<(f64, u32)> = mesh
+            .triangles
+            .par_iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let c: f64 = t.iter().map(|&v| mesh.positions[v as usize][axis]).sum();
+                (c, i as u32)
+            })
+            .collect();
+        order.par_sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        let chunks = order
+            .par_chunks(CHUNK_TRIANGLES)
+            .map(|slab| {
+                let triangles: Vec<u32> = slab.iter().map(|&(_, i)| i).collect();
+                let mut used: Vec<u32> = triangles.iter().flat_map(|&t| mesh.triangles[t as usize]).collect();
+                used.sort_unstable();
+                used.dedup();
+                let local = |v: u32| {
+                    let i = used.binary_search(&v);
+                    i.expect("every vertex of the slab's triangles was collected into `used`") as u32
+                };
+                let vertices: Vec<Vector> = used.iter().map(|&v| vec3(mesh.positions[v as usize])).collect();
+                let indices: Vec<[u32; 3]> = triangles
+                    .iter()
+                    .map(|&t| mesh.triangles[t as usize].map(local))
+                    .collect();
+                let trimesh = TriMesh::new(vertices, indices)
+                    .map_err(|e| MeasureError::InvalidMesh(format!("parry3d refused the mesh: {e}")))?;
+                Ok(Chunk { trimesh, triangles })
+            })
+            .collect::<Result<Vec<Chunk>, MeasureError>>()?;
         Ok(BoneQuery {
             mesh: mesh.clone(),
-            trimesh,
+            chunks,
             bounds,
         })
+    }
+
+    /// Mesh triangles whose BVH leaf passes `check`, sorted by index.
+    fn candidates(&self, check: impl Fn(&parry3d::partitioning::BvhNode) -> bool) -> Vec<u32> {
+        let mut out: Vec<u32> = self
+            .chunks
+            .iter()
+            .flat_map(|c| {
+                c.trimesh
+                    .bvh()
+                    .leaves(&check)
+                    .filter_map(|leaf| c.triangles.get(leaf as usize).copied())
+            })
+            .collect();
+        out.sort_unstable();
+        out
     }
 
     /// The mesh queried.
@@ -260,25 +319,19 @@ impl BoneQuery {
 
     /// Triangles whose (loosened) BVH box a plane can touch, sorted by index.
     pub(crate) fn plane_candidates(&self, point_mm: [f64; 3], normal: [f64; 3]) -> Vec<u32> {
-        let mut out: Vec<u32> = self
-            .trimesh
-            .bvh()
-            .leaves(|node| {
-                let (lo, hi) = (node.mins(), node.maxs());
-                let (lo, hi) = ([lo.x, lo.y, lo.z], [hi.x, hi.y, hi.z]);
-                let mut center_distance = 0.0;
-                let mut reach = CANDIDATE_MARGIN_MM;
-                for a in 0..3 {
-                    let c = 0.5 * (f64::from(lo[a]) + f64::from(hi[a]));
-                    let h = 0.5 * (f64::from(hi[a]) - f64::from(lo[a]));
-                    center_distance += (c - point_mm[a]) * normal[a];
-                    reach += h * normal[a].abs();
-                }
-                center_distance.abs() <= reach
-            })
-            .collect();
-        out.sort_unstable();
-        out
+        self.candidates(|node| {
+            let (lo, hi) = (node.mins(), node.maxs());
+            let (lo, hi) = ([lo.x, lo.y, lo.z], [hi.x, hi.y, hi.z]);
+            let mut center_distance = 0.0;
+            let mut reach = CANDIDATE_MARGIN_MM;
+            for a in 0..3 {
+                let c = 0.5 * (f64::from(lo[a]) + f64::from(hi[a]));
+                let h = 0.5 * (f64::from(hi[a]) - f64::from(lo[a]));
+                center_distance += (c - point_mm[a]) * normal[a];
+                reach += h * normal[a].abs();
+            }
+            center_distance.abs() <= reach
+        })
     }
 
     /// Every crossing of the line `origin_mm + t * dir` (`dir` is normalised, so `t` is in mm) with the surface for
@@ -311,15 +364,10 @@ impl BoneQuery {
         let ray_origin = add(o, scale(d, t0));
         let ray = Ray::new(vec3(ray_origin), vec3(d));
         let max_toi = (t1 - t0 + CANDIDATE_MARGIN_MM) as f32;
-        let mut candidates: Vec<u32> = self
-            .trimesh
-            .bvh()
-            .leaves(|node| {
-                let aabb: Aabb = node.aabb().loosened(CANDIDATE_MARGIN_MM as f32);
-                aabb.cast_local_ray(&ray, max_toi, true).is_some()
-            })
-            .collect();
-        candidates.sort_unstable();
+        let candidates = self.candidates(|node| {
+            let aabb: Aabb = node.aabb().loosened(CANDIDATE_MARGIN_MM as f32);
+            aabb.cast_local_ray(&ray, max_toi, true).is_some()
+        });
         let q = add(o, d);
         let mut out: Vec<Crossing> = candidates
             .into_iter()

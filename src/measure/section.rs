@@ -114,8 +114,14 @@ impl BoneQuery {
         let edge_point = |(a, b): (u32, u32)| {
             let (pa, pb) = (mesh.positions[a as usize], mesh.positions[b as usize]);
             let (da, db) = (signed(a), signed(b));
-            let s = da / (da - db);
-            add(pa, scale(sub(pb, pa), s))
+            // A vertex on the plane is the point itself (`pa + 1 * (pb - pa)` can round away from `pb`).
+            if da == 0.0 {
+                return pa;
+            }
+            if db == 0.0 {
+                return pb;
+            }
+            add(pa, scale(sub(pb, pa), da / (da - db)))
         };
 
         // Chain: segments sorted by their start edge; each loop starts at the lowest unused segment (triangle order).
