@@ -76,7 +76,7 @@ pub enum MeasureError {
 /// A unit vector from `v`, or an error naming `what`.
 pub(crate) fn unit(what: &'static str, v: [f64; 3]) -> Result<[f64; 3], MeasureError> {
     let n = crate::mesh::norm(v);
-    if !(n.is_finite() && n > 0.0) || !v.iter().all(|c| c.is_finite()) {
+    if !(n.is_finite() && n > 0.0 && v.iter().all(|c| c.is_finite())) {
         return Err(MeasureError::BadDirection { what, value: v });
     }
     Ok(crate::mesh::scale(v, 1.0 / n))

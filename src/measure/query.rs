@@ -534,7 +534,7 @@ fn inside_intervals(crossings: &[Crossing], d: [f64; 3], t_start_mm: f64) -> Vec
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// The unit cube [0, 1]^3, outward, two triangles per face.

@@ -235,19 +235,7 @@ fn contour(points_mm: Vec<[f64; 3]>, closed: bool, origin: [f64; 3], u: [f64; 3]
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mesh::Mesh;
-
-    fn cube() -> Mesh {
-        let positions = (0..8)
-            .map(|i| [f64::from(i & 1), f64::from((i >> 1) & 1), f64::from((i >> 2) & 1)])
-            .collect();
-        #[rustfmt::skip]
-        let triangles = vec![
-            [0, 2, 1], [1, 2, 3], [4, 5, 6], [5, 7, 6], [0, 1, 4], [1, 5, 4],
-            [2, 6, 3], [3, 6, 7], [0, 4, 2], [2, 4, 6], [1, 3, 5], [3, 7, 5],
-        ];
-        Mesh::new(positions, triangles).expect("cube")
-    }
+    use crate::measure::query::tests::cube;
 
     #[test]
     fn unit_cube_section_is_a_unit_square_counter_clockwise() {
