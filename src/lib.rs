@@ -8,6 +8,7 @@ pub mod atomic;
 pub mod bone;
 pub mod catalogue;
 pub mod grid;
+pub mod measure;
 pub mod mesh;
 pub mod npy;
 pub mod plan;
