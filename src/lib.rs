@@ -9,6 +9,7 @@ pub mod bone;
 pub mod catalogue;
 pub mod grid;
 pub mod guide;
+pub mod measure;
 pub mod mesh;
 pub mod npy;
 pub mod plan;
