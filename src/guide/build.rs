@@ -211,6 +211,8 @@ pub struct BuiltGuide {
     pub channels: Vec<PlacedChannel>,
     /// Fixation holes.
     pub holes: Vec<PlacedHole>,
+    /// The cutting tools (slots, channels, holes) as placed, by name: the checks find the faces they made.
+    pub tools: Vec<(String, Mesh)>,
     /// Parameters used.
     pub params: ResolvedParams,
     /// Seconds per step.
@@ -220,7 +222,10 @@ pub struct BuiltGuide {
 /// Builds one guide on `bone` (not checked: see [`super::check::check_guide`]).
 pub fn build_guide(bone: &Mesh, request: &GuideRequest) -> Result<BuiltGuide, GuideError> {
     let g = request.name.clone();
-    let layout = |message: String| GuideError::Layout { guide: g.clone(), message };
+    let layout = |message: String| GuideError::Layout {
+        guide: g.clone(),
+        message,
+    };
     let mut timings_s = Vec::new();
     let mut clock = Instant::now();
     let mut lap = |name: &'static str, timings: &mut Vec<(&'static str, f64)>| {
@@ -229,16 +234,24 @@ pub fn build_guide(bone: &Mesh, request: &GuideRequest) -> Result<BuiltGuide, Gu
     };
     let p = &request.params;
     let seating = Vector3::from(request.seating_direction);
-    let centre = request.footprint_mm.iter().fold(Vector3::zeros(), |a, q| a + Vector3::from(*q))
+    let centre = request
+        .footprint_mm
+        .iter()
+        .fold(Vector3::zeros(), |a, q| a + Vector3::from(*q))
         / request.footprint_mm.len().max(1) as f64;
     let frame = GuideFrame::new(Point3::from(centre), seating).ok_or_else(|| GuideError::Seating(g.clone()))?;
-    let footprint = Footprint::new(&frame, &request.footprint_mm)
-        .map_err(|source| GuideError::Footprint { guide: g.clone(), source })?;
+    let footprint = Footprint::new(&frame, &request.footprint_mm).map_err(|source| GuideError::Footprint {
+        guide: g.clone(),
+        source,
+    })?;
 
     // Parts reach beyond the footprint by at most the slot end walls or a barrel radius.
-    let max_part_reach = p.slot.map_or(0.0, |s| s.slot_overhang_mm + 1.0).max(p.drill.map_or(0.0, |d| {
-        0.5 * d.sleeve_pocket_diameter_mm.unwrap_or(0.0).max(6.0) + d.barrel_wall_mm
-    }));
+    let max_part_reach = p
+        .slot
+        .map_or(0.0, |s| s.slot_overhang_mm + 1.0)
+        .max(p.drill.map_or(0.0, |d| {
+            0.5 * d.sleeve_pocket_diameter_mm.unwrap_or(0.0).max(6.0) + d.barrel_wall_mm
+        }));
     let pad = build_pad(
         bone,
         &frame,
@@ -250,18 +263,27 @@ pub fn build_guide(bone: &Mesh, request: &GuideRequest) -> Result<BuiltGuide, Gu
             margin_mm: max_part_reach + 1.0,
         },
     )
-    .map_err(|source| GuideError::Pad { guide: g.clone(), source })?;
+    .map_err(|source| GuideError::Pad {
+        guide: g.clone(),
+        source,
+    })?;
     lap("pad", &mut timings_s);
 
     let w = frame.w();
-    let part_err = |source: PartError| GuideError::Part { guide: g.clone(), source };
+    let part_err = |source: PartError| GuideError::Part {
+        guide: g.clone(),
+        source,
+    };
     let mut parts: Vec<(String, Mesh)> = Vec::new();
     let mut tools: Vec<(String, Mesh)> = Vec::new();
 
     // Slots.
     let mut slots = Vec::new();
     if !request.slots.is_empty() && p.slot.is_none() {
-        return Err(layout(format!("template '{}' has no slot housing but the guide serves cutting planes", p.template_name)));
+        return Err(layout(format!(
+            "template '{}' has no slot housing but the guide serves cutting planes",
+            p.template_name
+        )));
     }
     for spec in &request.slots {
         let sp = p.slot.expect("checked above: the template has slot parameters");
@@ -305,7 +327,11 @@ pub fn build_guide(bone: &Mesh, request: &GuideRequest) -> Result<BuiltGuide, Gu
         let width_mm = p
             .tolerance
             .slot_width_mm(spec.blade_thickness_mm)
-            .map_err(|source| GuideError::Tolerance { guide: g.clone(), element: spec.name.clone(), source })?;
+            .map_err(|source| GuideError::Tolerance {
+                guide: g.clone(),
+                element: spec.name.clone(),
+                source,
+            })?;
         let length_mm = x_hi - x_lo;
         let z_base = z_lo - PART_REACH_BELOW_MM - p.pad_thickness_mm;
         let z_top = z_hi + sp.slot_depth_mm;
@@ -326,15 +352,27 @@ pub fn build_guide(bone: &Mesh, request: &GuideRequest) -> Result<BuiltGuide, Gu
             z_max_mm: z_top - z_base + TOOL_OVERSHOOT_MM,
         })
         .map_err(part_err)?;
-        parts.push((format!("slot housing '{}'", spec.name), placed(housing, &patient_from_part, &g)?));
+        parts.push((
+            format!("slot housing '{}'", spec.name),
+            placed(housing, &patient_from_part, &g)?,
+        ));
         tools.push((format!("slot '{}'", spec.name), placed(slab, &patient_from_part, &g)?));
-        slots.push(PlacedSlot { spec: spec.clone(), width_mm, patient_from_part, length_mm, guidance_mm: z_top - z_hi });
+        slots.push(PlacedSlot {
+            spec: spec.clone(),
+            width_mm,
+            patient_from_part,
+            length_mm,
+            guidance_mm: z_top - z_hi,
+        });
     }
 
     // Channels.
     let mut channels = Vec::new();
     if !request.channels.is_empty() && p.drill.is_none() {
-        return Err(layout(format!("template '{}' has no drill barrels but the guide serves drills", p.template_name)));
+        return Err(layout(format!(
+            "template '{}' has no drill barrels but the guide serves drills",
+            p.template_name
+        )));
     }
     for spec in &request.channels {
         let dp = p.drill.expect("checked above: the template has drill parameters");
@@ -342,7 +380,10 @@ pub fn build_guide(bone: &Mesh, request: &GuideRequest) -> Result<BuiltGuide, Gu
         let out = -d;
         let entry = Vector3::from(spec.entry_mm);
         let contact_t_mm = axis_contact(&pad, &frame, &entry, &out).ok_or_else(|| {
-            layout(format!("drill '{}' does not meet the contact surface inside the guide's reach", spec.name))
+            layout(format!(
+                "drill '{}' does not meet the contact surface inside the guide's reach",
+                spec.name
+            ))
         })?;
         if out.dot(&w) < (90.0f64 - MAX_PLANE_TILT_DEG).to_radians().sin() {
             return Err(layout(format!(
@@ -354,7 +395,11 @@ pub fn build_guide(bone: &Mesh, request: &GuideRequest) -> Result<BuiltGuide, Gu
         let bore = p
             .tolerance
             .channel_diameter_mm(spec.drill_diameter_mm)
-            .map_err(|source| GuideError::Tolerance { guide: g.clone(), element: spec.name.clone(), source })?;
+            .map_err(|source| GuideError::Tolerance {
+                guide: g.clone(),
+                element: spec.name.clone(),
+                source,
+            })?;
         let outer_r = 0.5 * dp.sleeve_pocket_diameter_mm.unwrap_or(bore).max(bore) + dp.barrel_wall_mm;
         let segments = circle_segments(outer_r, CHORD_TOLERANCE_MM);
         let z_base = contact_t_mm - PART_REACH_BELOW_MM - p.pad_thickness_mm;
@@ -366,9 +411,10 @@ pub fn build_guide(bone: &Mesh, request: &GuideRequest) -> Result<BuiltGuide, Gu
             bore_diameter_mm: bore,
             wall_mm: dp.barrel_wall_mm,
             length_mm: top_t_mm - z_base,
-            sleeve_pocket: dp
-                .sleeve_pocket_diameter_mm
-                .map(|diameter_mm| SleevePocket { diameter_mm, depth_mm: dp.sleeve_pocket_depth_mm }),
+            sleeve_pocket: dp.sleeve_pocket_diameter_mm.map(|diameter_mm| SleevePocket {
+                diameter_mm,
+                depth_mm: dp.sleeve_pocket_depth_mm,
+            }),
             segments: Some(segments),
         })
         .map_err(part_err)?;
@@ -380,8 +426,17 @@ pub fn build_guide(bone: &Mesh, request: &GuideRequest) -> Result<BuiltGuide, Gu
         })
         .map_err(part_err)?;
         parts.push((format!("barrel '{}'", spec.name), placed(b, &patient_from_part, &g)?));
-        tools.push((format!("channel '{}'", spec.name), placed(tool, &patient_from_part, &g)?));
-        channels.push(PlacedChannel { spec: spec.clone(), bore_diameter_mm: bore, segments, contact_t_mm, top_t_mm });
+        tools.push((
+            format!("channel '{}'", spec.name),
+            placed(tool, &patient_from_part, &g)?,
+        ));
+        channels.push(PlacedChannel {
+            spec: spec.clone(),
+            bore_diameter_mm: bore,
+            segments,
+            contact_t_mm,
+            top_t_mm,
+        });
     }
 
     // Fixation holes, as far as possible from the slots, barrels and each other.
@@ -398,12 +453,18 @@ pub fn build_guide(bone: &Mesh, request: &GuideRequest) -> Result<BuiltGuide, Gu
             segments: None,
         })
         .map_err(part_err)?;
-        tools.push((format!("fixation hole {}", k + 1), placed(tool, &frame_matrix(&base, &ex, &ey, &axis), &g)?));
+        tools.push((
+            format!("fixation hole {}", k + 1),
+            placed(tool, &frame_matrix(&base, &ex, &ey, &axis), &g)?,
+        ));
     }
     lap("parts", &mut timings_s);
 
     // Booleans.
-    let bool_err = |source: BooleanError| GuideError::Boolean { guide: g.clone(), source };
+    let bool_err = |source: BooleanError| GuideError::Boolean {
+        guide: g.clone(),
+        source,
+    };
     let mut body = pad.mesh.clone();
     if let Some((first, rest)) = parts.split_first() {
         let rest: Vec<Operand<'_>> = rest.iter().map(|(n, m)| Operand::new(n, m)).collect();
@@ -411,9 +472,17 @@ pub fn build_guide(bone: &Mesh, request: &GuideRequest) -> Result<BuiltGuide, Gu
         let mut bounds = [f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY];
         for q in &all_parts.positions {
             let f = frame.frame_from_patient(&Point3::from(*q));
-            bounds = [bounds[0].min(f.x), bounds[1].min(f.y), bounds[2].max(f.x), bounds[3].max(f.y)];
+            bounds = [
+                bounds[0].min(f.x),
+                bounds[1].min(f.y),
+                bounds[2].max(f.x),
+                bounds[3].max(f.y),
+            ];
         }
-        let mut block = pad.block(&frame, bounds).map_err(|source| GuideError::Pad { guide: g.clone(), source })?;
+        let mut block = pad.block(&frame, bounds).map_err(|source| GuideError::Pad {
+            guide: g.clone(),
+            source,
+        })?;
         lift_top(&mut block, &frame, &pad, BLOCK_LIFT_MM);
         let trimmed = boolean(
             Operand::new("template parts", &all_parts),
@@ -421,15 +490,23 @@ pub fn build_guide(bone: &Mesh, request: &GuideRequest) -> Result<BuiltGuide, Gu
             BoolOp::Difference,
         )
         .map_err(bool_err)?;
-        body = boolean(Operand::new("contact pad", &body), Operand::new("trimmed parts", &trimmed), BoolOp::Union)
-            .map_err(bool_err)?;
+        body = boolean(
+            Operand::new("contact pad", &body),
+            Operand::new("trimmed parts", &trimmed),
+            BoolOp::Union,
+        )
+        .map_err(bool_err)?;
     }
     lap("union", &mut timings_s);
     if let Some((first, rest)) = tools.split_first() {
         let rest: Vec<Operand<'_>> = rest.iter().map(|(n, m)| Operand::new(n, m)).collect();
         let all_tools = fold(Operand::new(&first.0, &first.1), &rest, BoolOp::Union).map_err(bool_err)?;
-        body = boolean(Operand::new("guide body", &body), Operand::new("slots, channels and holes", &all_tools), BoolOp::Difference)
-            .map_err(bool_err)?;
+        body = boolean(
+            Operand::new("guide body", &body),
+            Operand::new("slots, channels and holes", &all_tools),
+            BoolOp::Difference,
+        )
+        .map_err(bool_err)?;
     }
     lap("subtract", &mut timings_s);
     Ok(BuiltGuide {
@@ -440,6 +517,7 @@ pub fn build_guide(bone: &Mesh, request: &GuideRequest) -> Result<BuiltGuide, Gu
         slots,
         channels,
         holes,
+        tools,
         params: p.clone(),
         timings_s,
     })
@@ -458,13 +536,18 @@ fn frame_matrix(origin: &Vector3<f64>, x: &Vector3<f64>, y: &Vector3<f64>, z: &V
 }
 
 fn placed(mut mesh: Mesh, patient_from_part: &Matrix4<f64>, guide: &str) -> Result<Mesh, GuideError> {
-    mesh.transform(patient_from_part).map_err(|source| GuideError::Mesh { guide: guide.to_string(), source })?;
+    mesh.transform(patient_from_part).map_err(|source| GuideError::Mesh {
+        guide: guide.to_string(),
+        source,
+    })?;
     Ok(mesh)
 }
 
 /// A deterministic right-handed pair completing `axis` (unit) to a frame.
 fn perpendicular_pair(axis: &Vector3<f64>) -> (Vector3<f64>, Vector3<f64>) {
-    let least = (0..3).min_by(|&a, &b| axis[a].abs().total_cmp(&axis[b].abs())).expect("three axes");
+    let least = (0..3)
+        .min_by(|&a, &b| axis[a].abs().total_cmp(&axis[b].abs()))
+        .expect("three axes");
     let mut e = Vector3::zeros();
     e[least] = 1.0;
     let x = e.cross(axis).normalize();
@@ -572,7 +655,10 @@ fn place_holes(
     for _ in 0..count {
         let mut best: Option<(f64, Vector3<f64>)> = None;
         for (point, free) in &candidates {
-            let spacing = chosen.iter().map(|c| (c - point).norm() - 2.0 * r - p.min_wall_mm).fold(f64::INFINITY, f64::min);
+            let spacing = chosen
+                .iter()
+                .map(|c| (c - point).norm() - 2.0 * r - p.min_wall_mm)
+                .fold(f64::INFINITY, f64::min);
             if spacing < 0.0 {
                 continue;
             }
@@ -597,6 +683,10 @@ fn place_holes(
     }
     Ok(chosen
         .into_iter()
-        .map(|point| PlacedHole { point_mm: point.into(), axis: w.into(), diameter_mm: p.fixation.hole_diameter_mm })
+        .map(|point| PlacedHole {
+            point_mm: point.into(),
+            axis: w.into(),
+            diameter_mm: p.fixation.hole_diameter_mm,
+        })
         .collect())
 }

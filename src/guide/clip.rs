@@ -43,7 +43,11 @@ pub fn clipped_solid(bottom: &HeightGrid, top: &HeightGrid, frame: &GuideFrame, 
             let c = [corner(0, 0), corner(1, 0), corner(1, 1), corner(0, 1)];
             // One 2D triangulation for both sheets: the shorter diagonal of the contact surface.
             let split_a = (c[0].2 - c[2].2).abs() <= (c[1].2 - c[3].2).abs();
-            let grid_tris = if split_a { [[0, 1, 2], [0, 2, 3]] } else { [[0, 1, 3], [1, 2, 3]] };
+            let grid_tris = if split_a {
+                [[0, 1, 2], [0, 2, 3]]
+            } else {
+                [[0, 1, 3], [1, 2, 3]]
+            };
             for gt in grid_tris {
                 let t = [c[gt[0]], c[gt[1]], c[gt[2]]];
                 let tri2 = [t[0].0, t[1].0, t[2].0];
@@ -71,7 +75,11 @@ pub fn clipped_solid(bottom: &HeightGrid, top: &HeightGrid, frame: &GuideFrame, 
                         if a == b2 || b2 == c2 || a == c2 {
                             continue;
                         }
-                        let (pa, pb, pc) = (welder.points[a as usize], welder.points[b2 as usize], welder.points[c2 as usize]);
+                        let (pa, pb, pc) = (
+                            welder.points[a as usize],
+                            welder.points[b2 as usize],
+                            welder.points[c2 as usize],
+                        );
                         let area = 0.5 * ((pb[0] - pa[0]) * (pc[1] - pa[1]) - (pb[1] - pa[1]) * (pc[0] - pa[0]));
                         if area > MIN_PIECE_AREA_MM2 {
                             tris.push([a, b2, c2]);
@@ -154,7 +162,10 @@ struct Welder {
 
 impl Welder {
     fn id(&mut self, p: [f64; 2]) -> (u32, bool) {
-        let key = ((p[0] / (4.0 * WELD_MM)).floor() as i64, (p[1] / (4.0 * WELD_MM)).floor() as i64);
+        let key = (
+            (p[0] / (4.0 * WELD_MM)).floor() as i64,
+            (p[1] / (4.0 * WELD_MM)).floor() as i64,
+        );
         for dx in -1..=1 {
             for dy in -1..=1 {
                 if let Some(list) = self.buckets.get(&(key.0 + dx, key.1 + dy)) {
@@ -189,16 +200,26 @@ mod tests {
                 bottom.w_mm[j * 41 + i] = (i as f64 * 0.13).sin() + (j as f64 * 0.07).cos();
             }
         }
-        let top = HeightGrid { w_mm: bottom.w_mm.iter().map(|w| w + 1.5).collect(), ..bottom.clone() };
+        let top = HeightGrid {
+            w_mm: bottom.w_mm.iter().map(|w| w + 1.5).collect(),
+            ..bottom.clone()
+        };
         // A non-convex outline with vertices off the grid.
         let uv = [[-3.1, -2.9], [3.3, -3.05], [3.2, 3.1], [0.37, 0.41], [-2.9, 3.3]];
-        let outline: Vec<[f64; 3]> =
-            uv.iter().map(|p| frame.patient_from_frame(&Vector3::new(p[0], p[1], 0.0)).coords.into()).collect();
+        let outline: Vec<[f64; 3]> = uv
+            .iter()
+            .map(|p| frame.patient_from_frame(&Vector3::new(p[0], p[1], 0.0)).coords.into())
+            .collect();
         let fp = Footprint::new(&frame, &outline).expect("footprint");
         let solid = clipped_solid(&bottom, &top, &frame, &fp);
         let report = MeshReport::new(&solid);
         assert!(report.is_valid(), "{report}");
         // Constant thickness 1.5 along w: volume = area x 1.5 exactly (up to rounding).
-        assert!((solid.signed_volume_mm3() - 1.5 * fp.area_mm2()).abs() < 1e-6, "{} vs {}", solid.signed_volume_mm3(), 1.5 * fp.area_mm2());
+        assert!(
+            (solid.signed_volume_mm3() - 1.5 * fp.area_mm2()).abs() < 1e-6,
+            "{} vs {}",
+            solid.signed_volume_mm3(),
+            1.5 * fp.area_mm2()
+        );
     }
 }

@@ -138,7 +138,10 @@ impl Footprint {
 
     /// Convex pieces (counter-clockwise triangles) that tile the polygon.
     pub fn ears(&self) -> Vec<[[f64; 2]; 3]> {
-        ear_clip(&self.uv_mm).into_iter().map(|t| [self.uv_mm[t[0]], self.uv_mm[t[1]], self.uv_mm[t[2]]]).collect()
+        ear_clip(&self.uv_mm)
+            .into_iter()
+            .map(|t| [self.uv_mm[t[0]], self.uv_mm[t[1]], self.uv_mm[t[2]]])
+            .collect()
     }
 
     /// The closed prism over the polygon between heights `w_lo_mm < w_hi_mm`, in patient coordinates, outward.
@@ -171,7 +174,9 @@ fn dist(a: &[f64; 2], b: &[f64; 2]) -> f64 {
 
 fn signed_area(p: &[[f64; 2]]) -> f64 {
     let n = p.len();
-    0.5 * (0..n).map(|k| p[k][0] * p[(k + 1) % n][1] - p[(k + 1) % n][0] * p[k][1]).sum::<f64>()
+    0.5 * (0..n)
+        .map(|k| p[k][0] * p[(k + 1) % n][1] - p[(k + 1) % n][0] * p[k][1])
+        .sum::<f64>()
 }
 
 fn cross(o: &[f64; 2], a: &[f64; 2], b: &[f64; 2]) -> f64 {
@@ -181,7 +186,11 @@ fn cross(o: &[f64; 2], a: &[f64; 2], b: &[f64; 2]) -> f64 {
 fn point_segment_distance(p: &[f64; 2], a: &[f64; 2], b: &[f64; 2]) -> f64 {
     let e = [b[0] - a[0], b[1] - a[1]];
     let len2 = e[0] * e[0] + e[1] * e[1];
-    let t = if len2 > 0.0 { (((p[0] - a[0]) * e[0] + (p[1] - a[1]) * e[1]) / len2).clamp(0.0, 1.0) } else { 0.0 };
+    let t = if len2 > 0.0 {
+        (((p[0] - a[0]) * e[0] + (p[1] - a[1]) * e[1]) / len2).clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
     dist(p, &[a[0] + t * e[0], a[1] + t * e[1]])
 }
 
@@ -249,7 +258,12 @@ mod tests {
         // Points at varying heights: only their projection matters.
         uv.iter()
             .enumerate()
-            .map(|(k, p)| frame.patient_from_frame(&Vector3::new(p[0], p[1], k as f64 * 0.7)).coords.into())
+            .map(|(k, p)| {
+                frame
+                    .patient_from_frame(&Vector3::new(p[0], p[1], k as f64 * 0.7))
+                    .coords
+                    .into()
+            })
             .collect()
     }
 
@@ -274,10 +288,19 @@ mod tests {
     fn bad_outlines_are_refused() {
         let f = frame();
         let bow_tie = [[0.0, 0.0], [2.0, 2.0], [2.0, 0.0], [0.0, 2.0]];
-        assert!(matches!(Footprint::new(&f, &outline(&f, &bow_tie)), Err(FootprintError::SelfCrossing(..))));
+        assert!(matches!(
+            Footprint::new(&f, &outline(&f, &bow_tie)),
+            Err(FootprintError::SelfCrossing(..))
+        ));
         let line = [[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]];
-        assert!(matches!(Footprint::new(&f, &outline(&f, &line)), Err(FootprintError::NoArea)));
+        assert!(matches!(
+            Footprint::new(&f, &outline(&f, &line)),
+            Err(FootprintError::NoArea)
+        ));
         let two = [[0.0, 0.0], [1.0, 1.0], [1.0, 1.0]];
-        assert_eq!(Footprint::new(&f, &outline(&f, &two)), Err(FootprintError::TooFewPoints(2)));
+        assert_eq!(
+            Footprint::new(&f, &outline(&f, &two)),
+            Err(FootprintError::TooFewPoints(2))
+        );
     }
 }

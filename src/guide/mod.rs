@@ -2,7 +2,8 @@
 //! saw slots, drill channels and screw holes subtracted, and every result checked before it may be written.
 
 pub mod build;
-pub mod footprint;
+pub mod check;
 mod clip;
+pub mod footprint;
 pub mod heightfield;
 pub mod pad;

@@ -8,10 +8,10 @@
 
 use nalgebra::{Point3, Vector3};
 
+use super::clip::clipped_solid;
 use super::footprint::Footprint;
 use super::heightfield::{dilate, offset_top_surface, solid_between, GuideFrame, HeightFieldError, HeightGrid};
 use crate::mesh::boolean::{boolean, BoolOp, BooleanError, Operand};
-use super::clip::clipped_solid;
 use crate::mesh::{boundary_edges, degenerate_triangles, inconsistent_edges, non_manifold_edges, Mesh};
 
 /// How far (mm) the block of anatomy reaches below the lowest contact height; parts are trimmed by it, so it only
@@ -62,7 +62,12 @@ pub struct PadOptions {
 }
 
 /// Builds the pad over `footprint` on `bone`.
-pub fn build_pad(bone: &Mesh, frame: &GuideFrame, footprint: &Footprint, options: &PadOptions) -> Result<Pad, PadError> {
+pub fn build_pad(
+    bone: &Mesh,
+    frame: &GuideFrame,
+    footprint: &Footprint,
+    options: &PadOptions,
+) -> Result<Pad, PadError> {
     let h = options.spacing_mm;
     let b = footprint.bounds_mm();
     // The working rectangle: the footprint, grown by the dilation reach and the margin, snapped to the grid.
@@ -74,7 +79,12 @@ pub fn build_pad(bone: &Mesh, frame: &GuideFrame, footprint: &Footprint, options
     let grid = HeightGrid::empty(u0, v0, h, nu, nv);
     let contact = offset_top_surface(bone, frame, &grid, options.bone_offset_mm);
     let outer = dilate(&contact, options.thickness_mm);
-    let lowest_contact_mm = contact.w_mm.iter().copied().filter(|w| w.is_finite()).fold(f64::INFINITY, f64::min);
+    let lowest_contact_mm = contact
+        .w_mm
+        .iter()
+        .copied()
+        .filter(|w| w.is_finite())
+        .fold(f64::INFINITY, f64::min);
 
     // The pad's own rectangle: the footprint plus two cells.
     let i0 = ((b[0] - u0) / h).floor() as usize - 2;
@@ -92,7 +102,12 @@ pub fn build_pad(bone: &Mesh, frame: &GuideFrame, footprint: &Footprint, options
     };
     let mut bottom = sub(&contact);
     let mut top = sub(&outer);
-    let fallback = top.w_mm.iter().copied().filter(|w| w.is_finite()).fold(f64::INFINITY, f64::min);
+    let fallback = top
+        .w_mm
+        .iter()
+        .copied()
+        .filter(|w| w.is_finite())
+        .fold(f64::INFINITY, f64::min);
     for j in 0..pnv {
         for i in 0..pnu {
             let k = j * pnu + i;
@@ -124,10 +139,20 @@ pub fn build_pad(bone: &Mesh, frame: &GuideFrame, footprint: &Footprint, options
         let w_lo = bottom.w_mm.iter().copied().fold(f64::INFINITY, f64::min) - 1.0;
         let w_hi = top.w_mm.iter().copied().fold(f64::NEG_INFINITY, f64::max) + 1.0;
         let prism = footprint.prism(frame, w_lo, w_hi);
-        let cut = boolean(Operand::new("pad blank", &slab), Operand::new("footprint prism", &prism), BoolOp::Intersection)?;
+        let cut = boolean(
+            Operand::new("pad blank", &slab),
+            Operand::new("footprint prism", &prism),
+            BoolOp::Intersection,
+        )?;
         (cut, true)
     };
-    Ok(Pad { mesh, contact, outer, lowest_contact_mm, cut_by_boolean })
+    Ok(Pad {
+        mesh,
+        contact,
+        outer,
+        lowest_contact_mm,
+        cut_by_boolean,
+    })
 }
 
 impl Pad {
@@ -140,19 +165,39 @@ impl Pad {
         let h = g.spacing_mm;
         let clamp_i = |u: f64| (((u - g.u0_mm) / h).max(0.0) as usize).min(g.nu - 1);
         let clamp_j = |v: f64| (((v - g.v0_mm) / h).max(0.0) as usize).min(g.nv - 1);
-        let (i0, j0) = (clamp_i(uv_bounds[0]).saturating_sub(1), clamp_j(uv_bounds[1]).saturating_sub(1));
-        let (i1, j1) = ((clamp_i(uv_bounds[2]) + 2).min(g.nu - 1), (clamp_j(uv_bounds[3]) + 2).min(g.nv - 1));
+        let (i0, j0) = (
+            clamp_i(uv_bounds[0]).saturating_sub(1),
+            clamp_j(uv_bounds[1]).saturating_sub(1),
+        );
+        let (i1, j1) = (
+            (clamp_i(uv_bounds[2]) + 2).min(g.nu - 1),
+            (clamp_j(uv_bounds[3]) + 2).min(g.nv - 1),
+        );
         let (nu, nv) = (i1 - i0 + 1, j1 - j0 + 1);
         let floor = self.lowest_contact_mm - BLOCK_DEPTH_MM;
         let (su, sv) = g.uv(i0, j0);
         let mut top = HeightGrid::empty(su, sv, h, nu, nv);
+        // Each column takes the highest contact of its 3 x 3 neighbourhood: the piecewise-linear block then never
+        // cuts inside the grown bone, also across the bone's silhouette where a column without bone sits next to one
+        // with bone (there the true offset surface falls steeply within one cell).
         for j in 0..nv {
             for i in 0..nu {
-                let w = g.at(i0 + i, j0 + j);
+                let mut w = f64::NEG_INFINITY;
+                for dj in -1isize..=1 {
+                    for di in -1isize..=1 {
+                        let (x, y) = ((i0 + i) as isize + di, (j0 + j) as isize + dj);
+                        if x >= 0 && y >= 0 && (x as usize) < g.nu && (y as usize) < g.nv {
+                            w = w.max(g.at(x as usize, y as usize));
+                        }
+                    }
+                }
                 top.w_mm[j * nu + i] = if w.is_finite() { w } else { floor + BLOCK_FLOOR_LIFT_MM };
             }
         }
-        let bottom = HeightGrid { w_mm: vec![floor; nu * nv], ..top.clone() };
+        let bottom = HeightGrid {
+            w_mm: vec![floor; nu * nv],
+            ..top.clone()
+        };
         Ok(solid_between(&bottom, &top, frame)?)
     }
 

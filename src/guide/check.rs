@@ -1,0 +1,532 @@
+//! The checks every guide must pass before it may be written: a solid that prints, and geometry exact to the plan.
+//!
+//! Why measured on the finished mesh and not trusted from construction: booleans, tessellation and placement each
+//! could move a face; a surgeon approves the plan, so the file must be shown to carry the plan. Every check measures
+//! the result against the plan's numbers (slot faces against the planned plane, channel walls against the planned
+//! axis, the underside against the bone), and a failure names the element and the place.
+
+use nalgebra::{Point3, Vector3};
+use serde::Serialize;
+
+use super::build::BuiltGuide;
+use crate::measure::BoneQuery;
+use crate::mesh::{Mesh, MeshReport};
+
+/// Slot mid-plane: largest offset from the planned plane, mm.
+pub const SLOT_OFFSET_TOL_MM: f64 = 0.02;
+/// Slot faces: largest angle to the planned plane, degrees.
+pub const SLOT_ANGLE_TOL_DEG: f64 = 0.05;
+/// Slot width: largest difference from the specified width, mm.
+pub const SLOT_WIDTH_TOL_MM: f64 = 0.01;
+/// Channel axis: largest offset from the planned trajectory, mm.
+pub const CHANNEL_OFFSET_TOL_MM: f64 = 0.02;
+/// Channel axis: largest angle to the planned trajectory, degrees.
+pub const CHANNEL_ANGLE_TOL_DEG: f64 = 0.05;
+/// Contact surface: allowed deviation of the bone gap from the bone offset, mm.
+pub const CONTACT_TOL_MM: f64 = 0.05;
+/// Wall thickness may fall short of the minimum by this much (float noise of the ray test), mm.
+const WALL_TOL_MM: f64 = 1e-3;
+/// Two faces bound a wall when their normals are opposed within this angle (deg): wedges sharper than this are
+/// walls and are measured; blunter edges are ordinary corners.
+const OPPOSED_DEG: f64 = 30.0;
+/// Vertices within this distance (mm) of the bore's wall are fitted as the channel wall; points of the underside
+/// around the channel's mouth lie farther out.
+const CHANNEL_BAND_MM: f64 = 0.05;
+/// A face lies on a tool's surface when its centroid is within this distance of it, mm.
+const ON_TOOL_MM: f64 = 1e-4;
+/// Faces are taken as slot faces when within this distance of the expected face position (mm) and this angle (deg):
+/// loose, so a misplaced slot is measured (and fails) instead of being missed.
+const SLOT_SEARCH_MM: f64 = 0.5;
+const SLOT_SEARCH_DEG: f64 = 5.0;
+
+/// One slot measured on the mesh.
+#[derive(Clone, Debug, Serialize)]
+pub struct SlotCheck {
+    /// Plane name.
+    pub plane: String,
+    /// Mid-plane offset from the planned plane, mm.
+    pub offset_mm: f64,
+    /// Largest angle of either slot face to the planned plane, deg.
+    pub angle_deg: f64,
+    /// Measured width, mm.
+    pub width_mm: f64,
+    /// Specified width, mm.
+    pub expected_width_mm: f64,
+    /// Guidance length, mm.
+    pub guidance_mm: f64,
+    /// Within tolerance.
+    pub ok: bool,
+}
+
+/// One drill channel measured on the mesh.
+#[derive(Clone, Debug, Serialize)]
+pub struct ChannelCheck {
+    /// Drill name.
+    pub drill: String,
+    /// Offset of the measured axis from the planned one (at the entry), mm.
+    pub offset_mm: f64,
+    /// Angle between measured and planned axes, deg.
+    pub angle_deg: f64,
+    /// Narrowest radius of the channel wall around the planned axis, mm (never below the nominal bore).
+    pub min_radius_mm: f64,
+    /// Nominal bore diameter, mm.
+    pub bore_diameter_mm: f64,
+    /// Within tolerance.
+    pub ok: bool,
+}
+
+/// The underside against the bone.
+#[derive(Clone, Debug, Serialize)]
+pub struct ContactCheck {
+    /// Bone offset asked for, mm.
+    pub bone_offset_mm: f64,
+    /// Guide vertices on the contact surface.
+    pub contact_vertices: usize,
+    /// Smallest gap of any guide vertex to the bone, mm.
+    pub min_gap_mm: f64,
+    /// Largest gap of a contact vertex, mm (large over blocked-out undercuts).
+    pub max_contact_gap_mm: f64,
+    /// Share of contact vertices whose gap is the offset within the tolerance.
+    pub at_offset_fraction: f64,
+    /// Guide vertices inside the bone.
+    pub inside_bone: usize,
+    /// No vertex closer than offset - tolerance, none inside.
+    pub ok: bool,
+}
+
+/// Wall thickness around slots, channels and holes.
+#[derive(Clone, Debug, Serialize)]
+pub struct WallCheck {
+    /// Minimum wall asked for, mm.
+    pub min_wall_mm: f64,
+    /// Thinnest wall found, mm.
+    pub thinnest_mm: f64,
+    /// Where (LPS mm), and next to which tool.
+    pub thinnest_at_mm: Option<[f64; 3]>,
+    /// Tool next to the thinnest wall.
+    pub thinnest_near: Option<String>,
+    /// Faces sampled.
+    pub samples: usize,
+    /// Thinnest >= minimum.
+    pub ok: bool,
+}
+
+/// Every check of one guide.
+#[derive(Clone, Debug, Serialize)]
+pub struct GuideCheck {
+    /// Guide name.
+    pub guide: String,
+    /// All checks passed.
+    pub passed: bool,
+    /// What failed, one line each, with the place.
+    pub failures: Vec<String>,
+    /// Closed, manifold, outward, no self-intersections, no degenerate triangles.
+    pub mesh: MeshReport,
+    /// Slots.
+    pub slots: Vec<SlotCheck>,
+    /// Channels.
+    pub channels: Vec<ChannelCheck>,
+    /// Contact and overlap.
+    pub contact: ContactCheck,
+    /// Vertices that would hit the bone when the guide is taken off along its seating direction.
+    pub blocked_on_removal: usize,
+    /// Walls.
+    pub walls: WallCheck,
+}
+
+/// Runs every check on `built` against `bone`.
+pub fn check_guide(built: &BuiltGuide, bone: &BoneQuery) -> GuideCheck {
+    let mesh = &built.mesh;
+    let mut failures = Vec::new();
+    let report = MeshReport::new(mesh);
+    if !report.is_valid() {
+        failures.push(format!("the solid is not valid: {report}"));
+    }
+    if report.components != 1 {
+        failures.push(format!("the guide is in {} pieces, not one", report.components));
+    }
+    let slots: Vec<SlotCheck> = built.slots.iter().map(|s| check_slot(mesh, s)).collect();
+    for s in slots.iter().filter(|s| !s.ok) {
+        failures.push(format!(
+            "slot '{}': mid-plane {:.4} mm / {:.4} deg from the plan, width {:.4} mm (specified {:.4} mm)",
+            s.plane, s.offset_mm, s.angle_deg, s.width_mm, s.expected_width_mm
+        ));
+    }
+    let channels: Vec<ChannelCheck> = built.channels.iter().map(|c| check_channel(mesh, c)).collect();
+    for c in channels.iter().filter(|c| !c.ok) {
+        failures.push(format!(
+            "channel '{}': axis {:.4} mm / {:.4} deg from the trajectory, narrowest radius {:.4} mm (bore {:.4} mm)",
+            c.drill, c.offset_mm, c.angle_deg, c.min_radius_mm, c.bore_diameter_mm
+        ));
+    }
+    let contact = check_contact(built, bone);
+    if !contact.ok {
+        failures.push(format!(
+            "contact: smallest gap to the bone {:.3} mm (offset {:.3} mm), {} vertices inside the bone",
+            contact.min_gap_mm, contact.bone_offset_mm, contact.inside_bone
+        ));
+    }
+    let blocked_on_removal = check_removal(built, bone);
+    if blocked_on_removal > 0 {
+        failures.push(format!(
+            "{blocked_on_removal} vertices would hit the bone when the guide is lifted off along its seating direction"
+        ));
+    }
+    let walls = check_walls(built);
+    if !walls.ok {
+        failures.push(format!(
+            "wall of {:.3} mm (minimum {:.3} mm) next to {} at {}",
+            walls.thinnest_mm,
+            walls.min_wall_mm,
+            walls.thinnest_near.as_deref().unwrap_or("?"),
+            walls.thinnest_at_mm.map_or(String::from("?"), |p| format!(
+                "({:.1}, {:.1}, {:.1}) mm",
+                p[0], p[1], p[2]
+            ))
+        ));
+    }
+    GuideCheck {
+        guide: built.name.clone(),
+        passed: failures.is_empty(),
+        failures,
+        mesh: report,
+        slots,
+        channels,
+        contact,
+        blocked_on_removal,
+        walls,
+    }
+}
+
+fn triangle_geometry(mesh: &Mesh, t: &[u32; 3]) -> Option<(Vector3<f64>, Vector3<f64>, f64)> {
+    let [a, b, c] = mesh.triangle_points(*t)?;
+    let (a, b, c) = (Vector3::from(a), Vector3::from(b), Vector3::from(c));
+    let n = (b - a).cross(&(c - a));
+    let area2 = n.norm();
+    (area2 > 0.0).then(|| ((a + b + c) / 3.0, n / area2, 0.5 * area2))
+}
+
+fn check_slot(mesh: &Mesh, slot: &super::build::PlacedSlot) -> SlotCheck {
+    let n = Vector3::from(slot.spec.normal).normalize();
+    let p0 = Vector3::from(slot.spec.point_mm);
+    let half = 0.5 * slot.width_mm;
+    let m = &slot.patient_from_part;
+    let x_axis = Vector3::new(m[(0, 0)], m[(1, 0)], m[(2, 0)]);
+    let x_mid = (Vector3::new(m[(0, 3)], m[(1, 3)], m[(2, 3)]) - p0).dot(&x_axis);
+    let cos_search = SLOT_SEARCH_DEG.to_radians().cos();
+    // side +1: the face at +half, whose outward normal (into the slot) is -n.
+    let mut sums = [(0.0f64, 0.0f64, Vector3::zeros(), 0.0f64); 2];
+    let mut worst_angle = 0.0f64;
+    for t in &mesh.triangles {
+        let Some((c, normal, area)) = triangle_geometry(mesh, t) else {
+            continue;
+        };
+        let y = (c - p0).dot(&n);
+        let x = (c - p0).dot(&x_axis) - x_mid;
+        if x.abs() > 0.5 * slot.length_mm {
+            continue;
+        }
+        for (k, side) in [1.0f64, -1.0].iter().enumerate() {
+            if (y - side * half).abs() <= SLOT_SEARCH_MM && normal.dot(&(-n * *side)) >= cos_search {
+                let verts: f64 = t
+                    .iter()
+                    .map(|&v| (Vector3::from(mesh.positions[v as usize]) - p0).dot(&n))
+                    .sum();
+                sums[k].0 += verts;
+                sums[k].1 += 3.0;
+                sums[k].2 += normal * area;
+                sums[k].3 += area;
+                worst_angle = worst_angle.max(normal.dot(&(-n * *side)).clamp(-1.0, 1.0).acos().to_degrees());
+            }
+        }
+    }
+    let found = sums[0].1 > 0.0 && sums[1].1 > 0.0;
+    let (y_plus, y_minus) = if found {
+        (sums[0].0 / sums[0].1, sums[1].0 / sums[1].1)
+    } else {
+        (f64::NAN, f64::NAN)
+    };
+    let offset_mm = if found { 0.5 * (y_plus + y_minus) } else { f64::INFINITY };
+    let width_mm = if found { y_plus - y_minus } else { 0.0 };
+    let ok = found
+        && offset_mm.abs() <= SLOT_OFFSET_TOL_MM
+        && worst_angle <= SLOT_ANGLE_TOL_DEG
+        && (width_mm - slot.width_mm).abs() <= SLOT_WIDTH_TOL_MM;
+    SlotCheck {
+        plane: slot.spec.name.clone(),
+        offset_mm,
+        angle_deg: worst_angle,
+        width_mm,
+        expected_width_mm: slot.width_mm,
+        guidance_mm: slot.guidance_mm,
+        ok,
+    }
+}
+
+fn check_channel(mesh: &Mesh, ch: &super::build::PlacedChannel) -> ChannelCheck {
+    let d = Vector3::from(ch.spec.direction).normalize();
+    let out = -d;
+    let entry = Vector3::from(ch.spec.entry_mm);
+    let r = 0.5 * ch.bore_diameter_mm;
+    let n = ch.segments as f64;
+    let r_vertex = r / (std::f64::consts::PI / n).cos();
+    // Wall vertices: within the search band around the planned axis and along the barrel.
+    let (ex, ey) = {
+        let least = (0..3)
+            .min_by(|&a, &b| out[a].abs().total_cmp(&out[b].abs()))
+            .expect("three axes");
+        let mut e = Vector3::zeros();
+        e[least] = 1.0;
+        let x = e.cross(&out).normalize();
+        (x, out.cross(&x))
+    };
+    let _ = (ex, ey);
+    let mut wall: Vec<Vector3<f64>> = Vec::new();
+    let mut min_radius = f64::INFINITY;
+    for p in &mesh.positions {
+        let q = Vector3::from(*p) - entry;
+        let t = q.dot(&out);
+        if t < ch.contact_t_mm - 0.5 || t > ch.top_t_mm + 1e-6 {
+            continue;
+        }
+        let rad = (q - out * t).norm();
+        if rad > r_vertex + SLOT_SEARCH_MM {
+            continue;
+        }
+        min_radius = min_radius.min(rad);
+        if rad >= r - CHANNEL_BAND_MM && rad <= r_vertex + CHANNEL_BAND_MM {
+            wall.push(q);
+        }
+    }
+    // Least-squares cylinder of the bore's radius through the wall points (Gauss-Newton from the planned axis):
+    // the measured axis, whatever way it might have moved.
+    let r_mean = 0.5 * (r + r_vertex);
+    let axis_of = |x: &[f64; 4]| {
+        let c = ex * x[0] + ey * x[1];
+        let d = (out + ex * x[2] + ey * x[3]).normalize();
+        (c, d)
+    };
+    let residuals = |x: &[f64; 4]| -> Vec<f64> {
+        let (c, d) = axis_of(x);
+        wall.iter()
+            .map(|q| {
+                let v = q - c;
+                (v - d * v.dot(&d)).norm() - r_mean
+            })
+            .collect()
+    };
+    let mut x = [0.0f64; 4];
+    if wall.len() >= 8 {
+        for _ in 0..8 {
+            let r0 = residuals(&x);
+            let mut jac = vec![[0.0f64; 4]; r0.len()];
+            for k in 0..4 {
+                let mut xk = x;
+                xk[k] += 1e-7;
+                for (row, (rk, r0i)) in jac.iter_mut().zip(residuals(&xk).iter().zip(&r0)) {
+                    row[k] = (rk - r0i) / 1e-7;
+                }
+            }
+            let mut jtj = nalgebra::Matrix4::<f64>::zeros();
+            let mut jtr = nalgebra::Vector4::<f64>::zeros();
+            for (row, ri) in jac.iter().zip(&r0) {
+                let jr = nalgebra::Vector4::from(*row);
+                jtj += jr * jr.transpose();
+                jtr += jr * *ri;
+            }
+            let Some(step) = jtj.try_inverse().map(|inv| inv * jtr) else {
+                break;
+            };
+            for k in 0..4 {
+                x[k] -= step[k];
+            }
+            if step.norm() < 1e-12 {
+                break;
+            }
+        }
+    }
+    let (offset_mm, angle_deg) = if wall.len() >= 8 {
+        let (c, d) = axis_of(&x);
+        // Offset at the entry: the fitted axis's point in the plane through the entry normal to the planned axis.
+        let at_entry = c - d * (c.dot(&out) / d.dot(&out));
+        (at_entry.norm(), d.dot(&out).clamp(-1.0, 1.0).acos().to_degrees())
+    } else {
+        (f64::INFINITY, f64::INFINITY)
+    };
+    let ok = offset_mm <= CHANNEL_OFFSET_TOL_MM && angle_deg <= CHANNEL_ANGLE_TOL_DEG && min_radius >= r - 1e-6;
+    ChannelCheck {
+        drill: ch.spec.name.clone(),
+        offset_mm,
+        angle_deg,
+        min_radius_mm: min_radius,
+        bore_diameter_mm: ch.bore_diameter_mm,
+        ok,
+    }
+}
+
+/// The bone triangles near the guide (its box grown by `margin_mm`), as a mesh for point queries.
+fn bone_near(bone: &Mesh, guide: &Mesh, margin_mm: f64) -> Mesh {
+    let Some(bb) = guide.bounding_box() else {
+        return Mesh::default();
+    };
+    let inside = |p: &[f64; 3]| (0..3).all(|a| p[a] >= bb.min_mm[a] - margin_mm && p[a] <= bb.max_mm[a] + margin_mm);
+    let mut map = vec![u32::MAX; bone.positions.len()];
+    let mut out = Mesh::default();
+    for t in &bone.triangles {
+        if !t.iter().any(|&v| inside(&bone.positions[v as usize])) {
+            continue;
+        }
+        let mut tri = [0u32; 3];
+        for (slot, &v) in tri.iter_mut().zip(t) {
+            if map[v as usize] == u32::MAX {
+                map[v as usize] = out.positions.len() as u32;
+                out.positions.push(bone.positions[v as usize]);
+            }
+            *slot = map[v as usize];
+        }
+        out.triangles.push(tri);
+    }
+    out
+}
+
+fn check_contact(built: &BuiltGuide, bone: &BoneQuery) -> ContactCheck {
+    use parry3d::math::Vec3;
+    use parry3d::query::PointQuery;
+    use parry3d::shape::TriMesh;
+    let offset = built.params.tolerance.bone_offset_mm;
+    let near = bone_near(bone.mesh(), &built.mesh, offset + 2.0);
+    let origin = built.frame.origin_mm.coords;
+    let local = |p: &[f64; 3]| {
+        Vec3::new(
+            (p[0] - origin.x) as f32,
+            (p[1] - origin.y) as f32,
+            (p[2] - origin.z) as f32,
+        )
+    };
+    let trimesh = (!near.triangles.is_empty())
+        .then(|| TriMesh::new(near.positions.iter().map(local).collect(), near.triangles.clone()).ok())
+        .flatten();
+    let mut min_gap = f64::INFINITY;
+    let mut contact_vertices = 0usize;
+    let mut at_offset = 0usize;
+    let mut max_contact_gap = 0.0f64;
+    let mut inside_bone = 0usize;
+    let w = built.frame.w();
+    for p in &built.mesh.positions {
+        let Some(tm) = &trimesh else { break };
+        let gap = f64::from(tm.distance_to_local_point(local(p), false));
+        min_gap = min_gap.min(gap);
+        let on_contact = built
+            .pad
+            .contact_under(&built.frame, &Point3::from(*p))
+            .is_some_and(|h| (built.frame.frame_from_patient(&Point3::from(*p)).z - h).abs() <= CONTACT_TOL_MM);
+        if on_contact {
+            contact_vertices += 1;
+            max_contact_gap = max_contact_gap.max(gap);
+            if (gap - offset).abs() <= CONTACT_TOL_MM {
+                at_offset += 1;
+            }
+        }
+        if gap < offset {
+            // Close to the bone: make sure it is outside (parity of crossings along the seating direction).
+            let hits = bone
+                .crossings(*p, (-w).into(), 0.0, f64::INFINITY)
+                .map_or(0, |c| c.len());
+            if hits % 2 == 1 {
+                inside_bone += 1;
+            }
+        }
+    }
+    let ok = trimesh.is_some() && min_gap >= offset - CONTACT_TOL_MM && inside_bone == 0 && contact_vertices > 0;
+    ContactCheck {
+        bone_offset_mm: offset,
+        contact_vertices,
+        min_gap_mm: min_gap,
+        max_contact_gap_mm: max_contact_gap,
+        at_offset_fraction: if contact_vertices > 0 {
+            at_offset as f64 / contact_vertices as f64
+        } else {
+            0.0
+        },
+        inside_bone,
+        ok,
+    }
+}
+
+fn check_removal(built: &BuiltGuide, bone: &BoneQuery) -> usize {
+    use rayon::prelude::*;
+    let w: [f64; 3] = built.frame.w().into();
+    built
+        .mesh
+        .positions
+        .par_iter()
+        .filter(|p| bone.crossings(**p, w, 1e-6, f64::INFINITY).is_ok_and(|c| !c.is_empty()))
+        .count()
+}
+
+fn check_walls(built: &BuiltGuide) -> WallCheck {
+    use parry3d::math::Vec3;
+    use parry3d::query::PointQuery;
+    use parry3d::shape::TriMesh;
+    let min_wall = built.params.min_wall_mm;
+    let mut result = WallCheck {
+        min_wall_mm: min_wall,
+        thinnest_mm: f64::INFINITY,
+        thinnest_at_mm: None,
+        thinnest_near: None,
+        samples: 0,
+        ok: false,
+    };
+    let Ok(query) = BoneQuery::new(&built.mesh) else {
+        return result;
+    };
+    let origin = built.frame.origin_mm.coords;
+    let local = |p: &Vector3<f64>| {
+        Vec3::new(
+            (p.x - origin.x) as f32,
+            (p.y - origin.y) as f32,
+            (p.z - origin.z) as f32,
+        )
+    };
+    let tools: Vec<(String, TriMesh)> = built
+        .tools
+        .iter()
+        .filter_map(|(name, m)| {
+            let v = m.positions.iter().map(|p| local(&Vector3::from(*p))).collect();
+            TriMesh::new(v, m.triangles.clone()).ok().map(|t| (name.clone(), t))
+        })
+        .collect();
+    for t in &built.mesh.triangles {
+        let Some((c, normal, _)) = triangle_geometry(&built.mesh, t) else {
+            continue;
+        };
+        let Some((name, _)) = tools
+            .iter()
+            .find(|(_, tm)| f64::from(tm.distance_to_local_point(local(&c), false)) <= ON_TOOL_MM.max(1e-3))
+        else {
+            continue;
+        };
+        result.samples += 1;
+        let inward: [f64; 3] = (-normal).into();
+        // A wall is material between two faces that face away from each other within [`OPPOSED_DEG`]; a ray
+        // leaving through an inclined face is at an ordinary edge, not in a thin wall.
+        let Some(hit) = query
+            .crossings(c.into(), inward, 1e-6, f64::INFINITY)
+            .ok()
+            .and_then(|h| h.first().copied())
+        else {
+            continue;
+        };
+        if Vector3::from(hit.normal).dot(&normal) > -OPPOSED_DEG.to_radians().cos() {
+            continue;
+        }
+        let thickness = hit.t_mm;
+        if thickness < result.thinnest_mm {
+            result.thinnest_mm = thickness;
+            result.thinnest_at_mm = Some(c.into());
+            result.thinnest_near = Some(name.clone());
+        }
+    }
+    result.ok = result.thinnest_mm >= min_wall - WALL_TOL_MM;
+    result
+}
