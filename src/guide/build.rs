@@ -20,8 +20,7 @@ use super::pad::{build_pad, Pad, PadError, PadOptions};
 use crate::mesh::boolean::{boolean, fold, BoolOp, BooleanError, Operand};
 use crate::mesh::{Mesh, MeshError};
 use crate::template::parts::{
-    barrel, circle_segments, cylinder_tool, slot_housing, slot_slab, Barrel, CylinderTool, PartError, SleevePocket,
-    SlotHousing, SlotSlab, CHORD_TOLERANCE_MM,
+    circle_segments, cylinder_tool, slot_slab, CylinderTool, PartError, SlotSlab, CHORD_TOLERANCE_MM,
 };
 use crate::template::{ResolvedParams, TemplateError};
 
@@ -124,7 +123,7 @@ pub enum GuideError {
         /// Plane or drill.
         element: String,
         /// Why.
-        source: TemplateError,
+        source: Box<TemplateError>,
     },
     /// A boolean failed.
     #[error("guide '{guide}': {source}")]
@@ -248,7 +247,7 @@ pub fn build_guide(bone: &Mesh, request: &GuideRequest) -> Result<BuiltGuide, Gu
     // Parts reach beyond the footprint by at most the slot end walls or a barrel radius.
     let max_part_reach = p
         .slot
-        .map_or(0.0, |s| s.slot_overhang_mm + 1.0)
+        .map_or(0.0, |s| s.slot_overhang_mm + p.pad_thickness_mm + 2.0)
         .max(p.drill.map_or(0.0, |d| {
             0.5 * d.sleeve_pocket_diameter_mm.unwrap_or(0.0).max(6.0) + d.barrel_wall_mm
         }));
@@ -330,19 +329,25 @@ pub fn build_guide(bone: &Mesh, request: &GuideRequest) -> Result<BuiltGuide, Gu
             .map_err(|source| GuideError::Tolerance {
                 guide: g.clone(),
                 element: spec.name.clone(),
-                source,
+                source: Box::new(source),
             })?;
         let length_mm = x_hi - x_lo;
         let z_base = z_lo - PART_REACH_BELOW_MM - p.pad_thickness_mm;
         let z_top = z_hi + sp.slot_depth_mm;
         let origin = p0 + x_axis * (0.5 * (x_lo + x_hi)) + z_axis * z_base;
         let patient_from_part = frame_matrix(&origin, &x_axis, &n, &z_axis);
-        let housing = slot_housing(&SlotHousing {
-            cut_length_mm: length_mm,
-            slot_width_mm: width_mm,
-            slot_wall_mm: sp.slot_wall_mm,
-            slot_overhang_mm: sp.slot_overhang_mm,
-            depth_mm: z_top - z_base,
+        // The housing goes in as a solid block and the slab cuts the slot: a housing with the slot already in it
+        // would put the slab's faces exactly on the slot's, and coplanar faces are where the boolean engine left
+        // slivers and self-intersections in the property tests.
+        // The slot runs past the footprint's outline by the pad thickness and a millimetre, so it cuts the pad
+        // through instead of leaving a sliver of pad at an oblique outline; the housing's end walls beyond it are the
+        // bridge that keeps the guide one piece.
+        let length_mm = length_mm + 2.0 * (p.pad_thickness_mm + 1.0);
+        let housing = slot_slab(&SlotSlab {
+            length_mm: length_mm + 2.0 * sp.slot_overhang_mm,
+            width_mm: width_mm + 2.0 * sp.slot_wall_mm,
+            z_min_mm: 0.0,
+            z_max_mm: z_top - z_base,
         })
         .map_err(part_err)?;
         let slab = slot_slab(&SlotSlab {
@@ -398,7 +403,7 @@ pub fn build_guide(bone: &Mesh, request: &GuideRequest) -> Result<BuiltGuide, Gu
             .map_err(|source| GuideError::Tolerance {
                 guide: g.clone(),
                 element: spec.name.clone(),
-                source,
+                source: Box::new(source),
             })?;
         let outer_r = 0.5 * dp.sleeve_pocket_diameter_mm.unwrap_or(bore).max(bore) + dp.barrel_wall_mm;
         let segments = circle_segments(outer_r, CHORD_TOLERANCE_MM);
@@ -407,17 +412,28 @@ pub fn build_guide(bone: &Mesh, request: &GuideRequest) -> Result<BuiltGuide, Gu
         let (ex, ey) = perpendicular_pair(&out);
         let origin = entry + out * z_base;
         let patient_from_part = frame_matrix(&origin, &ex, &ey, &out);
-        let b = barrel(&Barrel {
-            bore_diameter_mm: bore,
-            wall_mm: dp.barrel_wall_mm,
-            length_mm: top_t_mm - z_base,
-            sleeve_pocket: dp.sleeve_pocket_diameter_mm.map(|diameter_mm| SleevePocket {
-                diameter_mm,
-                depth_mm: dp.sleeve_pocket_depth_mm,
-            }),
+        // A solid barrel; the channel (and the sleeve pocket) are cut by tools, so no tool face is coplanar with a
+        // part face (see the slot housing above).
+        let b = cylinder_tool(&CylinderTool {
+            diameter_mm: 2.0 * outer_r,
+            z_min_mm: 0.0,
+            z_max_mm: top_t_mm - z_base,
             segments: Some(segments),
         })
         .map_err(part_err)?;
+        if let Some(pocket_mm) = dp.sleeve_pocket_diameter_mm {
+            let pocket = cylinder_tool(&CylinderTool {
+                diameter_mm: pocket_mm,
+                z_min_mm: top_t_mm - z_base - dp.sleeve_pocket_depth_mm,
+                z_max_mm: top_t_mm - z_base + TOOL_OVERSHOOT_MM,
+                segments: Some(segments),
+            })
+            .map_err(part_err)?;
+            tools.push((
+                format!("sleeve pocket '{}'", spec.name),
+                placed(pocket, &patient_from_part, &g)?,
+            ));
+        }
         let tool = cylinder_tool(&CylinderTool {
             diameter_mm: bore,
             z_min_mm: -TOOL_OVERSHOOT_MM,

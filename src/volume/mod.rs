@@ -108,7 +108,7 @@ pub struct SkippedFile {
 }
 
 /// The non-identifying description of a series, as listed by `guidesmith info`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct SeriesInfo {
     /// SeriesInstanceUID (empty when the files have none).
     pub series_uid: String,
