@@ -7,6 +7,7 @@
 pub mod atomic;
 pub mod bone;
 pub mod catalogue;
+pub mod export;
 pub mod grid;
 pub mod guide;
 pub mod measure;
