@@ -110,7 +110,15 @@ pub struct Manifest {
 
 /// Keeps `[A-Za-z0-9._-]`, replaces anything else by `_`.
 pub fn sanitize(name: &str) -> String {
-    name.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '_' }).collect()
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 fn stl_bytes(mesh: &Mesh, header: &str) -> Result<Vec<u8>, std::io::Error> {
@@ -120,9 +128,19 @@ fn stl_bytes(mesh: &Mesh, header: &str) -> Result<Vec<u8>, std::io::Error> {
         .map(|t| {
             let p = t.map(|i| mesh.positions[i as usize]);
             let v = |k: usize| stl_io::Vertex::new([p[k][0] as f32, p[k][1] as f32, p[k][2] as f32]);
-            let (a, b, c) = (nalgebra::Vector3::from(p[0]), nalgebra::Vector3::from(p[1]), nalgebra::Vector3::from(p[2]));
-            let n = (b - a).cross(&(c - a)).try_normalize(0.0).unwrap_or_else(nalgebra::Vector3::zeros);
-            stl_io::Triangle { normal: stl_io::Normal::new([n.x as f32, n.y as f32, n.z as f32]), vertices: [v(0), v(1), v(2)] }
+            let (a, b, c) = (
+                nalgebra::Vector3::from(p[0]),
+                nalgebra::Vector3::from(p[1]),
+                nalgebra::Vector3::from(p[2]),
+            );
+            let n = (b - a)
+                .cross(&(c - a))
+                .try_normalize(0.0)
+                .unwrap_or_else(nalgebra::Vector3::zeros);
+            stl_io::Triangle {
+                normal: stl_io::Normal::new([n.x as f32, n.y as f32, n.z as f32]),
+                vertices: [v(0), v(1), v(2)],
+            }
         })
         .collect();
     let mut out = Cursor::new(Vec::new());
@@ -136,7 +154,9 @@ fn stl_bytes(mesh: &Mesh, header: &str) -> Result<Vec<u8>, std::io::Error> {
 }
 
 fn three_mf_bytes(info: &ExportInfo<'_>, guides: &[GuideExport<'_>]) -> Result<Vec<u8>, ExportError> {
-    use threemf::model::{Build, Item, Metadata, Model, Object, Resources, Triangle, Triangles, Unit, Vertex, Vertices};
+    use threemf::model::{
+        Build, Item, Metadata, Model, Object, Resources, Triangle, Triangles, Unit, Vertex, Vertices,
+    };
     let objects: Vec<Object> = guides
         .iter()
         .enumerate()
@@ -145,14 +165,27 @@ fn three_mf_bytes(info: &ExportInfo<'_>, guides: &[GuideExport<'_>]) -> Result<V
             name: Some(g.name.to_string()),
             mesh: Some(threemf::model::Mesh {
                 vertices: Vertices {
-                    vertex: g.mesh.positions.iter().map(|p| Vertex { x: p[0], y: p[1], z: p[2] }).collect(),
+                    vertex: g
+                        .mesh
+                        .positions
+                        .iter()
+                        .map(|p| Vertex {
+                            x: p[0],
+                            y: p[1],
+                            z: p[2],
+                        })
+                        .collect(),
                 },
                 triangles: Triangles {
                     triangle: g
                         .mesh
                         .triangles
                         .iter()
-                        .map(|t| Triangle { v1: t[0] as usize, v2: t[1] as usize, v3: t[2] as usize })
+                        .map(|t| Triangle {
+                            v1: t[0] as usize,
+                            v2: t[1] as usize,
+                            v3: t[2] as usize,
+                        })
                         .collect(),
                 },
             }),
@@ -164,15 +197,39 @@ fn three_mf_bytes(info: &ExportInfo<'_>, guides: &[GuideExport<'_>]) -> Result<V
         xmlns: "http://schemas.microsoft.com/3dmanufacturing/core/2015/02".into(),
         xmlns_m: None,
         metadata: vec![
-            Metadata { name: "Title".into(), value: Some(format!("guidesmith guides, case {}", info.case_id)) },
-            Metadata { name: "Application".into(), value: Some(format!("guidesmith {}", info.software_version)) },
-            Metadata { name: "guidesmith:case_id".into(), value: Some(info.case_id.to_string()) },
-            Metadata { name: "guidesmith:guides".into(), value: Some(names.join(", ")) },
-            Metadata { name: "guidesmith:plan_sha256".into(), value: Some(info.plan_sha256.to_string()) },
+            Metadata {
+                name: "Title".into(),
+                value: Some(format!("guidesmith guides, case {}", info.case_id)),
+            },
+            Metadata {
+                name: "Application".into(),
+                value: Some(format!("guidesmith {}", info.software_version)),
+            },
+            Metadata {
+                name: "guidesmith:case_id".into(),
+                value: Some(info.case_id.to_string()),
+            },
+            Metadata {
+                name: "guidesmith:guides".into(),
+                value: Some(names.join(", ")),
+            },
+            Metadata {
+                name: "guidesmith:plan_sha256".into(),
+                value: Some(info.plan_sha256.to_string()),
+            },
         ],
-        resources: Resources { object: objects, basematerials: None },
+        resources: Resources {
+            object: objects,
+            basematerials: None,
+        },
         build: Build {
-            item: (0..guides.len()).map(|k| Item { objectid: k + 1, transform: None, partnumber: None }).collect(),
+            item: (0..guides.len())
+                .map(|k| Item {
+                    objectid: k + 1,
+                    transform: None,
+                    partnumber: None,
+                })
+                .collect(),
         },
         unit: Unit::Millimeter,
     };
@@ -182,8 +239,15 @@ fn three_mf_bytes(info: &ExportInfo<'_>, guides: &[GuideExport<'_>]) -> Result<V
 }
 
 /// Writes every guide's STL, the 3MF and the manifest into `out_dir` (created).
-pub fn export_guides(out_dir: &Path, info: &ExportInfo<'_>, guides: &[GuideExport<'_>]) -> Result<Manifest, ExportError> {
-    std::fs::create_dir_all(out_dir).map_err(|source| ExportError::Io { path: out_dir.to_path_buf(), source })?;
+pub fn export_guides(
+    out_dir: &Path,
+    info: &ExportInfo<'_>,
+    guides: &[GuideExport<'_>],
+) -> Result<Manifest, ExportError> {
+    std::fs::create_dir_all(out_dir).map_err(|source| ExportError::Io {
+        path: out_dir.to_path_buf(),
+        source,
+    })?;
     let case = sanitize(info.case_id);
     let mut files = Vec::new();
     let mut entries = Vec::new();
@@ -191,7 +255,11 @@ pub fn export_guides(out_dir: &Path, info: &ExportInfo<'_>, guides: &[GuideExpor
     let write = |name: String, bytes: &[u8], files: &mut Vec<FileEntry>| -> Result<(), ExportError> {
         let path = out_dir.join(&name);
         write_atomic(&path, |w| w.write_all(bytes)).map_err(|source| ExportError::Io { path, source })?;
-        files.push(FileEntry { file: name, bytes: bytes.len() as u64, sha256: sha256_hex(bytes) });
+        files.push(FileEntry {
+            file: name,
+            bytes: bytes.len() as u64,
+            sha256: sha256_hex(bytes),
+        });
         Ok(())
     };
     for g in guides {
@@ -202,8 +270,14 @@ pub fn export_guides(out_dir: &Path, info: &ExportInfo<'_>, guides: &[GuideExpor
         if !seen.insert(stl.clone()) {
             return Err(ExportError::Duplicate(stl));
         }
-        let header = format!("guidesmith {} case {} guide {}", info.software_version, info.case_id, g.name);
-        let bytes = stl_bytes(g.mesh, &header).map_err(|source| ExportError::Io { path: out_dir.join(&stl), source })?;
+        let header = format!(
+            "guidesmith {} case {} guide {}",
+            info.software_version, info.case_id, g.name
+        );
+        let bytes = stl_bytes(g.mesh, &header).map_err(|source| ExportError::Io {
+            path: out_dir.join(&stl),
+            source,
+        })?;
         write(stl.clone(), &bytes, &mut files)?;
         entries.push(GuideEntry {
             name: g.name.to_string(),
@@ -250,8 +324,16 @@ mod tests {
     fn files_match_their_manifest_hashes_read_back_and_are_byte_identical_across_runs() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mesh = tetra();
-        let info = ExportInfo { case_id: "CASE-007", plan_sha256: "ab12", software_version: "0.1.0" };
-        let guides = [GuideExport { name: "cut guide/1", mesh: &mesh, checks: serde_json::json!({"passed": true}) }];
+        let info = ExportInfo {
+            case_id: "CASE-007",
+            plan_sha256: "ab12",
+            software_version: "0.1.0",
+        };
+        let guides = [GuideExport {
+            name: "cut guide/1",
+            mesh: &mesh,
+            checks: serde_json::json!({"passed": true}),
+        }];
         let m1 = export_guides(dir.path(), &info, &guides).expect("export");
         assert_eq!(m1.files.len(), 2);
         assert_eq!(m1.files[0].file, "CASE-007_cut_guide_1.stl");
@@ -276,22 +358,48 @@ mod tests {
         for (f, bytes) in m2.files.iter().zip(&first) {
             assert_eq!(&std::fs::read(dir.path().join(&f.file)).expect("read"), bytes);
         }
-        assert_eq!(std::fs::read(dir.path().join("manifest.json")).expect("manifest"), manifest1);
+        assert_eq!(
+            std::fs::read(dir.path().join("manifest.json")).expect("manifest"),
+            manifest1
+        );
     }
 
     #[test]
     fn empty_and_duplicate_guides_are_refused() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let info = ExportInfo { case_id: "C1", plan_sha256: "x", software_version: "0" };
+        let info = ExportInfo {
+            case_id: "C1",
+            plan_sha256: "x",
+            software_version: "0",
+        };
         let empty = Mesh::default();
-        let err = export_guides(dir.path(), &info, &[GuideExport { name: "g", mesh: &empty, checks: serde_json::Value::Null }])
-            .expect_err("empty");
+        let err = export_guides(
+            dir.path(),
+            &info,
+            &[GuideExport {
+                name: "g",
+                mesh: &empty,
+                checks: serde_json::Value::Null,
+            }],
+        )
+        .expect_err("empty");
         assert!(err.to_string().contains("'g' is empty"));
         let m = tetra();
         let two = [
-            GuideExport { name: "a b", mesh: &m, checks: serde_json::Value::Null },
-            GuideExport { name: "a_b", mesh: &m, checks: serde_json::Value::Null },
+            GuideExport {
+                name: "a b",
+                mesh: &m,
+                checks: serde_json::Value::Null,
+            },
+            GuideExport {
+                name: "a_b",
+                mesh: &m,
+                checks: serde_json::Value::Null,
+            },
         ];
-        assert!(matches!(export_guides(dir.path(), &info, &two), Err(ExportError::Duplicate(_))));
+        assert!(matches!(
+            export_guides(dir.path(), &info, &two),
+            Err(ExportError::Duplicate(_))
+        ));
     }
 }

@@ -15,6 +15,7 @@ pub mod mesh;
 pub mod npy;
 pub mod plan;
 pub mod progress;
+pub mod render;
 pub mod segment;
 pub mod synth;
 pub mod template;

@@ -12,7 +12,39 @@ fn demo(out: &std::path::Path) -> Vec<u8> {
     let text = String::from_utf8_lossy(&run.stdout);
     assert!(text.contains("voxels >= 226 HU"), "{text}");
     assert!(text.contains("closed, manifold, outward"), "{text}");
-    std::fs::read(out.join("bone.stl")).expect("bone.stl written")
+    assert_eq!(text.matches("all checks passed").count(), 2, "{text}");
+    let mut bytes = std::fs::read(out.join("bone.stl")).expect("bone.stl written");
+    for name in [
+        "DEMO-JAW_symphysis-cutting.stl",
+        "DEMO-JAW_left-body-drilling.stl",
+        "DEMO-JAW_guides.3mf",
+        "manifest.json",
+    ] {
+        bytes.extend(std::fs::read(out.join("guides").join(name)).expect("guide file written"));
+    }
+    bytes
+}
+
+/// The manifest names every file with its hash, and every guide passed its checks.
+fn assert_manifest(guides: &std::path::Path) {
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(guides.join("manifest.json")).expect("manifest")).expect("json");
+    assert_eq!(manifest["case_id"], "DEMO-JAW");
+    assert_eq!(manifest["units"], "millimetre");
+    let files = manifest["files"].as_array().expect("files");
+    assert_eq!(files.len(), 3);
+    for f in files {
+        let bytes = std::fs::read(guides.join(f["file"].as_str().expect("name"))).expect("file");
+        assert_eq!(
+            guidesmith::plan::sha256_hex(&bytes),
+            f["sha256"].as_str().expect("hash")
+        );
+    }
+    for g in manifest["guides"].as_array().expect("guides") {
+        assert_eq!(g["checks"]["passed"], true, "{g}");
+        assert_eq!(g["checks"]["mesh"]["components"], 1);
+    }
+    assert_eq!(std::fs::read_dir(guides.join("renders")).expect("renders").count(), 6);
 }
 
 #[test]
@@ -20,7 +52,25 @@ fn demo_runs_twice_with_identical_output_and_a_valid_bone() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let first = demo(tmp.path());
     let second = demo(tmp.path());
-    assert!(first == second, "the demo's bone.stl differs between runs");
+    assert!(first == second, "the demo's outputs differ between runs");
+    assert_manifest(&tmp.path().join("guides"));
+    // `guidesmith build` on the plan the demo wrote gives the same guides.
+    let rebuilt = tmp.path().join("rebuilt");
+    let build = Command::new(env!("CARGO_BIN_EXE_guidesmith"))
+        .arg("build")
+        .arg(tmp.path().join("plan.json"))
+        .arg("-o")
+        .arg(&rebuilt)
+        .output()
+        .expect("build");
+    assert!(build.status.success(), "{}", String::from_utf8_lossy(&build.stderr));
+    for name in ["DEMO-JAW_symphysis-cutting.stl", "DEMO-JAW_guides.3mf", "manifest.json"] {
+        assert_eq!(
+            std::fs::read(rebuilt.join(name)).expect("rebuilt"),
+            std::fs::read(tmp.path().join("guides").join(name)).expect("demo"),
+            "{name}"
+        );
+    }
     let check = Command::new(env!("CARGO_BIN_EXE_guidesmith"))
         .arg("check")
         .arg(tmp.path().join("bone.stl"))

@@ -1,6 +1,7 @@
 //! Argument parsing (clap) and the subcommands. Each subcommand validates its arguments, calls the library and
 //! formats the result; no pipeline logic lives here.
 
+mod build;
 mod demo;
 mod info;
 mod progress;
@@ -35,6 +36,8 @@ enum Command {
     Decimate(segment::DecimateArgs),
     /// Write a synthetic CT series (a jaw or a sphere with known geometry) as real DICOM files.
     Synth(demo::SynthArgs),
+    /// Build every guide of a plan, check it, and write STL, 3MF, manifest and renders (nothing if a check fails).
+    Build(build::BuildArgs),
     /// The main job on the bundled sample: write the synthetic jaw CT and show what guidesmith finds in it.
     Demo(demo::DemoArgs),
 }
@@ -49,6 +52,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check(args) => segment::run_check(&args),
         Command::Decimate(args) => segment::run_decimate(&args),
         Command::Synth(args) => demo::run_synth(&args),
+        Command::Build(args) => build::run_build(&args, &progress),
         Command::Demo(args) => demo::run_demo(&args, &progress),
     }
 }

@@ -7,3 +7,4 @@ mod clip;
 pub mod footprint;
 pub mod heightfield;
 pub mod pad;
+pub mod pipeline;
