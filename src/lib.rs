@@ -6,6 +6,7 @@
 
 pub mod atomic;
 pub mod bone;
+pub mod export;
 pub mod grid;
 pub mod mesh;
 pub mod npy;
