@@ -11,6 +11,7 @@ pub mod grid;
 pub mod mesh;
 pub mod npy;
 pub mod progress;
+pub mod render;
 pub mod segment;
 pub mod synth;
 pub mod volume;
