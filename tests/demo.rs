@@ -34,7 +34,7 @@ fn assert_manifest(guides: &std::path::Path) {
     let files = manifest["files"].as_array().expect("files");
     assert_eq!(files.len(), 3);
     for f in files {
-        let bytes = std::fs::read(guides.join(f["file"].as_str().expect("name"))).expect("file");
+        let bytes = std::fs::read(guides.join(f["name"].as_str().expect("name"))).expect("file");
         assert_eq!(
             guidesmith::plan::sha256_hex(&bytes),
             f["sha256"].as_str().expect("hash")
@@ -44,7 +44,7 @@ fn assert_manifest(guides: &std::path::Path) {
         assert_eq!(g["checks"]["passed"], true, "{g}");
         assert_eq!(g["checks"]["mesh"]["components"], 1);
     }
-    assert_eq!(std::fs::read_dir(guides.join("renders")).expect("renders").count(), 6);
+    assert_eq!(std::fs::read_dir(guides.join("renders")).expect("renders").count(), 3);
 }
 
 #[test]

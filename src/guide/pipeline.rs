@@ -8,18 +8,16 @@ use std::path::{Path, PathBuf};
 
 use super::build::{build_guide, BuiltGuide, ChannelSpec, GuideError, GuideRequest, SlotSpec, DEFAULT_GRID_MM};
 use super::check::{check_guide, GuideCheck};
-use crate::export::{export_guides, sanitize, ExportError, ExportInfo, GuideExport, Manifest};
+use crate::export::{export_guides, sanitize_file_component, ExportError, ExportInfo, ExportSummary, GuideExport};
 use crate::measure::{BoneQuery, MeasureError};
-use crate::mesh::{BoundingBox, Mesh};
+use crate::mesh::Mesh;
 use crate::plan::Plan;
 use crate::progress::Progress;
-use crate::render::{render, write_png, View, BONE_RGB, GUIDE_RGB};
+use crate::render::{grown, render_views, write_png, Scene, View, BONE_COLOUR, GUIDE_COLOUR};
 use crate::template::{builtin_printers, builtin_template, TemplateError};
 
 /// Printer profile used when the plan's guide does not say otherwise.
 pub const DEFAULT_PRINTER: &str = "sla";
-/// Render size, pixels.
-const RENDER_SIZE: (u32, u32) = (800, 600);
 
 /// Why a plan's guides could not be produced.
 #[derive(Debug, thiserror::Error)]
@@ -55,12 +53,12 @@ pub enum PipelineError {
     #[error(transparent)]
     Export(#[from] ExportError),
     /// A render could not be written.
-    #[error("{path}: {source}")]
+    #[error("{path}: {detail}")]
     Render {
         /// File.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        detail: String,
     },
 }
 
@@ -168,13 +166,17 @@ pub fn build_plan_guides(
     Ok(PlanGuides { guides, checks })
 }
 
-/// Writes the guides (only if every check passed), the manifest and the renders into `out_dir`.
+/// Writes the guides (only if every check passed), their renders and, last, the manifest into `out_dir`.
+///
+/// Renders are review images, not print files: `renders/<case>_<guide>.png` is a labelled contact sheet of the guide
+/// seated on the bone (along its seating direction, oblique, from above) and of its contact side alone, and
+/// `renders/<case>_overview.png` shows every guide on the bone. The manifest lists the print files.
 pub fn write_plan_guides(
     out_dir: &Path,
     plan: &Plan,
     bone: &Mesh,
     result: &PlanGuides,
-) -> Result<Manifest, PipelineError> {
+) -> Result<ExportSummary, PipelineError> {
     if result.checks.iter().any(|c| !c.passed) {
         return Err(PipelineError::Checks(result.checks.clone()));
     }
@@ -195,50 +197,66 @@ pub fn write_plan_guides(
             checks: serde_json::to_value(c).unwrap_or(serde_json::Value::Null),
         })
         .collect();
-    let manifest = export_guides(out_dir, &info, &exports)?;
-    let renders = out_dir.join("renders");
-    std::fs::create_dir_all(&renders).map_err(|source| PipelineError::Render {
-        path: renders.clone(),
-        source,
+    write_renders(&out_dir.join("renders"), &case_id, bone, &result.guides)?;
+    Ok(export_guides(out_dir, &info, &exports)?)
+}
+
+/// Margin around a guide in its renders, mm: enough bone to see where the guide sits.
+const RENDER_MARGIN_MM: f64 = 12.0;
+/// One contact-sheet cell, pixels.
+const RENDER_CELL: (u32, u32) = (640, 480);
+/// Overview image size, pixels.
+const OVERVIEW_SIZE: (u32, u32) = (1000, 750);
+
+fn write_renders(dir: &Path, case_id: &str, bone: &Mesh, guides: &[BuiltGuide]) -> Result<(), PipelineError> {
+    std::fs::create_dir_all(dir).map_err(|source| PipelineError::Render {
+        path: dir.to_path_buf(),
+        detail: source.to_string(),
     })?;
-    for g in &result.guides {
+    let png = |image: &crate::render::RgbImage, path: PathBuf| {
+        write_png(image, &path).map_err(|e| PipelineError::Render {
+            path,
+            detail: e.to_string(),
+        })
+    };
+    let mut overview = Scene::new();
+    overview.add(bone, BONE_COLOUR, 1.0);
+    for g in guides {
+        overview.add(&g.mesh, GUIDE_COLOUR, 1.0);
         let Some(bb) = g.mesh.bounding_box() else { continue };
-        let grow = 12.0;
-        let focus = BoundingBox {
-            min_mm: [bb.min_mm[0] - grow, bb.min_mm[1] - grow, bb.min_mm[2] - grow],
-            max_mm: [bb.max_mm[0] + grow, bb.max_mm[1] + grow, bb.max_mm[2] + grow],
-        };
+        let focus = Some(grown(bb, RENDER_MARGIN_MM));
         let seat = g.frame.w();
+        let up = pick_up(&seat);
+        let toward_bone: [f64; 3] = (-seat).into();
+        let oblique: [f64; 3] = (-seat + nalgebra::Vector3::new(0.0, 0.0, -0.6)).into();
+        let mut seated = Scene::new();
+        seated.add(bone, BONE_COLOUR, 1.0);
+        seated.add(&g.mesh, GUIDE_COLOUR, 1.0);
         let views = [
-            (
-                "seating",
-                View::Along {
-                    dir: (-seat).into(),
-                    up: pick_up(&seat),
-                },
-            ),
-            (
-                "oblique",
-                View::Along {
-                    dir: (-seat + nalgebra::Vector3::new(0.0, 0.0, -0.6)).into(),
-                    up: pick_up(&seat),
-                },
-            ),
-            ("superior", View::Superior),
+            ("seated, along seating", View::Along { dir: toward_bone, up }),
+            ("seated, oblique", View::Along { dir: oblique, up }),
+            ("seated, superior", View::Superior),
         ];
-        for (label, view) in views {
-            let image = render(
-                &[(bone, BONE_RGB), (&g.mesh, GUIDE_RGB)],
-                view,
-                RENDER_SIZE.0,
-                RENDER_SIZE.1,
-                &focus,
-            );
-            let path = renders.join(format!("{}_{}_{label}.png", sanitize(&case_id), sanitize(&g.name)));
-            write_png(&image, &path).map_err(|source| PipelineError::Render { path, source })?;
-        }
+        let mut sheet = render_views(&seated, &views, RENDER_CELL, focus);
+        // The contact side: the guide alone, seen from the bone.
+        let mut alone = Scene::new();
+        alone.add(&g.mesh, GUIDE_COLOUR, 1.0);
+        let contact = render_views(
+            &alone,
+            &[("contact side", View::Along { dir: seat.into(), up })],
+            RENDER_CELL,
+            Some(grown(bb, 2.0)),
+        );
+        let (cw, ch) = RENDER_CELL;
+        let gap = sheet.width().saturating_sub(2 * cw);
+        sheet.paste(&contact, cw + gap, ch + gap);
+        png(
+            &sheet,
+            dir.join(format!("{}_{}.png", case_id, sanitize_file_component(&g.name))),
+        )?;
     }
-    Ok(manifest)
+    let image = crate::render::render(&overview, View::Iso(20.0, 20.0), OVERVIEW_SIZE.0, OVERVIEW_SIZE.1, None);
+    png(&image, dir.join(format!("{case_id}_overview.png")))
 }
 
 /// Superior (+z) as "up" unless the view looks along it.
