@@ -284,15 +284,16 @@ fn demo_plan(
             GuideSpec {
                 name: "symphysis-cutting".into(),
                 template: "cutting_guide".into(),
-                parameters: Default::default(),
+                // One fixation screw per bone segment: right, resected symphysis, left.
+                parameters: [("fixation_hole_count".to_string(), 3.0)].into_iter().collect(),
                 planes: vec!["resection-right".into(), "resection-left".into()],
                 drills: vec![],
                 seating_direction: [0.0, 1.0, 0.0],
                 footprint: rect([
-                    [-20.0, front, -5.0],
-                    [20.0, front, -5.0],
-                    [20.0, front, 5.0],
-                    [-20.0, front, 5.0],
+                    [-25.0, front, -5.0],
+                    [25.0, front, -5.0],
+                    [25.0, front, 5.0],
+                    [-25.0, front, 5.0],
                 ]),
             },
             GuideSpec {

@@ -619,7 +619,12 @@ fn lift_top(block: &mut Mesh, frame: &GuideFrame, pad: &Pad, lift_mm: f64) {
     }
 }
 
-/// Chooses fixation hole positions by farthest-point sampling over the footprint interior.
+/// Score of a fixation hole candidate on a side of a slot that has no hole yet; larger than any distance term, so
+/// the sides are covered first.
+const UNCOVERED_SIDE_BONUS: f64 = 100.0;
+
+/// Chooses fixation hole positions by farthest-point sampling over the footprint interior, covering both sides of
+/// every slot first when there are holes enough.
 fn place_holes(
     frame: &GuideFrame,
     footprint: &Footprint,
@@ -678,8 +683,18 @@ fn place_holes(
             if spacing < 0.0 {
                 continue;
             }
-            // Far from features first, then far from the other holes; ties keep the first candidate (row order).
-            let score = free.min(20.0) + spacing.min(40.0);
+            // A side of a slot without a hole yet comes first (a cutting guide is held on both sides of its cut),
+            // then far from features, then far from the other holes; ties keep the first candidate (row order).
+            let uncovered = slots
+                .iter()
+                .filter(|s| {
+                    let side = |q: &Vector3<f64>| {
+                        (q - Vector3::from(s.spec.point_mm)).dot(&Vector3::from(s.spec.normal)) > 0.0
+                    };
+                    !chosen.iter().any(|c| side(c) == side(point))
+                })
+                .count();
+            let score = UNCOVERED_SIDE_BONUS * uncovered as f64 + free.min(20.0) + spacing.min(40.0);
             if best.is_none_or(|(s, _)| score > s) {
                 best = Some((score, *point));
             }

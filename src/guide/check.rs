@@ -366,27 +366,9 @@ fn check_channel(mesh: &Mesh, ch: &super::build::PlacedChannel) -> ChannelCheck 
 
 /// The bone triangles near the guide (its box grown by `margin_mm`), as a mesh for point queries.
 fn bone_near(bone: &Mesh, guide: &Mesh, margin_mm: f64) -> Mesh {
-    let Some(bb) = guide.bounding_box() else {
-        return Mesh::default();
-    };
-    let inside = |p: &[f64; 3]| (0..3).all(|a| p[a] >= bb.min_mm[a] - margin_mm && p[a] <= bb.max_mm[a] + margin_mm);
-    let mut map = vec![u32::MAX; bone.positions.len()];
-    let mut out = Mesh::default();
-    for t in &bone.triangles {
-        if !t.iter().any(|&v| inside(&bone.positions[v as usize])) {
-            continue;
-        }
-        let mut tri = [0u32; 3];
-        for (slot, &v) in tri.iter_mut().zip(t) {
-            if map[v as usize] == u32::MAX {
-                map[v as usize] = out.positions.len() as u32;
-                out.positions.push(bone.positions[v as usize]);
-            }
-            *slot = map[v as usize];
-        }
-        out.triangles.push(tri);
-    }
-    out
+    guide.bounding_box().map_or_else(Mesh::default, |bb| {
+        bone.triangles_touching(&crate::render::grown(bb, margin_mm))
+    })
 }
 
 fn check_contact(built: &BuiltGuide, bone: &BoneQuery) -> ContactCheck {

@@ -10,7 +10,7 @@ use super::build::{build_guide, BuiltGuide, ChannelSpec, GuideError, GuideReques
 use super::check::{check_guide, GuideCheck};
 use crate::export::{export_guides, sanitize_file_component, ExportError, ExportInfo, ExportSummary, GuideExport};
 use crate::measure::{BoneQuery, MeasureError};
-use crate::mesh::Mesh;
+use crate::mesh::{BoundingBox, Mesh};
 use crate::plan::Plan;
 use crate::progress::Progress;
 use crate::render::{grown, render_views, write_png, Scene, View, BONE_COLOUR, GUIDE_COLOUR};
@@ -203,6 +203,10 @@ pub fn write_plan_guides(
 
 /// Margin around a guide in its renders, mm: enough bone to see where the guide sits.
 const RENDER_MARGIN_MM: f64 = 12.0;
+/// Bone kept around a guide in its renders, mm: more than the margin, so the frame is full of bone.
+const RENDER_BONE_MARGIN_MM: f64 = 25.0;
+/// Margin around all guides in the overview, mm (the bone is cropped to it as well).
+const OVERVIEW_MARGIN_MM: f64 = 30.0;
 /// One contact-sheet cell, pixels.
 const RENDER_CELL: (u32, u32) = (640, 480);
 /// Overview image size, pixels.
@@ -220,11 +224,14 @@ fn write_renders(dir: &Path, case_id: &str, bone: &Mesh, guides: &[BuiltGuide]) 
         })
     };
     let mut overview = Scene::new();
-    overview.add(bone, BONE_COLOUR, 1.0);
+    let mut all: Option<BoundingBox> = None;
     for g in guides {
         overview.add(&g.mesh, GUIDE_COLOUR, 1.0);
         let Some(bb) = g.mesh.bounding_box() else { continue };
+        all = Some(all.map_or(bb, |a| a.union(&bb)));
         let focus = Some(grown(bb, RENDER_MARGIN_MM));
+        // Only the bone around the guide: the rest of a skull would hide it in some views.
+        let bone = &bone.triangles_touching(&grown(bb, RENDER_BONE_MARGIN_MM));
         let seat = g.frame.w();
         let up = pick_up(&seat);
         let toward_bone: [f64; 3] = (-seat).into();
@@ -255,7 +262,21 @@ fn write_renders(dir: &Path, case_id: &str, bone: &Mesh, guides: &[BuiltGuide]) 
             dir.join(format!("{}_{}.png", case_id, sanitize_file_component(&g.name))),
         )?;
     }
-    let image = crate::render::render(&overview, View::Iso(20.0, 20.0), OVERVIEW_SIZE.0, OVERVIEW_SIZE.1, None);
+    if let Some(all) = all {
+        overview.add(
+            bone.triangles_touching(&grown(all, OVERVIEW_MARGIN_MM)),
+            BONE_COLOUR,
+            1.0,
+        );
+    }
+    let focus = all.map(|a| grown(a, OVERVIEW_MARGIN_MM));
+    let image = crate::render::render(
+        &overview,
+        View::Iso(20.0, 20.0),
+        OVERVIEW_SIZE.0,
+        OVERVIEW_SIZE.1,
+        focus,
+    );
     png(&image, dir.join(format!("{case_id}_overview.png")))
 }
 

@@ -98,7 +98,7 @@ pub fn boolean(a: Operand<'_>, b: Operand<'_>, op: BoolOp) -> Result<Mesh, Boole
         BoolOp::Intersection => OpType::Intersect,
     };
     match compute_boolean(&ma, &mb, engine_op) {
-        Ok(result) => Ok(from_engine(&result)),
+        Ok(result) => Ok(super::sliver::remove_slivers(from_engine(&result))),
         // The engine reports an empty result (e.g. `a − b` with `b ⊇ a`) as this error; it is a valid answer.
         Err(detail) if detail == ENGINE_EMPTY_RESULT => Ok(Mesh::default()),
         Err(detail) => Err(BooleanError::Engine {

@@ -23,6 +23,7 @@ pub mod check;
 pub mod decimate;
 mod intersect;
 pub mod marching_cubes;
+pub mod sliver;
 pub mod smooth;
 pub mod stl;
 mod tables;
@@ -150,6 +151,14 @@ impl BoundingBox {
             0.5 * (self.max_mm[1] + self.min_mm[1]),
             0.5 * (self.max_mm[2] + self.min_mm[2]),
         ]
+    }
+
+    /// The smallest box holding both.
+    pub fn union(&self, other: &BoundingBox) -> BoundingBox {
+        BoundingBox {
+            min_mm: std::array::from_fn(|a| self.min_mm[a].min(other.min_mm[a])),
+            max_mm: std::array::from_fn(|a| self.max_mm[a].max(other.max_mm[a])),
+        }
     }
 
     fn of_points<'a>(points: impl IntoIterator<Item = &'a [f64; 3]>) -> Option<Self> {
@@ -282,6 +291,32 @@ impl Mesh {
     /// Bounding box of all vertex positions, `None` for a mesh without vertices.
     pub fn bounding_box(&self) -> Option<BoundingBox> {
         BoundingBox::of_points(&self.positions)
+    }
+
+    /// The triangles with at least one vertex inside `bb` (an open patch in general), vertices renumbered in
+    /// first-use order: the neighbourhood of a guide for checks and renders, without the rest of a skull.
+    pub fn triangles_touching(&self, bb: &BoundingBox) -> Mesh {
+        let inside = |p: &[f64; 3]| (0..3).all(|a| p[a] >= bb.min_mm[a] && p[a] <= bb.max_mm[a]);
+        self.select_triangles(|t| t.iter().any(|&v| inside(&self.positions[v as usize])))
+    }
+
+    /// The triangles for which `keep` holds, in order, with only the vertices they use, renumbered in first-use
+    /// order (so equal inputs give equal bytes).
+    pub fn select_triangles(&self, keep: impl Fn(&[u32; 3]) -> bool) -> Mesh {
+        let mut map = vec![u32::MAX; self.positions.len()];
+        let mut out = Mesh::default();
+        for t in self.triangles.iter().filter(|t| keep(t)) {
+            let mut tri = [0u32; 3];
+            for (slot, &v) in tri.iter_mut().zip(t) {
+                if map[v as usize] == u32::MAX {
+                    map[v as usize] = out.positions.len() as u32;
+                    out.positions.push(self.positions[v as usize]);
+                }
+                *slot = map[v as usize];
+            }
+            out.triangles.push(tri);
+        }
+        out
     }
 
     /// Connected components (triangles sharing a vertex), labelled deterministically in order of first triangle.

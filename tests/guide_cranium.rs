@@ -1,0 +1,190 @@
+//! Guides on the real CT `ct/cranium-0051`: a Le Fort I style cutting guide on the left anterior maxilla and a drill
+//! guide for the right maxillary buttress, planned in patient LPS mm, built, checked and exported; `guidesmith
+//! build` on the saved plan reproduces the same files.
+//!
+//! Where the numbers come from (a reader can check them in the CT, e.g. in 3D Slicer with the same series): the
+//! piriform aperture spans about z = -12..-33 mm near the midline; the incisor crowns reach z = -60 mm; on the
+//! patient's left the anterior maxillary wall runs from y = -62 mm (x = 15) to y = -46 mm (x = 35) between
+//! z = -18 and -36 mm; on the right it is almost flat at y = -43..-45 mm for x = -38..-25, z = -21..-33 mm.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use guidesmith::bone::{self, SurfaceOptions};
+use guidesmith::guide::pipeline::{build_plan_guides, write_plan_guides, DEFAULT_PRINTER};
+use guidesmith::measure::BoneQuery;
+use guidesmith::mesh::Mesh;
+use guidesmith::plan::{
+    BoneSource, CaseId, CtReference, CuttingPlane, DrillTrajectory, Footprint, GuideSpec, Plan, ResectedSide,
+    Segmentation, SCHEMA_VERSION,
+};
+use guidesmith::progress::NoProgress;
+use guidesmith::segment::{HuRange, Keep, SegmentRecipe};
+
+/// Taubin smoothing of the bone surface: the 1.5 mm slices leave terraces with sharp edges that are segmentation
+/// artefacts, not anatomy; a guide should not copy them.
+const SMOOTH_ITERATIONS: usize = 10;
+
+/// Unit vector of `v`.
+fn unit(v: [f64; 3]) -> [f64; 3] {
+    let n = (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt();
+    v.map(|c| c / n)
+}
+
+/// Where the line from `from` along `dir` first enters the bone.
+fn first_entry(query: &BoneQuery, from: [f64; 3], dir: [f64; 3]) -> [f64; 3] {
+    let hits = query.crossings(from, dir, 0.0, 80.0).expect("crossings");
+    hits.iter()
+        .find(|c| c.entering)
+        .unwrap_or_else(|| panic!("the line from {from:?} along {dir:?} misses the bone"))
+        .point_mm
+}
+
+/// The plan: one Le Fort I style plane (tilted 8 degrees, rising posteriorly, as the cut usually does) with a
+/// cutting guide on the left anterior maxilla seated from anterior-lateral, and three drills perpendicular to the
+/// right anterior maxillary wall with a drill guide seated along them.
+fn cranium_plan(volume: &guidesmith::volume::Volume, recipe: &SegmentRecipe, bone: &Mesh) -> Plan {
+    let query = BoneQuery::new(bone).expect("query");
+    let tilt = 8f64.to_radians();
+    let le_fort_normal = [0.0, -tilt.sin(), tilt.cos()];
+    let left_seat = unit([-0.5, 0.866, 0.0]);
+    let cut_point = first_entry(&query, [24.0, -90.0, -30.0], [0.0, 1.0, 0.0]);
+    let right_seat = [0.0, 1.0, 0.0];
+    let mut drills = Vec::new();
+    for (k, (x, z)) in [(-30.0, -22.0), (-36.0, -27.0), (-29.0, -31.0)].into_iter().enumerate() {
+        drills.push(DrillTrajectory {
+            name: format!("buttress-{}", k + 1),
+            entry_mm: first_entry(&query, [x, -90.0, z], right_seat),
+            direction: right_seat,
+            length_mm: 6.0,
+            diameter_mm: 1.5,
+            screw_system: Some("2.0".into()),
+        });
+    }
+    // Footprints are outlines on the bone seen along the seating direction.
+    let left_outline = [[15.0, -17.0], [34.0, -17.0], [34.0, -43.0], [15.0, -43.0]]
+        .map(|[x, z]| first_entry(&query, [x - 60.0 * left_seat[0], -90.0, z], left_seat));
+    let right_outline = [[-40.0, -18.0], [-24.0, -18.0], [-24.0, -35.0], [-40.0, -35.0]]
+        .map(|[x, z]| first_entry(&query, [x, -90.0, z], right_seat));
+    Plan {
+        schema_version: SCHEMA_VERSION,
+        case_id: CaseId::new("CRANIUM-0051").expect("case id"),
+        ct: Some(CtReference::from_volume(volume, "ct")),
+        bone: BoneSource {
+            segmentation: Some(Segmentation {
+                recipe: recipe.clone(),
+                smooth_iterations: SMOOTH_ITERATIONS as u32,
+                decimate_keep_fraction: None,
+            }),
+            models: vec![],
+        },
+        landmarks: vec![],
+        structures: vec![],
+        planes: vec![CuttingPlane {
+            name: "le-fort-1".into(),
+            point_mm: cut_point,
+            normal: le_fort_normal,
+            blade_thickness_mm: 0.6,
+            resected_side: ResectedSide::Negative,
+        }],
+        drills,
+        guides: vec![
+            GuideSpec {
+                name: "le-fort-left-cutting".into(),
+                template: "cutting_guide".into(),
+                parameters: Default::default(),
+                planes: vec!["le-fort-1".into()],
+                drills: vec![],
+                seating_direction: left_seat,
+                footprint: Footprint {
+                    outline_mm: left_outline.to_vec(),
+                },
+            },
+            GuideSpec {
+                name: "right-buttress-drilling".into(),
+                template: "drill_guide".into(),
+                parameters: Default::default(),
+                planes: vec![],
+                drills: vec!["buttress-1".into(), "buttress-2".into(), "buttress-3".into()],
+                seating_direction: right_seat,
+                footprint: Footprint {
+                    outline_mm: right_outline.to_vec(),
+                },
+            },
+        ],
+        approvals: vec![],
+    }
+}
+
+#[test]
+fn le_fort_cutting_guide_and_buttress_drill_guide_on_the_real_cranium_pass_every_check() {
+    let Some(ct) = common::data("ct/cranium-0051") else {
+        return;
+    };
+    let (volume, _) = guidesmith::volume::load(&ct, None, &NoProgress).expect("load cranium");
+    let mut recipe = SegmentRecipe::new(HuRange::BONE);
+    recipe.keep = Keep::Largest;
+    let options = SurfaceOptions {
+        smooth_iterations: SMOOTH_ITERATIONS,
+        ..SurfaceOptions::default()
+    };
+    let bone = bone::extract_bone(&volume, &recipe, &options, &NoProgress)
+        .expect("bone")
+        .mesh;
+    let plan = cranium_plan(&volume, &recipe, &bone);
+    plan.validate().expect("valid plan");
+    let result = build_plan_guides(&plan, &bone, DEFAULT_PRINTER, &NoProgress).expect("build");
+    for c in &result.checks {
+        eprintln!("{}", serde_json::to_string_pretty(c).expect("json"));
+    }
+    for c in &result.checks {
+        assert!(c.passed, "{}: {:?}", c.guide, c.failures);
+    }
+
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out = tmp.path().join("guides");
+    write_plan_guides(&out, &plan, &bone, &result).expect("write");
+    if let Some(dir) = std::env::var_os("GUIDESMITH_RENDER_DIR") {
+        copy_renders(&out.join("renders"), Path::new(&dir));
+    }
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).expect("manifest")).expect("json");
+    assert_eq!(manifest["case_id"], "CRANIUM-0051");
+    assert_eq!(manifest["guides"].as_array().expect("guides").len(), 2);
+
+    // The same plan through the CLI, its CT found with --ct: the same files.
+    let plan_path = tmp.path().join("plan.json");
+    plan.save(&plan_path).expect("save plan");
+    let rebuilt = tmp.path().join("rebuilt");
+    let run = Command::new(env!("CARGO_BIN_EXE_guidesmith"))
+        .arg("build")
+        .arg(&plan_path)
+        .arg("--ct")
+        .arg(&ct)
+        .arg("-o")
+        .arg(&rebuilt)
+        .output()
+        .expect("run build");
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    for name in [
+        "CRANIUM-0051_le-fort-left-cutting.stl",
+        "CRANIUM-0051_right-buttress-drilling.stl",
+        "CRANIUM-0051_guides.3mf",
+        "manifest.json",
+    ] {
+        assert!(
+            std::fs::read(rebuilt.join(name)).expect("rebuilt") == std::fs::read(out.join(name)).expect("first"),
+            "{name} differs between the library run and guidesmith build"
+        );
+    }
+}
+
+fn copy_renders(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("render dir");
+    for entry in std::fs::read_dir(from).expect("renders") {
+        let path = entry.expect("entry").path();
+        std::fs::copy(&path, to.join(path.file_name().expect("name"))).expect("copy render");
+    }
+}
