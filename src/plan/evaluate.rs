@@ -970,7 +970,8 @@ pub fn plan_ct_path(plan: &Plan, plan_path: &Path, ct_override: Option<&Path>) -
 }
 
 /// The bone of the plan saved at `plan_path`: its segmentation re-run on its CT (found as [`plan_ct_path`] says,
-/// the series picked by the recorded SeriesInstanceUID, the CT's hash verified before anything else), or else its
+/// the series with the recorded SeriesInstanceUID if the input has it, else the default choice; the CT's hash
+/// verified before anything else), or else its
 /// STL bone models (each file's SHA-256 verified) merged into one mesh. Nothing is cached.
 pub fn plan_bone(
     plan: &Plan,
@@ -981,7 +982,12 @@ pub fn plan_bone(
     if let (Some(reference), Some(seg)) = (&plan.ct, &plan.bone.segmentation) {
         let path = plan_ct_path(plan, plan_path, ct_override).unwrap_or_default();
         let series = (!reference.series_uid.is_empty()).then_some(reference.series_uid.as_str());
-        let (volume, _) = crate::volume::load(&path, series, progress).map_err(|error| EvaluateError::LoadCt {
+        // The recorded series when the input holds it; else the default choice, and the hash decides.
+        let loaded = match crate::volume::load(&path, series, progress) {
+            Err(VolumeError::SeriesNotFound { .. }) if series.is_some() => crate::volume::load(&path, None, progress),
+            other => other,
+        };
+        let (volume, _) = loaded.map_err(|error| EvaluateError::LoadCt {
             path: path.clone(),
             error,
         })?;
