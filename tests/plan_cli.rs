@@ -34,30 +34,28 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// Runs `args`, asserts the exit code, returns stdout.
-fn ok(args: &[&str], code: i32) -> String {
-    let out = guidesmith(args);
+/// Runs the command line `line` (split at white space), asserts the exit code, returns stdout.
+fn ok(line: &str, code: i32) -> String {
+    let args: Vec<&str> = line.split_whitespace().collect();
+    let out = guidesmith(&args);
     assert_eq!(
         out.status.code(),
         Some(code),
-        "guidesmith {args:?}\nstdout: {}\nstderr: {}",
+        "guidesmith {line}\nstdout: {}\nstderr: {}",
         text(&out.stdout),
         text(&out.stderr)
     );
     text(&out.stdout)
 }
 
-/// Runs `args`, asserts exit code 2 (refused input) and that stderr says each of `says`; returns stderr.
-fn refused(args: &[&str], says: &[&str]) -> String {
-    let out = guidesmith(args);
+/// Runs `line` as [`ok`] does, asserts exit code 2 (refused input) and that stderr says each of `says`; returns stderr.
+fn refused(line: &str, says: &[&str]) -> String {
+    let args: Vec<&str> = line.split_whitespace().collect();
+    let out = guidesmith(&args);
     let err = text(&out.stderr);
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "guidesmith {args:?} should be refused: {err}"
-    );
+    assert_eq!(out.status.code(), Some(2), "guidesmith {line} should be refused: {err}");
     for s in says {
-        assert!(err.contains(s), "guidesmith {args:?}: {s:?} not in {err}");
+        assert!(err.contains(s), "guidesmith {line}: {s:?} not in {err}");
     }
     err
 }
@@ -83,162 +81,73 @@ fn make_plan(ct: &Path, dir: &Path) -> PathBuf {
     let plan = dir.join("lefort.json");
     let p = s(&plan);
     let out = ok(
-        &[
-            "plan",
-            "new",
-            "--ct",
+        &format!(
+            "plan new --ct {} --case CR51-LEFORT --preset bone --keep largest {} -o {}",
             s(ct),
-            "--case",
-            "CR51-LEFORT",
-            "--preset",
-            "bone",
-            "--keep",
-            "largest",
             CROP,
-            "-o",
-            p,
-        ],
+            p
+        ),
         0,
     );
     assert!(out.contains("bone bounds"), "{out}");
     // Le Fort I impaction: the upper cut axial, the lower one tilted 5 degrees (rising anteriorly), the wedge
     // between them removed.
     ok(
-        &[
-            "plan",
-            "add-plane",
-            p,
-            "--name",
-            "LeFort-upper",
-            "--point",
-            "0,-50,-31.5",
-            "--normal",
-            "0,0,1",
-            "--resect",
-            "negative",
-        ],
+        &format!(
+            "plan add-plane {p} --name LeFort-upper --point 0,-50,-31.5 \
+             --normal 0,0,1 --resect negative"
+        ),
         0,
     );
     ok(
-        &[
-            "plan",
-            "add-plane",
-            p,
-            "--name",
-            "LeFort-lower",
-            "--point",
-            "0,-50,-35",
-            "--normal",
-            "0,-0.0871557427476582,0.9961946980917455",
-            "--resect",
-            "positive",
-            "--blade-mm",
-            "1.0",
-        ],
+        &format!(
+            "plan add-plane {p} --name LeFort-lower --point 0,-50,-35 \
+             --normal 0,-0.0871557427476582,0.9961946980917455 --resect positive \
+             --blade-mm 1.0"
+        ),
         0,
     );
     // Fixation drills above the cut: into the right and left zygomatic buttresses (posterior, +y) and the right
     // anterior maxilla (aimed at a target point; its length is the distance to it).
     ok(
-        &[
-            "plan",
-            "add-drill",
-            p,
-            "--name",
-            "Buttress-R",
-            "--entry",
-            "-27,-45,-25.5",
-            "--direction",
-            "0,1,0",
-            "--length-mm",
-            "10",
-            "--screw-system",
-            "1.5",
-        ],
+        &format!(
+            "plan add-drill {p} --name Buttress-R --entry -27,-45,-25.5 \
+             --direction 0,1,0 --length-mm 10 --screw-system 1.5"
+        ),
         0,
     );
     ok(
-        &[
-            "plan",
-            "add-drill",
-            p,
-            "--name",
-            "Buttress-L",
-            "--entry",
-            "30,-49,-25.5",
-            "--direction",
-            "0,1,0",
-            "--length-mm",
-            "6",
-            "--screw-system",
-            "1.5",
-        ],
+        &format!(
+            "plan add-drill {p} --name Buttress-L --entry 30,-49,-25.5 \
+             --direction 0,1,0 --length-mm 6 --screw-system 1.5"
+        ),
         0,
     );
     ok(
-        &[
-            "plan",
-            "add-drill",
-            p,
-            "--name",
-            "Maxilla-R",
-            "--entry",
-            "-8,-60,-30",
-            "--target",
-            "-8,-51,-30",
-            "--diameter-mm",
-            "1.1",
-        ],
+        &format!(
+            "plan add-drill {p} --name Maxilla-R --entry -8,-60,-30 \
+             --target -8,-51,-30 --diameter-mm 1.1"
+        ),
         0,
     );
     ok(
-        &[
-            "plan",
-            "add-structure",
-            p,
-            "--name",
-            "keep-clear",
-            "--kind",
-            "other",
-            "--points",
-            "-22,-40,-30;-22,-40,-20",
-            "--radius-mm",
-            "1",
-            "--margin-mm",
-            "1",
-        ],
+        &format!(
+            "plan add-structure {p} --name keep-clear --kind other \
+             --points -22,-40,-30;-22,-40,-20 --radius-mm 1 --margin-mm 1"
+        ),
         0,
     );
     ok(
-        &[
-            "plan",
-            "add-landmark",
-            p,
-            "--name",
-            "midline-cut",
-            "--point",
-            "0,-60,-31.5",
-        ],
+        &format!("plan add-landmark {p} --name midline-cut --point 0,-60,-31.5"),
         0,
     );
     ok(
-        &[
-            "plan",
-            "add-guide",
-            p,
-            "--name",
-            "LeFort-guide",
-            "--template",
-            "combined_guide",
-            "--planes",
-            "LeFort-upper,LeFort-lower",
-            "--drills",
-            "Buttress-R,Buttress-L",
-            "--seating",
-            "0,1,0",
-            "--footprint",
-            "-35,-62,-40;35,-62,-40;35,-62,-20;-35,-62,-20",
-        ],
+        &format!(
+            "plan add-guide {p} --name LeFort-guide --template combined_guide \
+             --planes LeFort-upper,LeFort-lower --drills Buttress-R,Buttress-L \
+             --seating 0,1,0 \
+             --footprint -35,-62,-40;35,-62,-40;35,-62,-20;-35,-62,-20"
+        ),
         0,
     );
     plan
@@ -277,17 +186,14 @@ fn lefort_plan_on_the_cranium_through_the_cli() {
 
     // Write -> read -> write is byte-identical (setting a field to its own value rewrites the file).
     let before = std::fs::read(&plan).expect("plan");
-    ok(
-        &["plan", "set", p, "plane", "LeFort-upper", "blade_thickness_mm", "1.0"],
-        0,
-    );
+    ok(&format!("plan set {p} plane LeFort-upper blade_thickness_mm 1.0"), 0);
     assert_eq!(
         before,
         std::fs::read(&plan).expect("plan"),
         "write -> read -> write changed the bytes"
     );
 
-    let doc: Value = serde_json::from_str(&ok(&["plan", "show", p, "--json"], 0)).expect("show --json is JSON");
+    let doc: Value = serde_json::from_str(&ok(&format!("plan show {p} --json"), 0)).expect("show --json is JSON");
     let e = &doc["evaluation"];
     assert_eq!(doc["case_id"], "CR51-LEFORT");
     assert_eq!(e["findings"], Value::Array(vec![]), "the clean plan has no finding");
@@ -384,7 +290,7 @@ fn lefort_plan_on_the_cranium_through_the_cli() {
     assert_eq!(e["guides"][0]["resolved"], true);
 
     // The table names every element.
-    let table = ok(&["plan", "show", p], 0);
+    let table = ok(&format!("plan show {p}"), 0);
     for name in [
         "LeFort-upper",
         "LeFort-lower",
@@ -400,99 +306,54 @@ fn lefort_plan_on_the_cranium_through_the_cli() {
     assert!(table.contains("0 errors, 0 warnings"), "{table}");
 
     // plan check: clean -> 0; the structure moved 2.6 mm towards Buttress-R -> within its margin -> 1.
-    assert!(ok(&["plan", "check", p], 0).contains("0 errors"));
-    ok(&["plan", "move", p, "structure", "keep-clear", "--by", "-2.6,0,0"], 0);
-    let report = ok(&["plan", "check", p], 1);
+    assert!(ok(&format!("plan check {p}"), 0).contains("0 errors"));
+    ok(&format!("plan move {p} structure keep-clear --by -2.6,0,0"), 0);
+    let report = ok(&format!("plan check {p}"), 1);
     assert!(
         report.contains("ERROR   drills/Buttress-R") && report.contains("within its margin of 1 mm"),
         "{report}"
     );
     assert!(report.contains("1 errors, 0 warnings"), "{report}");
-    ok(&["plan", "remove", p, "structure", "keep-clear"], 0);
+    ok(&format!("plan remove {p} structure keep-clear"), 0);
     // A drill along the upper cut, 0.3 mm below it, runs in its blade slab through the bone.
     ok(
-        &[
-            "plan",
-            "add-drill",
-            p,
-            "--name",
-            "Through-cut",
-            "--entry",
-            "-8,-62,-31.8",
-            "--direction",
-            "0,1,0",
-            "--length-mm",
-            "12",
-            "--diameter-mm",
-            "1.1",
-        ],
+        &format!(
+            "plan add-drill {p} --name Through-cut --entry -8,-62,-31.8 \
+             --direction 0,1,0 --length-mm 12 --diameter-mm 1.1"
+        ),
         0,
     );
-    let report = ok(&["plan", "check", p], 1);
+    let report = ok(&format!("plan check {p}"), 1);
     assert!(
         report.contains("crosses the blade slab of plane 'LeFort-upper'"),
         "{report}"
     );
-    ok(&["plan", "remove", p, "drill", "Through-cut"], 0);
-    ok(&["plan", "check", p], 0);
+    ok(&format!("plan remove {p} drill Through-cut"), 0);
+    ok(&format!("plan check {p}"), 0);
 
     // Refused inputs: exit 2, a message naming the value, the file untouched.
     let before = std::fs::read(&plan).expect("plan");
     refused(
-        &[
-            "plan",
-            "add-guide",
-            p,
-            "--name",
-            "G2",
-            "--template",
-            "cutting_guide",
-            "--planes",
-            "Nope",
-            "--seating",
-            "0,1,0",
-            "--footprint",
-            "0,0,0;1,0,0;0,1,0",
-        ],
+        &format!(
+            "plan add-guide {p} --name G2 --template cutting_guide --planes Nope \
+             --seating 0,1,0 --footprint 0,0,0;1,0,0;0,1,0"
+        ),
         &["no plane named 'Nope'", "guides[1].planes[0]"],
     );
     refused(
-        &["plan", "remove", p, "plane", "LeFort-upper"],
+        &format!("plan remove {p} plane LeFort-upper"),
         &["used by guide 'LeFort-guide'"],
     );
     refused(
-        &["plan", "set", p, "drill", "Buttress-R", "length_mm", "\"long\""],
+        &format!("plan set {p} drill Buttress-R length_mm \"long\""),
         &["drills[0].length_mm", "invalid type"],
     );
     refused(
-        &[
-            "plan",
-            "add-drill",
-            p,
-            "--name",
-            "D",
-            "--entry",
-            "0,0,0",
-            "--direction",
-            "0,1,0",
-            "--length-mm",
-            "5",
-        ],
+        &format!("plan add-drill {p} --name D --entry 0,0,0 --direction 0,1,0 --length-mm 5"),
         &["--diameter-mm"],
     );
     refused(
-        &[
-            "plan",
-            "new",
-            "--ct",
-            s(&ct),
-            "--case",
-            "X",
-            "--preset",
-            "bone",
-            "-o",
-            p,
-        ],
+        &format!("plan new --ct {} --case X --preset bone -o {}", s(&ct), p),
         &["exists; give --force"],
     );
     assert_eq!(
@@ -506,7 +367,7 @@ fn lefort_plan_on_the_cranium_through_the_cli() {
         return;
     };
     refused(
-        &["plan", "check", p, "--ct", s(&other)],
+        &format!("plan check {} --ct {}", p, s(&other)),
         &[
             "differs from the one the plan was made on",
             "dims differ (256 x 256 x 108 expected",
@@ -538,11 +399,11 @@ fn lefort_plan_on_the_cranium_through_the_cli() {
         assert!(json.contains(from), "{from} not in the plan");
         let edited = tmp.path().join(name);
         std::fs::write(&edited, json.replacen(from, to, 1)).expect("write");
-        refused(&["plan", "show", s(&edited)], &[name, says]);
+        refused(&format!("plan show {}", s(&edited)), &[name, says]);
     }
 
     // The schema the CLI prints is the committed one.
-    let schema = ok(&["plan", "schema"], 0);
+    let schema = ok("plan schema", 0);
     let committed =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/plan.schema.json")).expect("schema");
     assert_eq!(schema, committed);
