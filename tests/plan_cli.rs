@@ -90,8 +90,8 @@ fn make_plan(ct: &Path, dir: &Path) -> PathBuf {
         0,
     );
     assert!(out.contains("bone bounds"), "{out}");
-    // Le Fort I impaction: the upper cut axial, the lower one tilted 5 degrees (rising anteriorly), the wedge
-    // between them removed.
+    // Le Fort I impaction: the upper cut axial, the lower one tilted 5 degrees about x (descending anteriorly), the
+    // wedge between them removed (thicker in front).
     ok(
         &format!(
             "plan add-plane {p} --name LeFort-upper --point 0,-50,-31.5 \
