@@ -1,14 +1,11 @@
 //! `guidesmith build PLAN -o OUT`: every guide of a plan, checked, written for the print lab with renders.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::Args;
-use guidesmith::bone::{self, SurfaceOptions};
 use guidesmith::guide::pipeline::{build_plan_guides, write_plan_guides, PipelineError, PlanGuides, DEFAULT_PRINTER};
-use guidesmith::mesh::Mesh;
-use guidesmith::plan::{sha256_hex, Plan};
+use guidesmith::plan::{plan_bone, Plan};
 use guidesmith::progress::Progress;
 
 #[derive(Debug, Args)]
@@ -24,41 +21,6 @@ pub struct BuildArgs {
     /// Printer profile (sla, fdm, sls): bone offset and clearances.
     #[arg(long, default_value = DEFAULT_PRINTER)]
     printer: String,
-}
-
-/// The plan's bone: its segmentation re-run on its CT (hash verified), or its STL models (hashes verified).
-pub fn plan_bone(plan: &Plan, plan_path: &Path, ct: Option<&Path>, progress: &dyn Progress) -> anyhow::Result<Mesh> {
-    let base = plan_path.parent().unwrap_or(Path::new("."));
-    if let (Some(reference), Some(seg)) = (&plan.ct, &plan.bone.segmentation) {
-        let path = ct.map(Path::to_path_buf).unwrap_or_else(|| base.join(&reference.path));
-        let (volume, _) = guidesmith::volume::load(&path, None, progress)
-            .with_context(|| format!("loading the plan's CT from {}", path.display()))?;
-        reference
-            .verify(&volume)
-            .with_context(|| format!("the CT at {}", path.display()))?;
-        let options = SurfaceOptions {
-            smooth_iterations: seg.smooth_iterations as usize,
-            decimate_keep_fraction: seg.decimate_keep_fraction,
-            ..SurfaceOptions::default()
-        };
-        return Ok(bone::extract_bone(&volume, &seg.recipe, &options, progress)?.mesh);
-    }
-    let mut merged = Mesh::default();
-    for model in &plan.bone.models {
-        let path = base.join(&model.path);
-        let bytes = std::fs::read(&path).with_context(|| format!("reading bone model {}", path.display()))?;
-        anyhow::ensure!(
-            sha256_hex(&bytes) == model.sha256,
-            "{}: the bone model differs from the one the plan was made on (SHA-256 mismatch)",
-            path.display()
-        );
-        merged.merge(&guidesmith::mesh::read_stl_file(&path)?)?;
-    }
-    anyhow::ensure!(
-        !merged.triangles.is_empty(),
-        "the plan has neither a CT segmentation nor bone models"
-    );
-    Ok(merged)
 }
 
 /// Prints one line per guide and its checks.
@@ -103,7 +65,7 @@ pub fn print_summary(result: &PlanGuides) {
 
 pub fn run_build(args: &BuildArgs, progress: &dyn Progress) -> anyhow::Result<ExitCode> {
     let plan = Plan::load(&args.plan)?;
-    let bone = plan_bone(&plan, &args.plan, args.ct.as_deref(), progress)?;
+    let bone = plan_bone(&plan, &args.plan, args.ct.as_deref(), progress)?.mesh;
     let result = build_plan_guides(&plan, &bone, &args.printer, progress)?;
     print_summary(&result);
     match write_plan_guides(&args.output, &plan, &bone, &result) {

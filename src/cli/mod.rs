@@ -4,6 +4,7 @@
 mod build;
 mod demo;
 mod info;
+mod plan;
 mod progress;
 mod segment;
 
@@ -38,6 +39,8 @@ enum Command {
     Synth(demo::SynthArgs),
     /// Build every guide of a plan, check it, and write STL, 3MF, manifest and renders (nothing if a check fails).
     Build(build::BuildArgs),
+    /// Make and edit a surgical plan (planes, drills, structures, guides) and measure it against the bone.
+    Plan(plan::PlanArgs),
     /// The main job on the bundled sample: write the synthetic jaw CT and show what guidesmith finds in it.
     Demo(demo::DemoArgs),
 }
@@ -53,6 +56,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Decimate(args) => segment::run_decimate(&args),
         Command::Synth(args) => demo::run_synth(&args),
         Command::Build(args) => build::run_build(&args, &progress),
+        Command::Plan(args) => plan::run_plan(&args, &progress),
         Command::Demo(args) => demo::run_demo(&args, &progress),
     }
 }

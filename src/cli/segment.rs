@@ -16,9 +16,28 @@ use serde::Serialize;
 pub struct SegmentArgs {
     /// CT input: a folder (searched recursively), a DICOMDIR or one file.
     ct: PathBuf,
+    #[command(flatten)]
+    pub(crate) seg: SegmentationArgs,
+    /// Case ID written in the STL header (never the patient's name or ID).
+    #[arg(long, default_value = "case")]
+    case: String,
+    /// Output STL file (binary).
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Print one JSON document instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Print the surface time as `PEER_RESULT {"step_s": S}` (for the peer benchmark harness).
+    #[arg(long, hide = true)]
+    peer_timing: bool,
+}
+
+/// The series choice, segmentation recipe and surface options, shared by `segment` and `plan new`.
+#[derive(Debug, Args)]
+pub struct SegmentationArgs {
     /// The series: SeriesInstanceUID or SeriesNumber (default: the CT series with the most slices).
     #[arg(long)]
-    series: Option<String>,
+    pub(crate) series: Option<String>,
     /// HU range MIN..MAX (inclusive), or a preset name: bone (226..3071), cortical (662..1988), spongy (148..661).
     #[arg(long, conflicts_with = "preset")]
     hu: Option<HuRange>,
@@ -29,7 +48,7 @@ pub struct SegmentArgs {
     #[arg(long, conflicts_with = "seed")]
     keep: Option<String>,
     /// Keep the component containing this point, x,y,z in patient LPS mm (repeatable).
-    #[arg(long, value_parser = parse_point)]
+    #[arg(long, value_parser = parse_point, allow_hyphen_values = true)]
     seed: Vec<[f64; 3]>,
     /// Connectivity of components: 6 or 26.
     #[arg(long, default_value_t = 6)]
@@ -47,35 +66,23 @@ pub struct SegmentArgs {
     #[arg(long, default_value_t = 0.0)]
     open_mm: f64,
     /// Keep only what lies in this box: x0,y0,z0,x1,y1,z1 in patient LPS mm (repeatable: the union).
-    #[arg(long, value_parser = parse_box)]
+    #[arg(long, value_parser = parse_box, allow_hyphen_values = true)]
     crop: Vec<BoxMm>,
     /// Cut away the side a plane's normal points to: px,py,pz,nx,ny,nz (point in LPS mm, normal) (repeatable).
-    #[arg(long, value_parser = parse_plane)]
+    #[arg(long, value_parser = parse_plane, allow_hyphen_values = true)]
     cut_plane: Vec<PlaneMm>,
     /// Cut away what lies in this box: x0,y0,z0,x1,y1,z1 in patient LPS mm (repeatable).
-    #[arg(long, value_parser = parse_box)]
+    #[arg(long, value_parser = parse_box, allow_hyphen_values = true)]
     cut_box: Vec<BoxMm>,
     /// Taubin smoothing iterations.
     #[arg(long, default_value_t = 0)]
-    smooth: usize,
+    pub(crate) smooth: usize,
     /// Decimate with this error bound (mm).
     #[arg(long)]
-    decimate_mm: Option<f64>,
+    pub(crate) decimate_mm: Option<f64>,
     /// Decimate to this fraction of the triangles (e.g. 0.1).
     #[arg(long)]
-    decimate_keep: Option<f64>,
-    /// Case ID written in the STL header (never the patient's name or ID).
-    #[arg(long, default_value = "case")]
-    case: String,
-    /// Output STL file (binary).
-    #[arg(short, long)]
-    output: PathBuf,
-    /// Print one JSON document instead of text.
-    #[arg(long)]
-    json: bool,
-    /// Print the surface time as `PEER_RESULT {"step_s": S}` (for the peer benchmark harness).
-    #[arg(long, hide = true)]
-    peer_timing: bool,
+    pub(crate) decimate_keep: Option<f64>,
 }
 
 #[derive(Debug, Args)]
@@ -87,7 +94,7 @@ pub struct CheckArgs {
     json: bool,
 }
 
-fn numbers<const N: usize>(text: &str, what: &str) -> Result<[f64; N], String> {
+pub(crate) fn numbers<const N: usize>(text: &str, what: &str) -> Result<[f64; N], String> {
     let parts: Vec<&str> = text.split(',').map(str::trim).collect();
     if parts.len() != N {
         return Err(format!("{what} needs {N} comma-separated numbers, got {:?}", text));
@@ -104,7 +111,7 @@ fn numbers<const N: usize>(text: &str, what: &str) -> Result<[f64; N], String> {
     Ok(out)
 }
 
-fn parse_point(text: &str) -> Result<[f64; 3], String> {
+pub(crate) fn parse_point(text: &str) -> Result<[f64; 3], String> {
     numbers::<3>(text, "a point (x,y,z mm)")
 }
 
@@ -124,8 +131,9 @@ fn parse_plane(text: &str) -> Result<PlaneMm, String> {
     })
 }
 
-impl SegmentArgs {
-    fn recipe(&self) -> anyhow::Result<SegmentRecipe> {
+impl SegmentationArgs {
+    /// The recipe the options describe, validated.
+    pub(crate) fn recipe(&self) -> anyhow::Result<SegmentRecipe> {
         let hu = self
             .hu
             .or(self.preset)
@@ -157,6 +165,18 @@ impl SegmentArgs {
         recipe.validate()?;
         Ok(recipe)
     }
+
+    /// The smoothing and decimation options.
+    pub(crate) fn surface_options(&self) -> SurfaceOptions {
+        SurfaceOptions {
+            smooth_iterations: self.smooth,
+            decimate: self.decimate_mm.map(|e| DecimateOptions {
+                target_triangles: None,
+                max_error_mm: Some(e),
+            }),
+            decimate_keep_fraction: self.decimate_keep,
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -172,19 +192,12 @@ struct SegmentDocument<'a> {
 
 pub fn run_segment(args: &SegmentArgs, progress: &dyn Progress) -> anyhow::Result<ExitCode> {
     super::existing(&args.ct)?;
-    let recipe = args.recipe()?;
-    let (volume, scan) = guidesmith::volume::load(&args.ct, args.series.as_deref(), progress)?;
+    let recipe = args.seg.recipe()?;
+    let (volume, scan) = guidesmith::volume::load(&args.ct, args.seg.series.as_deref(), progress)?;
     for f in &scan.skipped {
         eprintln!("skipped {}: {}", f.path.display(), f.reason);
     }
-    let options = SurfaceOptions {
-        smooth_iterations: args.smooth,
-        decimate: args.decimate_mm.map(|e| DecimateOptions {
-            target_triangles: None,
-            max_error_mm: Some(e),
-        }),
-        decimate_keep_fraction: args.decimate_keep,
-    };
+    let options = args.seg.surface_options();
     let model = bone::extract_bone(&volume, &recipe, &options, progress)?;
     let header = format!("guidesmith case={}", args.case);
     guidesmith::atomic::write_atomic(&args.output, |w| {

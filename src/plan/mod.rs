@@ -8,7 +8,8 @@
 //!   byte-identical and [`Plan::sha256`] identifies a plan;
 //! - all geometry is in DICOM patient LPS millimetres, the frame of the loaded CT, with units in the field names;
 //! - the CT is referenced by a hash of the loaded volume ([`ct_sha256`]), not by file names;
-//! - changes go through [`Edit`]s with exact undo ([`History`]), and are validated before they land.
+//! - changes go through [`Edit`]s with exact undo ([`History`]), and are validated before they land;
+//! - [`evaluate`] measures the plan against its bone ([`plan_bone`]) and lists the findings a reviewer must see.
 //!
 //! The format is described field by field in `docs/PLAN_FORMAT.md`; [`json_schema`] gives the JSON Schema
 //! (committed as `docs/plan.schema.json`).
@@ -16,6 +17,7 @@
 mod ct;
 mod edit;
 mod error;
+mod evaluate;
 mod io;
 mod model;
 mod validate;
@@ -23,6 +25,12 @@ mod validate;
 pub use ct::{ct_path_hint, ct_sha256, CT_HASH_HEADER};
 pub use edit::{Edit, Element, ElementKind, History, Undo};
 pub use error::PlanError;
+pub use evaluate::{
+    evaluate, evaluate_with, plan_bone, plan_ct_path, Between, BoneOrigin, BoneSummary, Clearance, DrillEvaluation,
+    DrillPairEvaluation, EvaluateError, EvaluateOptions, Evaluation, Finding, GuideEvaluation, IntervalSummary,
+    LoopSummary, PlanBone, PlaneCrossing, PlaneEvaluation, PlanePairEvaluation, ScrewSummary, Severity,
+    DEFAULT_INCIDENCE_WARNING_DEG, DEFAULT_OVERSHOOT_WARNING_MM, DRILL_DIAMETER_MATCH_MM,
+};
 pub use io::{json_schema, sha256_hex};
 pub use model::{
     Approval, BoneModelRef, BoneSource, CaseId, CaseIdError, CtReference, CuttingPlane, Decision, DrillTrajectory,
