@@ -20,6 +20,7 @@
 pub mod boolean;
 mod bvh;
 pub mod check;
+pub mod crop;
 pub mod decimate;
 mod intersect;
 pub mod marching_cubes;
