@@ -367,7 +367,7 @@ fn check_channel(mesh: &Mesh, ch: &super::build::PlacedChannel) -> ChannelCheck 
 /// The bone triangles near the guide (its box grown by `margin_mm`), as a mesh for point queries.
 fn bone_near(bone: &Mesh, guide: &Mesh, margin_mm: f64) -> Mesh {
     guide.bounding_box().map_or_else(Mesh::default, |bb| {
-        bone.triangles_touching(&crate::render::grown(bb, margin_mm))
+        bone.triangles_touching(&crate::mesh::grown(bb, margin_mm))
     })
 }
 

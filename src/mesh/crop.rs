@@ -118,13 +118,7 @@ pub fn difference_near(a: &Mesh, bone: &Mesh, margin_mm: f64) -> Result<Mesh, Cr
     )?)
 }
 
-/// `b` grown by `margin_mm` on every side.
-pub fn grown(b: BoundingBox, margin_mm: f64) -> BoundingBox {
-    BoundingBox {
-        min_mm: b.min_mm.map(|c| c - margin_mm),
-        max_mm: b.max_mm.map(|c| c + margin_mm),
-    }
-}
+pub use super::grown;
 
 /// The closed, outward surface of an axis-aligned box: 8 vertices (bit `a` of the index set = maximum along axis
 /// `a`), 12 triangles.

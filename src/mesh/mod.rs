@@ -179,6 +179,14 @@ impl BoundingBox {
     }
 }
 
+/// `b` grown by `margin_mm` on every side (shrunk for a negative margin).
+pub fn grown(b: BoundingBox, margin_mm: f64) -> BoundingBox {
+    BoundingBox {
+        min_mm: b.min_mm.map(|c| c - margin_mm),
+        max_mm: b.max_mm.map(|c| c + margin_mm),
+    }
+}
+
 /// Connected components of a mesh: triangles sharing a vertex belong to the same component.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Components {

@@ -208,13 +208,7 @@ impl<'a> Scene<'a> {
     }
 }
 
-/// `b` grown by `margin_mm` on every side: the focus box of a guide with some bone around it.
-pub fn grown(b: BoundingBox, margin_mm: f64) -> BoundingBox {
-    BoundingBox {
-        min_mm: b.min_mm.map(|c| c - margin_mm),
-        max_mm: b.max_mm.map(|c| c + margin_mm),
-    }
-}
+pub use crate::mesh::grown;
 
 /// A viewing direction. See the module documentation for the conventions.
 #[derive(Clone, Copy, Debug, PartialEq)]
