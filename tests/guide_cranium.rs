@@ -168,6 +168,9 @@ fn le_fort_cutting_guide_and_buttress_drill_guide_on_the_real_cranium_pass_every
         .output()
         .expect("run build");
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    if let Some(dir) = std::env::var_os("GUIDESMITH_RENDER_DIR") {
+        std::fs::write(Path::new(&dir).join("build-summary.txt"), &run.stdout).expect("summary");
+    }
     for name in [
         "CRANIUM-0051_le-fort-left-cutting.stl",
         "CRANIUM-0051_right-buttress-drilling.stl",

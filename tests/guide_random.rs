@@ -30,7 +30,7 @@ use guidesmith::synth::{splitmix64, JawParams, Phantom};
 use guidesmith::volume::{SeriesInfo, Volume};
 use rayon::prelude::*;
 
-/// Share of the random plans that must give a guide (the rest are refused with a reason). Measured: 47 % of the 200
+/// Share of the random plans that must give a guide (the rest are refused with a reason). Measured: 103 of the 200
 /// (see docs/PERFORMANCE.md for the refusal breakdown: boolmesh leaving one self-intersecting pair where a tool
 /// crosses the fine contact surface, contact gaps under the offset on steep slopes, no room for fixation holes);
 /// the floor catches a pipeline that starts refusing everything, which would never write a bad file either.
