@@ -3,7 +3,8 @@
 //! self-intersecting, under its minimum wall or off its plan.
 //!
 //! 200 plans by default (`GUIDESMITH_RANDOM_PLANS` to change), drawn from a fixed seed so a failure names a case that
-//! can be rerun alone (`GUIDESMITH_RANDOM_PLAN=<index>`). Each plan: one of two jaws (round and tall cross-section),
+//! can be rerun alone (`GUIDESMITH_RANDOM_PLAN=<index>`; add `GUIDESMITH_DEBUG_PARTS=1` for the reports of the
+//! pad and tools and the triangles of any self-intersection). Each plan: one of two jaws (round and tall cross-section),
 //! a region (the symphysis seen from the front, or the left or right body seen from the side), a template (cutting,
 //! drill or combined), one or two cutting planes tilted up to 15 degrees, one to three drills tilted up to 12
 //! degrees, a seating direction up to 20 degrees off the region's normal, and random parameters within each
@@ -293,6 +294,15 @@ fn run_case(case: u64) -> Result<Outcome, String> {
         eprintln!("pad: {}", MeshReport::new(&built.pad.mesh));
         for (name, tool) in &built.tools {
             eprintln!("tool {name}: {}", MeshReport::new(tool));
+        }
+        for d in &MeshReport::new(&built.mesh).self_intersections.examples {
+            for t in d.triangles {
+                let tri = built.mesh.triangles[t as usize];
+                eprintln!(
+                    "  triangle {t}: {tri:?} {:?}",
+                    tri.map(|v| built.mesh.positions[v as usize])
+                );
+            }
         }
     }
     if !check.passed {
