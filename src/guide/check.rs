@@ -84,6 +84,8 @@ pub struct ContactCheck {
     pub contact_vertices: usize,
     /// Smallest gap of any guide vertex to the bone, mm.
     pub min_gap_mm: f64,
+    /// Where that vertex is, patient mm.
+    pub min_gap_at_mm: [f64; 3],
     /// Largest gap of a contact vertex, mm (large over blocked-out undercuts).
     pub max_contact_gap_mm: f64,
     /// Share of contact vertices whose gap is the offset within the tolerance.
@@ -162,8 +164,14 @@ pub fn check_guide(built: &BuiltGuide, bone: &BoneQuery) -> GuideCheck {
     let contact = check_contact(built, bone);
     if !contact.ok {
         failures.push(format!(
-            "contact: smallest gap to the bone {:.3} mm (offset {:.3} mm), {} vertices inside the bone",
-            contact.min_gap_mm, contact.bone_offset_mm, contact.inside_bone
+            "contact: smallest gap to the bone {:.3} mm (offset {:.3} mm) at ({:.1}, {:.1}, {:.1}) mm, {} vertices \
+             inside the bone",
+            contact.min_gap_mm,
+            contact.bone_offset_mm,
+            contact.min_gap_at_mm[0],
+            contact.min_gap_at_mm[1],
+            contact.min_gap_at_mm[2],
+            contact.inside_bone
         ));
     }
     let blocked_on_removal = check_removal(built, bone);
@@ -389,6 +397,7 @@ fn check_contact(built: &BuiltGuide, bone: &BoneQuery) -> ContactCheck {
         .then(|| TriMesh::new(near.positions.iter().map(local).collect(), near.triangles.clone()).ok())
         .flatten();
     let mut min_gap = f64::INFINITY;
+    let mut min_gap_at = [f64::NAN; 3];
     let mut contact_vertices = 0usize;
     let mut at_offset = 0usize;
     let mut max_contact_gap = 0.0f64;
@@ -397,7 +406,10 @@ fn check_contact(built: &BuiltGuide, bone: &BoneQuery) -> ContactCheck {
     for p in &built.mesh.positions {
         let Some(tm) = &trimesh else { break };
         let gap = f64::from(tm.distance_to_local_point(local(p), false));
-        min_gap = min_gap.min(gap);
+        if gap < min_gap {
+            min_gap = gap;
+            min_gap_at = *p;
+        }
         let on_contact = built
             .pad
             .contact_under(&built.frame, &Point3::from(*p))
@@ -424,6 +436,7 @@ fn check_contact(built: &BuiltGuide, bone: &BoneQuery) -> ContactCheck {
         bone_offset_mm: offset,
         contact_vertices,
         min_gap_mm: min_gap,
+        min_gap_at_mm: min_gap_at,
         max_contact_gap_mm: max_contact_gap,
         at_offset_fraction: if contact_vertices > 0 {
             at_offset as f64 / contact_vertices as f64
