@@ -66,7 +66,7 @@ fn cranium_plan(volume: &guidesmith::volume::Volume, recipe: &SegmentRecipe, bon
     // Footprints are outlines on the bone seen along the seating direction.
     let left_outline = [[15.0, -17.0], [34.0, -17.0], [34.0, -43.0], [15.0, -43.0]]
         .map(|[x, z]| first_entry(&query, [x - 60.0 * left_seat[0], -90.0, z], left_seat));
-    let right_outline = [[-40.0, -18.0], [-24.0, -18.0], [-24.0, -35.0], [-40.0, -35.0]]
+    let right_outline = [[-40.0, -18.0], [-25.5, -18.0], [-25.5, -35.0], [-40.0, -35.0]]
         .map(|[x, z]| first_entry(&query, [x, -90.0, z], right_seat));
     Plan {
         schema_version: SCHEMA_VERSION,
@@ -143,6 +143,19 @@ fn le_fort_cutting_guide_and_buttress_drill_guide_on_the_real_cranium_pass_every
         assert!(c.passed, "{}: {:?}", c.guide, c.failures);
     }
 
+    // The footprint edge 1.5 mm further medial lies over a gap in the thin anterior maxillary wall, where the bone
+    // seen along the seating direction drops ~39 mm to the back of the sinus: the pad would become a deep fin.
+    let mut over_gap = plan.clone();
+    for p in &mut over_gap.guides[1].footprint.outline_mm {
+        if p[0] > -26.0 {
+            p[0] = -24.0;
+        }
+    }
+    let refused = build_plan_guides(&over_gap, &bone, DEFAULT_PRINTER, &NoProgress)
+        .map(|_| ())
+        .expect_err("fin");
+    assert!(refused.to_string().contains("drops"), "{refused}");
+
     let tmp = tempfile::tempdir().expect("tempdir");
     let out = tmp.path().join("guides");
     write_plan_guides(&out, &plan, &bone, &result).expect("write");
@@ -170,6 +183,7 @@ fn le_fort_cutting_guide_and_buttress_drill_guide_on_the_real_cranium_pass_every
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     if let Some(dir) = std::env::var_os("GUIDESMITH_RENDER_DIR") {
         std::fs::write(Path::new(&dir).join("build-summary.txt"), &run.stdout).expect("summary");
+        std::fs::copy(&plan_path, Path::new(&dir).join("plan.json")).expect("plan");
     }
     for name in [
         "CRANIUM-0051_le-fort-left-cutting.stl",

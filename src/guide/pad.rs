@@ -25,6 +25,14 @@ pub enum PadError {
     /// A point of the footprint has no bone within the pad thickness below it.
     #[error("the footprint reaches beyond the bone: no bone under ({0:.1}, {1:.1}, {2:.1}) mm within the pad's reach")]
     OffBone(f64, f64, f64),
+    /// The bone under the footprint drops away along the seating direction (the edge of a hole such as a thin sinus
+    /// wall missing in the segmentation, or bone nearly parallel to the seating direction): the pad would follow it
+    /// down as a deep, thin fin.
+    #[error(
+        "the bone under the footprint drops {3:.1} mm at ({0:.1}, {1:.1}, {2:.1}) mm (a hole in the bone, or bone \
+         within 5 deg of the seating direction); move the footprint off it or change the seating direction"
+    )]
+    Drop(f64, f64, f64, f64),
     /// A height-field solid could not be built.
     #[error(transparent)]
     HeightField(#[from] HeightFieldError),
@@ -61,6 +69,44 @@ pub struct PadOptions {
     pub margin_mm: f64,
 }
 
+/// Steepest bone under a footprint, degrees between the surface and the seating direction's normal plane (the
+/// refusal message says 90 minus this): a surface closer than 5 deg to parallel to the seating direction (or the edge of a hole, which is a vertical drop) would
+/// make the pad a deep, thin fin that follows it down.
+pub const MAX_CONTACT_SLOPE_DEG: f64 = 85.0;
+
+/// Smallest drop refused, mm: a shallower pit (a small segmentation hole in a thin wall) only gets a short plug, which
+/// seats and prints; deeper ones make fins.
+const MIN_FIN_DROP_MM: f64 = 4.0;
+
+/// The largest drop of the contact surface between neighbouring grid points inside the footprint: (u, v, w of the
+/// lower point, drop), if any is steeper than [`MAX_CONTACT_SLOPE_DEG`] and deeper than [`MIN_FIN_DROP_MM`].
+fn find_drop(contact: &HeightGrid, footprint: &Footprint) -> Option<(f64, f64, f64, f64)> {
+    let limit_mm = (contact.spacing_mm * MAX_CONTACT_SLOPE_DEG.to_radians().tan()).max(MIN_FIN_DROP_MM);
+    let inside = |i: usize, j: usize| {
+        let (u, v) = contact.uv(i, j);
+        let w = contact.at(i, j);
+        (w.is_finite() && footprint.contains(u, v)).then_some((u, v, w))
+    };
+    let mut worst: Option<(f64, f64, f64, f64)> = None;
+    for j in 0..contact.nv {
+        for i in 0..contact.nu {
+            let Some(here) = inside(i, j) else { continue };
+            for (ni, nj) in [(i + 1, j), (i, j + 1)] {
+                if ni >= contact.nu || nj >= contact.nv {
+                    continue;
+                }
+                let Some(there) = inside(ni, nj) else { continue };
+                let drop = (here.2 - there.2).abs();
+                let low = if here.2 < there.2 { here } else { there };
+                if drop > limit_mm && worst.is_none_or(|(_, _, _, d)| drop > d) {
+                    worst = Some((low.0, low.1, low.2, drop));
+                }
+            }
+        }
+    }
+    worst
+}
+
 /// Builds the pad over `footprint` on `bone`.
 pub fn build_pad(
     bone: &Mesh,
@@ -78,6 +124,10 @@ pub fn build_pad(
     let nv = ((b[3] + grow - v0) / h).ceil() as usize + 1;
     let grid = HeightGrid::empty(u0, v0, h, nu, nv);
     let contact = offset_top_surface(bone, frame, &grid, options.bone_offset_mm);
+    if let Some((u, v, w, drop)) = find_drop(&contact, footprint) {
+        let p = frame.patient_from_frame(&Vector3::new(u, v, w));
+        return Err(PadError::Drop(p.x, p.y, p.z, drop));
+    }
     let outer = dilate(&contact, options.thickness_mm);
     let lowest_contact_mm = contact
         .w_mm
