@@ -1,38 +1,27 @@
 //! Guides built on the synthetic jaw: every check passes, the result is deterministic, and random plans give either
 //! a guide that passes every check or a clear error, never a broken or off-plan solid.
 
+mod common;
+
 use std::collections::BTreeMap;
 
-use guidesmith::bone::{self, SurfaceOptions};
 use guidesmith::grid::GridGeometry;
 use guidesmith::guide::build::{build_guide, ChannelSpec, GuideRequest, SlotSpec, DEFAULT_GRID_MM};
 use guidesmith::guide::check::{check_guide, CHANNEL_ANGLE_TOL_DEG, CHANNEL_OFFSET_TOL_MM, SLOT_OFFSET_TOL_MM};
 use guidesmith::measure::BoneQuery;
 use guidesmith::mesh::Mesh;
-use guidesmith::progress::NoProgress;
-use guidesmith::segment::{HuRange, Keep, SegmentRecipe};
 use guidesmith::synth::Phantom;
 use guidesmith::template::{builtin_printers, builtin_template};
-use guidesmith::volume::{SeriesInfo, Volume};
 use proptest::prelude::*;
 use std::sync::OnceLock;
 
 fn jaw_bone() -> &'static Mesh {
     static BONE: OnceLock<Mesh> = OnceLock::new();
     BONE.get_or_init(|| {
-        let geometry = GridGeometry::axis_aligned([170, 140, 40], [0.5, 0.5, 0.5], [-42.5, -38.0, -10.0]);
-        let hu = Phantom::jaw().sample(&geometry).expect("sample");
-        let volume = Volume {
-            geometry,
-            hu,
-            series: SeriesInfo::default(),
-        };
-        let mut recipe = SegmentRecipe::new(HuRange::new(300, 3071).expect("range"));
-        recipe.keep = Keep::Largest;
-        recipe.fill_cavities = true;
-        bone::extract_bone(&volume, &recipe, &SurfaceOptions::default(), &NoProgress)
-            .expect("bone")
-            .mesh
+        common::phantom_bone(
+            &Phantom::jaw(),
+            GridGeometry::axis_aligned([170, 140, 40], [0.5, 0.5, 0.5], [-42.5, -38.0, -10.0]),
+        )
     })
 }
 

@@ -10,10 +10,11 @@
 //! degrees, a seating direction up to 20 degrees off the region's normal, and random parameters within each
 //! template's ranges (pad, wall, offset, slot depth, barrel, sleeve pocket, screws, printer).
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-use guidesmith::bone::{self, SurfaceOptions};
 use guidesmith::grid::GridGeometry;
 use guidesmith::guide::build::build_guide;
 use guidesmith::guide::check::{check_guide, CHANNEL_ANGLE_TOL_DEG, CHANNEL_OFFSET_TOL_MM, SLOT_ANGLE_TOL_DEG};
@@ -25,10 +26,7 @@ use guidesmith::mesh::Mesh;
 use guidesmith::plan::{
     BoneSource, CaseId, CuttingPlane, DrillTrajectory, Footprint, GuideSpec, Plan, ResectedSide, SCHEMA_VERSION,
 };
-use guidesmith::progress::NoProgress;
-use guidesmith::segment::{HuRange, Keep, SegmentRecipe};
 use guidesmith::synth::{splitmix64, JawParams, Phantom};
-use guidesmith::volume::{SeriesInfo, Volume};
 use rayon::prelude::*;
 
 /// Share of the random plans that must give a guide (the rest are refused with a reason). Measured: 103 of the 200
@@ -56,18 +54,7 @@ fn bones() -> &'static [Bone; 2] {
         };
         [round, tall].map(|params| {
             let geometry = GridGeometry::axis_aligned([190, 160, 60], [0.5, 0.5, 0.5], [-47.5, -40.0, -15.0]);
-            let hu = Phantom::jaw_with(&params).sample(&geometry).expect("sample");
-            let volume = Volume {
-                geometry,
-                hu,
-                series: SeriesInfo::default(),
-            };
-            let mut recipe = SegmentRecipe::new(HuRange::new(300, 3071).expect("range"));
-            recipe.keep = Keep::Largest;
-            recipe.fill_cavities = true;
-            let mesh = bone::extract_bone(&volume, &recipe, &SurfaceOptions::default(), &NoProgress)
-                .expect("bone")
-                .mesh;
+            let mesh = common::phantom_bone(&Phantom::jaw_with(&params), geometry);
             let query = BoneQuery::new(&mesh).expect("query");
             Bone {
                 mesh,

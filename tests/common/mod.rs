@@ -31,3 +31,29 @@ pub fn data_dir() -> Option<PathBuf> {
 pub fn data(rel: &str) -> Option<PathBuf> {
     data_dir().map(|d| d.join(rel))
 }
+
+/// The bone surface of a synthetic phantom sampled on `geometry`: the product chain (threshold 300 HU, largest
+/// component, cavities filled, closed surface), as the guide tests build on it.
+pub fn phantom_bone(
+    phantom: &guidesmith::synth::Phantom,
+    geometry: guidesmith::grid::GridGeometry,
+) -> guidesmith::mesh::Mesh {
+    use guidesmith::segment::{HuRange, Keep, SegmentRecipe};
+    let hu = phantom.sample(&geometry).expect("sample the phantom");
+    let volume = guidesmith::volume::Volume {
+        geometry,
+        hu,
+        series: guidesmith::volume::SeriesInfo::default(),
+    };
+    let mut recipe = SegmentRecipe::new(HuRange::new(300, 3071).expect("range"));
+    recipe.keep = Keep::Largest;
+    recipe.fill_cavities = true;
+    guidesmith::bone::extract_bone(
+        &volume,
+        &recipe,
+        &guidesmith::bone::SurfaceOptions::default(),
+        &guidesmith::progress::NoProgress,
+    )
+    .expect("bone")
+    .mesh
+}
