@@ -33,7 +33,7 @@ pub enum Compression {
     DeflatedExplicitVrLittleEndian,
     /// 1.2.840.10008.1.2.5: PackBits per byte plane (PS3.5 Annex G), encoded by `synth::rle`
     RleLossless,
-    /// 1.2.840.10008.1.2.4.80, encoded by CharLS through dicom-rs
+    /// 1.2.840.10008.1.2.4.80, encoded by pure_jpegls
     JpegLsLossless,
 }
 

@@ -14,6 +14,10 @@
 //! measured in the same run). Anything the fast path does not recognise (a pixel data element it cannot find with
 //! the expected length, a deflated or encapsulated syntax) goes through dicom-pixeldata. Tests check that both
 //! paths give identical volumes.
+//!
+//! JPEG-LS (lossless and near-lossless) is decoded here with `pure_jpegls` from the frame's encapsulated fragments,
+//! not through dicom-pixeldata's CharLS adapter: CharLS is C++ built by cmake, and guidesmith builds with nothing but
+//! the Rust toolchain. `docs/PERFORMANCE.md` has the two decoders measured on the same files.
 
 use std::path::Path;
 
@@ -178,6 +182,9 @@ fn decode_with_pixeldata(header: &SliceHeader, frames: &mut [FrameTarget<'_>]) -
             open_raw(&bytes, *offset, transfer_syntax_uid, false)?
         }
     };
+    if is_jpeg_ls(&header.transfer_syntax_uid) {
+        return decode_jpeg_ls(&obj, header, frames);
+    }
     let decoded = obj.decode_pixel_data().map_err(|e| {
         format!(
             "cannot decode pixel data ({}): {e}",
@@ -211,6 +218,65 @@ fn decode_with_pixeldata(header: &SliceHeader, frames: &mut [FrameTarget<'_>]) -
         stats.clamped += to_hu(
             header,
             bytes,
+            ByteOrder::NATIVE,
+            target.slope,
+            target.intercept,
+            target.out,
+        );
+    }
+    Ok(stats)
+}
+
+/// JPEG-LS Lossless (.80) or Near-Lossless (.81), decoded here rather than by dicom-pixeldata.
+pub(crate) fn is_jpeg_ls(transfer_syntax_uid: &str) -> bool {
+    matches!(
+        transfer_syntax_uid.trim_end_matches('\0').trim(),
+        "1.2.840.10008.1.2.4.80" | "1.2.840.10008.1.2.4.81"
+    )
+}
+
+/// Decode JPEG-LS frames with `pure_jpegls`: each frame's fragments (joined by the basic offset table when a frame
+/// spans several) are one JPEG-LS stream of `bits_stored` bit samples.
+fn decode_jpeg_ls(
+    obj: &dicom_object::DefaultDicomObject,
+    header: &SliceHeader,
+    frames: &mut [FrameTarget<'_>],
+) -> Result<DecodeStats, String> {
+    use dicom_encoding::adapters::PixelDataObject;
+    let samples_per_pixel = obj.samples_per_pixel().unwrap_or(1);
+    if samples_per_pixel != 1 || !matches!(header.bits_allocated, 8 | 16) {
+        return Err(format!(
+            "JPEG-LS with {samples_per_pixel} samples per pixel and {} bits allocated is not supported (only \
+             monochrome 8 or 16 bit)",
+            header.bits_allocated
+        ));
+    }
+    let mut stats = DecodeStats::default();
+    let mut bytes = Vec::new();
+    for target in frames.iter_mut() {
+        let stream = obj
+            .frame_pixel_data(target.frame)
+            .ok_or_else(|| format!("JPEG-LS pixel data has no frame {}", target.frame + 1))?;
+        let (words, width, height) =
+            jpegls::decode(&stream, header.columns, header.rows)
+                .map_err(|e| format!("cannot decode JPEG-LS frame {}: {e}", target.frame + 1))?;
+        if width != header.columns || height != header.rows {
+            return Err(format!(
+                "JPEG-LS frame {} is {width}x{height} but the header says {}x{}",
+                target.frame + 1,
+                header.columns,
+                header.rows
+            ));
+        }
+        bytes.clear();
+        if header.bits_allocated == 8 {
+            bytes.extend(words.iter().map(|&w| w as u8));
+        } else {
+            bytes.extend(words.iter().flat_map(|w| w.to_ne_bytes()));
+        }
+        stats.clamped += to_hu(
+            header,
+            &bytes,
             ByteOrder::NATIVE,
             target.slope,
             target.intercept,

@@ -526,7 +526,7 @@ fn classify(
     };
     match TransferSyntaxRegistry.get(&ts_uid) {
         None => return Err(SkipReason::Unsupported(format!("unknown transfer syntax {ts_uid}"))),
-        Some(ts) if !ts.can_decode_all() => {
+        Some(ts) if !ts.can_decode_all() && !super::decode::is_jpeg_ls(&ts_uid) => {
             return Err(SkipReason::Unsupported(format!(
                 "pixel data compressed as {} ({ts_uid}), which this build cannot decode",
                 ts.name()
