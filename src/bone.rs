@@ -16,7 +16,7 @@ use serde::Serialize;
 use thiserror::Error;
 
 use crate::mesh::{self, DecimateOptions, Mesh, MeshError, MeshReport};
-use crate::progress::Progress;
+use crate::progress::{Cancelled, Progress};
 use crate::segment::{Mask, SegmentError, SegmentRecipe, SegmentStats};
 use crate::volume::Volume;
 
@@ -56,19 +56,28 @@ pub enum BoneError {
     /// The surface failed a check; nothing was written.
     #[error("the bone surface failed its checks:\n{0}")]
     Invalid(Box<MeshReport>),
+    /// The front end cancelled the work.
+    #[error(transparent)]
+    Cancelled(#[from] Cancelled),
 }
 
 // The causes are part of the messages above, so they are converted by hand rather than kept as `source`s (which
 // would print them twice in an error chain).
 impl From<SegmentError> for BoneError {
     fn from(e: SegmentError) -> Self {
-        BoneError::Segment(e)
+        match e {
+            SegmentError::Cancelled(c) => BoneError::Cancelled(c),
+            e => BoneError::Segment(e),
+        }
     }
 }
 
 impl From<MeshError> for BoneError {
     fn from(e: MeshError) -> Self {
-        BoneError::Mesh(e)
+        match e {
+            MeshError::Cancelled(c) => BoneError::Cancelled(c),
+            e => BoneError::Mesh(e),
+        }
     }
 }
 
@@ -134,7 +143,8 @@ pub fn surface_of_mask(volume: &Volume, mask: &Mask, iso: f32) -> Result<Mesh, M
     mesh::marching_cubes(&volume.geometry, &field, iso, Some(region))
 }
 
-/// Segment `volume` with `recipe`, extract the surface, post-process it and check it.
+/// Segment `volume` with `recipe`, extract the surface, post-process it and check it. Cancellable through
+/// `progress` between the segmentation's steps, between stages and during decimation.
 pub fn extract_bone(
     volume: &Volume,
     recipe: &SegmentRecipe,
@@ -144,9 +154,10 @@ pub fn extract_bone(
     let mut timings = BoneTimings::default();
     progress.begin("segmenting", 1);
     let t = Instant::now();
-    let (mask, segment_stats) = recipe.apply(&volume.geometry, &volume.hu)?;
+    let (mask, segment_stats) = recipe.apply_with(&volume.geometry, &volume.hu, progress)?;
     timings.segment_s = t.elapsed().as_secs_f64();
     progress.end();
+    progress.checkpoint()?;
     if !mask.any() {
         return Err(BoneError::Empty {
             min_hu: recipe.hu.min_hu(),
@@ -158,6 +169,7 @@ pub fn extract_bone(
     let surface = surface_of_mask(volume, &mask, iso_for(recipe.hu.min_hu()))?;
     timings.surface_s = t.elapsed().as_secs_f64();
     progress.end();
+    progress.checkpoint()?;
     finish(mask, segment_stats, surface, timings, options, progress)
 }
 
@@ -193,6 +205,7 @@ fn finish(
         )?;
         timings.smooth_s = t.elapsed().as_secs_f64();
         progress.end();
+        progress.checkpoint()?;
     }
     let mut decimate = options.decimate;
     if let Some(fraction) = options.decimate_keep_fraction {
@@ -209,11 +222,12 @@ fn finish(
         if decimate.target_triangles.is_some() || decimate.max_error_mm.is_some() {
             progress.begin("decimating", 1);
             let t = Instant::now();
-            surface = mesh::decimate_checked(&surface, decimate)?;
+            surface = mesh::decimate_checked_with(&surface, decimate, progress)?;
             timings.decimate_s = t.elapsed().as_secs_f64();
             progress.end();
         }
     }
+    progress.checkpoint()?;
     progress.begin("checking", 1);
     let t = Instant::now();
     let report = MeshReport::new(&surface);

@@ -32,7 +32,15 @@ fn assert_manifest(guides: &std::path::Path) {
     assert_eq!(manifest["case_id"], "DEMO-JAW");
     assert_eq!(manifest["units"], "millimetre");
     let files = manifest["files"].as_array().expect("files");
-    assert_eq!(files.len(), 3);
+    // Two STL, the 3MF, and the review images: a contact sheet per guide and the overview.
+    assert_eq!(files.len(), 6);
+    assert_eq!(
+        files
+            .iter()
+            .filter(|f| f["name"].as_str().is_some_and(|n| n.starts_with("renders/")))
+            .count(),
+        3
+    );
     for f in files {
         let bytes = std::fs::read(guides.join(f["name"].as_str().expect("name"))).expect("file");
         assert_eq!(
@@ -43,6 +51,12 @@ fn assert_manifest(guides: &std::path::Path) {
     for g in manifest["guides"].as_array().expect("guides") {
         assert_eq!(g["checks"]["passed"], true, "{g}");
         assert_eq!(g["checks"]["mesh"]["components"], 1);
+        assert_eq!(g["printer"], "sla");
+        assert_eq!(g["printer_in_plan"], "sla");
+        // Every resolved parameter, with its unit.
+        let params = g["parameters"].as_array().expect("parameters");
+        assert!(params.len() >= 9, "{g}");
+        assert!(params.iter().all(|p| p["unit"] == "mm" || p["unit"] == "count"), "{g}");
     }
     assert_eq!(std::fs::read_dir(guides.join("renders")).expect("renders").count(), 3);
 }

@@ -6,12 +6,37 @@ use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
 use guidesmith::export::{
-    export_guides, read_manifest, sha256_hex, ExportError, ExportInfo, GuideExport, MANIFEST_FILE_NAME,
+    export_guides, read_manifest, sha256_hex, Attachment, ExportError, ExportInfo, GuideExport, MANIFEST_FILE_NAME,
     THREE_MF_MODEL_PATH,
 };
 use guidesmith::mesh::Mesh;
+use guidesmith::template::{builtin_printers, builtin_template, ParameterSource, ResolvedParams};
 use serde_json::json;
+
+/// Parameters of the two test guides: a cutting guide planned for SLA with a thicker pad, built on an FDM printer
+/// (a print lab's override); a drill guide with the defaults for SLA.
+fn params() -> &'static (ResolvedParams, ResolvedParams) {
+    static PARAMS: OnceLock<(ResolvedParams, ResolvedParams)> = OnceLock::new();
+    PARAMS.get_or_init(|| {
+        let printers = builtin_printers().expect("printers");
+        let cutting = builtin_template("cutting_guide")
+            .expect("template")
+            .resolve(
+                &BTreeMap::from([("pad_thickness_mm".to_string(), 5.0)]),
+                printers.get("fdm").expect("fdm"),
+            )
+            .expect("resolves");
+        let drilling = builtin_template("drill_guide")
+            .expect("template")
+            .resolve(&BTreeMap::new(), printers.get("sla").expect("sla"))
+            .expect("resolves");
+        (cutting, drilling)
+    })
+}
 
 const PLAN_SHA: &str = "3f1a9c0d5e7b2a4c6e8f0a1b3c5d7e9f1a2b3c4d5e6f708192a3b4c5d6e7f809";
 
@@ -36,11 +61,15 @@ fn guides<'a>(cutting: &'a Mesh, drilling: &'a Mesh) -> Vec<GuideExport<'a>> {
         GuideExport {
             name: "LeFort-cutting",
             mesh: cutting,
+            params: &params().0,
+            printer_in_plan: "sla",
             checks: json!({"min_wall_mm": 2.1, "seats": true, "notes": ["fits"]}),
         },
         GuideExport {
             name: "drill guide #2",
             mesh: drilling,
+            params: &params().1,
+            printer_in_plan: "sla",
             checks: json!({"min_wall_mm": 3.0, "seats": true}),
         },
     ]
@@ -66,7 +95,7 @@ fn manifest_lists_every_file_with_its_hash_size_and_the_guides_measures() {
     let (cutting, drilling) = guide_meshes();
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("export");
-    let summary = export_guides(&out, &info("case-17"), &guides(&cutting, &drilling)).expect("export");
+    let summary = export_guides(&out, &info("case-17"), &guides(&cutting, &drilling), &[]).expect("export");
 
     let on_disk = sorted_dir(&out);
     let names: Vec<&str> = on_disk.iter().map(|(n, _)| n.as_str()).collect();
@@ -116,6 +145,19 @@ fn manifest_lists_every_file_with_its_hash_size_and_the_guides_measures() {
         cut.checks,
         json!({"min_wall_mm": 2.1, "seats": true, "notes": ["fits"]})
     );
+    // Every resolved parameter with its unit and source; the printer override next to the plan's printer.
+    assert_eq!((cut.template.as_str(), cut.printer.as_str()), ("cutting_guide", "fdm"));
+    assert_eq!(cut.printer_in_plan, "sla");
+    assert_eq!(cut.parameters, params().0.parameters);
+    let value = |name: &str| cut.parameters.iter().find(|p| p.name == name).expect("listed");
+    assert_eq!(value("pad_thickness_mm").value, 5.0);
+    assert_eq!(value("pad_thickness_mm").source, ParameterSource::Plan);
+    assert_eq!(value("bone_offset_mm").value, 0.4);
+    assert_eq!(value("bone_offset_mm").source, ParameterSource::Printer);
+    assert_eq!(value("fixation_hole_count").unit, "count");
+    assert_eq!(value("slot_depth_mm").unit, "mm");
+    assert_eq!(value("slot_depth_mm").source, ParameterSource::Default);
+    assert_eq!(drill.printer, drill.printer_in_plan);
     assert_eq!(drill.triangle_count, drilling.triangle_count());
     assert_eq!(drill.stl_file, "case-17_drill_guide__2.stl");
     let ball_mm3 = 4.0 / 3.0 * std::f64::consts::PI * 7.5f64.powi(3);
@@ -133,7 +175,7 @@ fn manifest_lists_every_file_with_its_hash_size_and_the_guides_measures() {
 fn guide_stl_reads_back_through_stl_io_with_a_dateless_header() {
     let (cutting, drilling) = guide_meshes();
     let dir = tempfile::tempdir().expect("tempdir");
-    export_guides(dir.path(), &info("case-17"), &guides(&cutting, &drilling)).expect("export");
+    export_guides(dir.path(), &info("case-17"), &guides(&cutting, &drilling), &[]).expect("export");
     for (file, mesh, name) in [
         ("case-17_LeFort-cutting.stl", &cutting, "LeFort-cutting"),
         ("case-17_drill_guide__2.stl", &drilling, "drill guide #2"),
@@ -161,7 +203,7 @@ fn guide_stl_reads_back_through_stl_io_with_a_dateless_header() {
 fn three_mf_reads_back_with_the_same_objects_triangles_and_vertices() {
     let (cutting, drilling) = guide_meshes();
     let dir = tempfile::tempdir().expect("tempdir");
-    export_guides(dir.path(), &info("case-17"), &guides(&cutting, &drilling)).expect("export");
+    export_guides(dir.path(), &info("case-17"), &guides(&cutting, &drilling), &[]).expect("export");
     let path = dir.path().join("case-17_guides.3mf");
 
     let models = threemf::read(File::open(&path).expect("open 3mf")).expect("threemf reads it");
@@ -225,12 +267,12 @@ fn two_exports_are_byte_identical_wherever_they_are_written() {
     let dir = tempfile::tempdir().expect("tempdir");
     let a = dir.path().join("first");
     let b = dir.path().join("second/nested");
-    export_guides(&a, &info("case-17"), &guides(&cutting, &drilling)).expect("export a");
-    export_guides(&b, &info("case-17"), &guides(&cutting, &drilling)).expect("export b");
+    export_guides(&a, &info("case-17"), &guides(&cutting, &drilling), &[]).expect("export a");
+    export_guides(&b, &info("case-17"), &guides(&cutting, &drilling), &[]).expect("export b");
     let first = sorted_dir(&a);
     assert_eq!(first, sorted_dir(&b));
     // Again into the same folder (replacing the files) gives the same bytes too.
-    export_guides(&a, &info("case-17"), &guides(&cutting, &drilling)).expect("export a again");
+    export_guides(&a, &info("case-17"), &guides(&cutting, &drilling), &[]).expect("export a again");
     assert_eq!(first, sorted_dir(&a));
 }
 
@@ -250,7 +292,7 @@ fn nothing_but_the_case_id_identifies_the_case() {
     let out = dir.path().join("Doe_John_export");
     let case_id = "CASE-0042";
     let guides = guides(&cutting, &drilling);
-    let summary = export_guides(&out, &info(case_id), &guides).expect("export");
+    let summary = export_guides(&out, &info(case_id), &guides, &[]).expect("export");
 
     for (name, _) in sorted_dir(&out) {
         assert!(
@@ -279,6 +321,25 @@ fn nothing_but_the_case_id_identifies_the_case() {
         allowed.push(f.path.file_name().expect("name").to_string_lossy().into_owned());
     }
     allowed.extend(guides.iter().map(|g| g.name.to_string()));
+    // The template, printer and parameter names and units, and where each value came from.
+    for g in &guides {
+        allowed.extend([
+            g.params.template_name.clone(),
+            g.params.template_version.clone(),
+            g.params.printer.clone(),
+            g.printer_in_plan.to_string(),
+        ]);
+        for p in &g.params.parameters {
+            allowed.extend([p.name.clone(), p.unit.clone()]);
+            allowed.push(
+                serde_json::to_value(p.source)
+                    .expect("json")
+                    .as_str()
+                    .expect("a name")
+                    .to_string(),
+            );
+        }
+    }
     for s in &strings {
         assert!(allowed.contains(s), "unexpected string {s:?} in the manifest");
     }
@@ -331,7 +392,7 @@ fn bad_inputs_are_refused_naming_the_culprit_and_nothing_is_written() {
     let blocker = dir.path().join("not-a-folder");
     std::fs::write(&blocker, b"x").expect("write blocker");
     let target = blocker.join("export");
-    let e = export_guides(&target, &info("c1"), &guides(&cutting, &drilling)).expect_err("unwritable");
+    let e = export_guides(&target, &info("c1"), &guides(&cutting, &drilling), &[]).expect_err("unwritable");
     assert!(matches!(e, ExportError::Folder { .. }), "{e}");
     assert!(e.to_string().contains(&target.display().to_string()), "{e}");
 
@@ -339,13 +400,13 @@ fn bad_inputs_are_refused_naming_the_culprit_and_nothing_is_written() {
     let empty = Mesh::default();
     let mut list = guides(&cutting, &drilling);
     list[1].mesh = &empty;
-    let e = export_guides(&out, &info("c1"), &list).expect_err("empty mesh");
+    let e = export_guides(&out, &info("c1"), &list, &[]).expect_err("empty mesh");
     assert!(e.to_string().contains("drill guide #2"), "{e}");
     assert!(!out.exists(), "nothing written for a refused export");
 
     let mut list = guides(&cutting, &drilling);
     list[1].name = "LeFort-cutting";
-    let e = export_guides(&out, &info("c1"), &list).expect_err("duplicate");
+    let e = export_guides(&out, &info("c1"), &list, &[]).expect_err("duplicate");
     assert!(
         matches!(e, ExportError::DuplicateName { ref name } if name == "LeFort-cutting"),
         "{e}"
@@ -358,13 +419,58 @@ fn bad_inputs_are_refused_naming_the_culprit_and_nothing_is_written() {
     };
     let mut list = guides(&cutting, &drilling);
     list[0].mesh = &broken;
-    let e = export_guides(&out, &info("c1"), &list).expect_err("bad index");
+    let e = export_guides(&out, &info("c1"), &list, &[]).expect_err("bad index");
     assert!(
         e.to_string().contains("LeFort-cutting") && e.to_string().contains("vertex 5"),
         "{e}"
     );
 
-    let e = export_guides(&out, &info("c1"), &[]).expect_err("no guides");
+    let e = export_guides(&out, &info("c1"), &[], &[]).expect_err("no guides");
     assert!(matches!(e, ExportError::NoGuides));
     assert!(!out.exists());
+
+    for name in [
+        "../escape.png",
+        "renders//x.png",
+        "c1_guides.3mf",
+        MANIFEST_FILE_NAME,
+        "renders/a b.png",
+    ] {
+        let attachment = Attachment {
+            name: name.to_string(),
+            bytes: vec![1, 2, 3],
+        };
+        let e = export_guides(&out, &info("c1"), &guides(&cutting, &drilling), &[attachment]).expect_err(name);
+        assert!(matches!(e, ExportError::InvalidAttachment { .. }), "{name}: {e}");
+        assert!(!out.exists());
+    }
+}
+
+#[test]
+fn attachments_are_written_in_their_folder_and_listed_with_their_hashes() {
+    let (cutting, drilling) = guide_meshes();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let attachment = Attachment {
+        name: "renders/case-17_overview.png".to_string(),
+        bytes: b"not really a png".to_vec(),
+    };
+    let summary = export_guides(
+        dir.path(),
+        &info("case-17"),
+        &guides(&cutting, &drilling),
+        &[attachment],
+    )
+    .expect("export");
+    let manifest = read_manifest(&summary.manifest.path).expect("manifest");
+    let listed = manifest
+        .files
+        .iter()
+        .find(|f| f.name == "renders/case-17_overview.png")
+        .expect("the attachment is listed");
+    assert_eq!(listed.sha256, sha256_hex(b"not really a png"));
+    assert_eq!(
+        std::fs::read(dir.path().join("renders/case-17_overview.png")).expect("written"),
+        b"not really a png"
+    );
+    assert_eq!(manifest.files.len(), 4);
 }

@@ -12,8 +12,10 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
+use common::{verify_guide, Verified};
 use guidesmith::bone::{self, SurfaceOptions};
-use guidesmith::guide::pipeline::{build_plan_guides, write_plan_guides, DEFAULT_PRINTER};
+use guidesmith::case::{build_guides, write_guides};
+use guidesmith::finding::FindingCode;
 use guidesmith::measure::BoneQuery;
 use guidesmith::mesh::Mesh;
 use guidesmith::plan::{
@@ -94,6 +96,7 @@ fn cranium_plan(volume: &guidesmith::volume::Volume, recipe: &SegmentRecipe, bon
             GuideSpec {
                 name: "le-fort-left-cutting".into(),
                 template: "cutting_guide".into(),
+                printer: "sla".into(),
                 parameters: Default::default(),
                 planes: vec!["le-fort-1".into()],
                 drills: vec![],
@@ -105,6 +108,7 @@ fn cranium_plan(volume: &guidesmith::volume::Volume, recipe: &SegmentRecipe, bon
             GuideSpec {
                 name: "right-buttress-drilling".into(),
                 template: "drill_guide".into(),
+                printer: "sla".into(),
                 parameters: Default::default(),
                 planes: vec![],
                 drills: vec!["buttress-1".into(), "buttress-2".into(), "buttress-3".into()],
@@ -135,12 +139,12 @@ fn le_fort_cutting_guide_and_buttress_drill_guide_on_the_real_cranium_pass_every
         .mesh;
     let plan = cranium_plan(&volume, &recipe, &bone);
     plan.validate().expect("valid plan");
-    let result = build_plan_guides(&plan, &bone, DEFAULT_PRINTER, &NoProgress).expect("build");
-    for c in &result.checks {
-        eprintln!("{}", serde_json::to_string_pretty(c).expect("json"));
-    }
-    for c in &result.checks {
-        assert!(c.passed, "{}: {:?}", c.guide, c.failures);
+    let result = build_guides(&plan, &bone, None, &NoProgress).expect("build");
+    for g in &result.guides {
+        if let Some((_, check)) = g.built() {
+            eprintln!("{}", serde_json::to_string_pretty(check).expect("json"));
+        }
+        assert_eq!(verify_guide(g), Ok(Verified::Passed));
     }
 
     // The footprint edge 1.5 mm further medial lies over a gap in the thin anterior maxillary wall, where the bone
@@ -151,14 +155,18 @@ fn le_fort_cutting_guide_and_buttress_drill_guide_on_the_real_cranium_pass_every
             p[0] = -24.0;
         }
     }
-    let refused = build_plan_guides(&over_gap, &bone, DEFAULT_PRINTER, &NoProgress)
-        .map(|_| ())
-        .expect_err("fin");
-    assert!(refused.to_string().contains("drops"), "{refused}");
+    let refused = build_guides(&over_gap, &bone, None, &NoProgress).expect("build");
+    assert_eq!(
+        verify_guide(&refused.guides[1]),
+        Ok(Verified::Refused(FindingCode::FootprintOverDrop))
+    );
+    let f = &refused.guides[1].findings()[0];
+    let at = f.place_mm.expect("the drop has a place");
+    assert!(at[0] > -26.0 && at[0] < -23.0, "the drop is at the moved edge: {f}");
 
     let tmp = tempfile::tempdir().expect("tempdir");
     let out = tmp.path().join("guides");
-    write_plan_guides(&out, &plan, &bone, &result).expect("write");
+    write_guides(&out, &plan, &bone, &result, &NoProgress).expect("write");
     if let Some(dir) = std::env::var_os("GUIDESMITH_RENDER_DIR") {
         copy_renders(&out.join("renders"), Path::new(&dir));
     }

@@ -1,6 +1,7 @@
-//! Random plans on synthetic bones: every guide either passes every check (and is then verified again here,
-//! independently of the checker's verdict) or is refused with a clear message. None is ever open, non-manifold,
-//! self-intersecting, under its minimum wall or off its plan.
+//! Random plans on synthetic bones, built through the case layer: every guide either passes every check (and is then
+//! verified again from its mesh, independently of the checker's verdict), or is refused for a plan problem with its
+//! finding code, or fails checks that measuring its mesh again confirms. None that passes is ever open,
+//! non-manifold, self-intersecting, under its minimum wall or off its plan.
 //!
 //! 200 plans by default (`GUIDESMITH_RANDOM_PLANS` to change), drawn from a fixed seed so a failure names a case that
 //! can be rerun alone (`GUIDESMITH_RANDOM_PLAN=<index>`; add `GUIDESMITH_DEBUG_PARTS=1` for the reports of the
@@ -15,25 +16,23 @@ mod common;
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
+use common::{verify_guide, Verified};
+use guidesmith::case::build_guides;
 use guidesmith::grid::GridGeometry;
-use guidesmith::guide::build::build_guide;
-use guidesmith::guide::check::{check_guide, CHANNEL_ANGLE_TOL_DEG, CHANNEL_OFFSET_TOL_MM, SLOT_ANGLE_TOL_DEG};
-use guidesmith::guide::check::{SLOT_OFFSET_TOL_MM, SLOT_WIDTH_TOL_MM};
-use guidesmith::guide::pipeline::requests_from_plan;
 use guidesmith::measure::BoneQuery;
 use guidesmith::mesh::check::MeshReport;
 use guidesmith::mesh::Mesh;
 use guidesmith::plan::{
     BoneSource, CaseId, CuttingPlane, DrillTrajectory, Footprint, GuideSpec, Plan, ResectedSide, SCHEMA_VERSION,
 };
+use guidesmith::progress::NoProgress;
 use guidesmith::synth::{splitmix64, JawParams, Phantom};
 use rayon::prelude::*;
 
-/// Share of the random plans that must give a guide (the rest are refused with a reason). Measured: 103 of the 200
-/// (see docs/PERFORMANCE.md for the refusal breakdown: boolmesh leaving one self-intersecting pair where a tool
-/// crosses the fine contact surface, contact gaps under the offset on steep slopes, no room for fixation holes);
-/// the floor catches a pipeline that starts refusing everything, which would never write a bad file either.
-const MIN_BUILT_FRACTION: f64 = 0.4;
+/// Guides the 200 plans must give (the rest are refused with a finding code). The plans are drawn from a fixed seed,
+/// so this is what the pipeline reaches today (see docs/PERFORMANCE.md for the breakdown by code); a change that
+/// refuses more fails here, and one that builds more raises it.
+const MIN_BUILT_OF_200: usize = 103;
 
 struct Bone {
     mesh: Mesh,
@@ -113,7 +112,7 @@ fn tilt(rng: &mut Rng, v: [f64; 3], max_deg: f64) -> [f64; 3] {
 }
 
 /// One random plan with one guide, on bone `bone_index`.
-fn random_plan(case: u64) -> (usize, Plan, String) {
+fn random_plan(case: u64) -> (usize, Plan) {
     let mut rng = Rng(splitmix64(0x5eed_0000 + case));
     let bone_index = rng.pick(2);
     let bone = &bones()[bone_index];
@@ -245,6 +244,7 @@ fn random_plan(case: u64) -> (usize, Plan, String) {
         guides: vec![GuideSpec {
             name: format!("{region}-{template}"),
             template: template.to_string(),
+            printer,
             parameters,
             planes: planes.iter().map(|p| p.name.clone()).collect(),
             drills: drills.iter().map(|d| d.name.clone()).collect(),
@@ -255,29 +255,17 @@ fn random_plan(case: u64) -> (usize, Plan, String) {
         drills,
         approvals: vec![],
     };
-    (bone_index, plan, printer)
+    (bone_index, plan)
 }
 
-enum Outcome {
-    Passed,
-    Refused(String),
-}
-
-/// Builds and checks the guide of random plan `case`; when it passes, verifies it independently of the verdict.
-fn run_case(case: u64) -> Result<Outcome, String> {
-    let (bone_index, plan, printer) = random_plan(case);
+/// Builds and checks the guide of random plan `case` through the case layer and confirms the outcome from the mesh
+/// ([`common::verify_guide`]); `GUIDESMITH_DEBUG_PARTS=1` prints the pad, the tools and any self-intersection.
+fn run_case(case: u64) -> Result<Verified, String> {
+    let (bone_index, plan) = random_plan(case);
     let bone = &bones()[bone_index];
-    let requests = match requests_from_plan(&plan, &printer) {
-        Ok(r) => r,
-        Err(e) => return Ok(Outcome::Refused(format!("plan: {e}"))),
-    };
-    let request = &requests[0];
-    let built = match build_guide(&bone.mesh, request) {
-        Ok(b) => b,
-        Err(e) => return Ok(Outcome::Refused(format!("build: {e}"))),
-    };
-    let check = check_guide(&built, &bone.query);
-    if std::env::var_os("GUIDESMITH_DEBUG_PARTS").is_some() {
+    let result = build_guides(&plan, &bone.mesh, None, &NoProgress).map_err(|e| format!("case {case}: {e}"))?;
+    let planned = &result.guides[0];
+    if let (Some((built, _)), Some(_)) = (planned.built(), std::env::var_os("GUIDESMITH_DEBUG_PARTS")) {
         eprintln!("pad: {}", MeshReport::new(&built.pad.mesh));
         for (name, tool) in &built.tools {
             eprintln!("tool {name}: {}", MeshReport::new(tool));
@@ -292,59 +280,11 @@ fn run_case(case: u64) -> Result<Outcome, String> {
             }
         }
     }
-    if !check.passed {
-        if check.failures.is_empty() || check.failures.iter().any(|f| f.trim().is_empty()) {
-            return Err(format!("case {case}: refused without a reason"));
-        }
-        return Ok(Outcome::Refused(format!("checks: {}", check.failures.join("; "))));
-    }
-    // Passed: verify the solid and its placement again, from the mesh itself.
-    let report = MeshReport::new(&built.mesh);
-    let fail = |what: String| {
-        Err(format!(
-            "case {case} ({}): passed its checks but {what}",
-            plan.guides[0].name
-        ))
-    };
-    if !report.is_valid() {
-        return fail(format!("the mesh is not valid: {report}"));
-    }
-    if report.components != 1 {
-        return fail(format!("{} components", report.components));
-    }
-    if built.mesh.signed_volume_mm3() <= 0.0 {
-        return fail("its volume is not positive (inward normals)".into());
-    }
-    if check.walls.thinnest_mm < request.params.min_wall_mm - 1e-3 {
-        return fail(format!("a wall is {:.3} mm", check.walls.thinnest_mm));
-    }
-    if check.slots.len() != plan.planes.len() || check.channels.len() != plan.drills.len() {
-        return fail("a slot or channel is missing from the report".into());
-    }
-    for s in &check.slots {
-        if s.offset_mm.abs() > SLOT_OFFSET_TOL_MM
-            || s.angle_deg > SLOT_ANGLE_TOL_DEG
-            || (s.width_mm - s.expected_width_mm).abs() > SLOT_WIDTH_TOL_MM
-        {
-            return fail(format!("slot off the plan: {s:?}"));
-        }
-    }
-    for c in &check.channels {
-        if c.offset_mm > CHANNEL_OFFSET_TOL_MM || c.angle_deg > CHANNEL_ANGLE_TOL_DEG {
-            return fail(format!("channel off the plan: {c:?}"));
-        }
-    }
-    if check.contact.inside_bone != 0 || check.blocked_on_removal != 0 {
-        return fail(format!(
-            "it overlaps the bone or cannot be removed: {:?}",
-            check.contact
-        ));
-    }
-    Ok(Outcome::Passed)
+    verify_guide(planned).map_err(|e| format!("case {case}: {e}"))
 }
 
 #[test]
-fn random_plans_give_valid_on_plan_guides_or_clear_refusals() {
+fn random_plans_give_valid_on_plan_guides_or_refusals_with_a_code() {
     let count: u64 = std::env::var("GUIDESMITH_RANDOM_PLANS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -357,18 +297,20 @@ fn random_plans_give_valid_on_plan_guides_or_clear_refusals() {
         None => (0..count).collect(),
     };
     bones();
-    let outcomes: Vec<(u64, Result<Outcome, String>)> = cases.par_iter().map(|&c| (c, run_case(c))).collect();
+    let outcomes: Vec<(u64, Result<Verified, String>)> = cases.par_iter().map(|&c| (c, run_case(c))).collect();
     let mut passed = 0usize;
     let mut refusals: BTreeMap<String, Vec<u64>> = BTreeMap::new();
     let mut errors = Vec::new();
     for (case, outcome) in outcomes {
         match outcome {
-            Ok(Outcome::Passed) => passed += 1,
-            Ok(Outcome::Refused(why)) => {
-                eprintln!("case {case}: refused: {why}");
-                // Group by the kind of refusal (the text up to the first number).
-                let kind: String = why.chars().take_while(|c| !c.is_ascii_digit()).collect();
-                refusals.entry(kind).or_default().push(case);
+            Ok(Verified::Passed) => passed += 1,
+            Ok(Verified::Refused(code)) => refusals.entry(format!("refused: {code}")).or_default().push(case),
+            Ok(Verified::Failed(codes)) => {
+                let codes: Vec<&str> = codes.iter().map(|c| c.as_str()).collect();
+                refusals
+                    .entry(format!("failed check: {}", codes.join(" + ")))
+                    .or_default()
+                    .push(case);
             }
             Err(e) => errors.push(e),
         }
@@ -378,12 +320,13 @@ fn random_plans_give_valid_on_plan_guides_or_clear_refusals() {
         cases.len()
     );
     for (kind, list) in &refusals {
-        eprintln!("  refused x{}: {kind}... (cases {list:?})", list.len());
+        eprintln!("  x{:<3} {kind} (cases {list:?})", list.len());
     }
     assert!(errors.is_empty(), "{}", errors.join("\n"));
-    assert!(
-        passed as f64 >= MIN_BUILT_FRACTION * cases.len() as f64,
-        "only {passed} of {} plans gave a guide",
-        cases.len()
-    );
+    if cases.len() as u64 == count && count == 200 {
+        assert!(
+            passed >= MIN_BUILT_OF_200,
+            "only {passed} of the 200 plans gave a guide (the pipeline reached {MIN_BUILT_OF_200})"
+        );
+    }
 }

@@ -48,12 +48,13 @@ fn ok(line: &str, code: i32) -> String {
     text(&out.stdout)
 }
 
-/// Runs `line` as [`ok`] does, asserts exit code 2 (refused input) and that stderr says each of `says`; returns stderr.
+/// Runs `line` as [`ok`] does, asserts exit code 1 (refused input, as for every command; 2 is for usage errors) and
+/// that stderr says each of `says`; returns stderr.
 fn refused(line: &str, says: &[&str]) -> String {
     let args: Vec<&str> = line.split_whitespace().collect();
     let out = guidesmith(&args);
     let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "guidesmith {line} should be refused: {err}");
+    assert_eq!(out.status.code(), Some(1), "guidesmith {line} should be refused: {err}");
     for s in says {
         assert!(err.contains(s), "guidesmith {line}: {s:?} not in {err}");
     }

@@ -1,6 +1,8 @@
 //! The plan document: byte-identical round trips, clear errors naming the JSON path or file, edits with exact
 //! undo/redo, the CT hash, and the committed JSON Schema.
 
+mod common;
+
 use std::collections::BTreeMap;
 
 use guidesmith::grid::GridGeometry;
@@ -82,7 +84,7 @@ fn full_plan() -> Plan {
                 name: "distal".into(),
                 point_mm: [40.0, 30.0, -45.0],
                 normal: unit([1.0, 1.0 / 3.0, 0.1 + 0.2]),
-                blade_thickness_mm: 3.0,
+                blade_thickness_mm: 1.0,
                 resected_side: ResectedSide::Positive,
             },
         ],
@@ -107,6 +109,7 @@ fn full_plan() -> Plan {
         guides: vec![GuideSpec {
             name: "maxilla guide".into(),
             template: "cutting_slot".into(),
+            printer: "sla".into(),
             parameters: BTreeMap::from([
                 ("pad_thickness_mm".to_string(), 2.5),
                 ("clearance_mm".to_string(), 0.15),
@@ -152,7 +155,7 @@ fn full_plan_round_trips_byte_identical() {
     let plan = full_plan();
     plan.validate().expect("the full plan is valid");
     let text = plan.to_json();
-    assert!(text.ends_with("}\n") && text.starts_with("{\n  \"schema_version\": 1,\n  \"case_id\": \"case-0007\""));
+    assert!(text.ends_with("}\n") && text.starts_with("{\n  \"schema_version\": 2,\n  \"case_id\": \"case-0007\""));
     for awkward in [
         "0.30000000000000004",
         "1e-300",
@@ -215,8 +218,15 @@ fn bad_documents_name_the_json_path() {
             "document: missing field `ct`",
         ),
         (
-            edited_json(|v| v["schema_version"] = json!(2)),
-            "schema_version: version 2 is not supported (this build reads version 1)",
+            edited_json(|v| v["schema_version"] = json!(0)),
+            "schema_version: version 0 is not supported (this build reads versions 1 to 2)",
+        ),
+        (
+            // A version 2 guide must name its printer.
+            edited_json(|v| {
+                v["guides"][0].as_object_mut().expect("guide").remove("printer");
+            }),
+            "guides[0]: missing field `printer`",
         ),
         (
             // A future version with a new field: the version is the error, not the field.
@@ -248,7 +258,7 @@ fn bad_documents_name_the_json_path() {
         ),
         (
             edited_json(|v| v["planes"][0]["blade_thickness_mm"] = json!(3.5)),
-            "planes[0].blade_thickness_mm: 3.5 is outside 0.2..=3 mm",
+            "planes[0].blade_thickness_mm: 3.5 is outside 0.4..=1.25 mm",
         ),
         (
             edited_json(|v| v["drills"][0]["screw_system"] = json!("2.7")),
@@ -523,7 +533,7 @@ fn failed_edits_leave_the_plan_unchanged_and_say_why() {
                 field: "blade_thickness_mm".into(),
                 value: json!(9.0),
             },
-            "planes[1].blade_thickness_mm: 9 is outside 0.2..=3 mm",
+            "planes[1].blade_thickness_mm: 9 is outside 0.4..=1.25 mm",
         ),
         (
             Edit::Set {
@@ -687,7 +697,7 @@ fn random_edit(plan: &Plan, pick: &[u32; 4], step: usize) -> Edit {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(48))]
+    #![proptest_config(common::proptest_config(48))]
 
     #[test]
     fn random_edits_undo_and_redo_exactly(picks in prop::collection::vec(any::<[u32; 4]>(), 1..40)) {
@@ -733,7 +743,7 @@ proptest! {
         points in prop::collection::vec(any::<[f64; 3]>(), 1..12),
         vectors in prop::collection::vec(
             (prop::num::f64::NORMAL | prop::num::f64::SUBNORMAL, -1.0..1.0f64, 0.01..1.0f64), 1..6),
-        widths in prop::collection::vec(0.2..=3.0f64, 1..6),
+        widths in prop::collection::vec(0.4..=1.25f64, 1..6),
     ) {
         let finite: Vec<[f64; 3]> = points
             .iter()
@@ -866,6 +876,49 @@ fn ct_hash_identifies_the_volume() {
 }
 
 #[test]
+fn a_version_1_plan_is_read_with_the_printer_build_used_by_default() {
+    let v2 = full_plan();
+    let v1 = edited_json(|v| {
+        v["schema_version"] = json!(1);
+        for g in v["guides"].as_array_mut().expect("guides") {
+            g.as_object_mut().expect("guide").remove("printer");
+        }
+    });
+    let read = Plan::from_json(&v1).expect("a version 1 plan is upgraded");
+    assert_eq!(read.schema_version, SCHEMA_VERSION);
+    assert!(read.guides.iter().all(|g| g.printer == guidesmith::plan::V1_PRINTER));
+    let mut expected = v2.clone();
+    for g in &mut expected.guides {
+        g.printer = guidesmith::plan::V1_PRINTER.to_string();
+    }
+    assert_eq!(read, expected);
+    // The printer is part of the plan's identity.
+    let mut fdm = read.clone();
+    fdm.guides[0].printer = "fdm".into();
+    assert_ne!(fdm.sha256(), read.sha256());
+}
+
+#[test]
+fn the_schema_and_the_validator_take_the_guides_instrument_ranges() {
+    use guidesmith::template::{BLADE_THICKNESS_RANGE_MM, DRILL_DIAMETER_RANGE_MM};
+    let schema: serde_json::Value = serde_json::from_str(&json_schema()).expect("schema");
+    let blade = &schema["$defs"]["CuttingPlane"]["properties"]["blade_thickness_mm"];
+    assert_eq!(blade["minimum"], json!(*BLADE_THICKNESS_RANGE_MM.start()));
+    assert_eq!(blade["maximum"], json!(*BLADE_THICKNESS_RANGE_MM.end()));
+    let drill = &schema["$defs"]["DrillTrajectory"]["properties"]["diameter_mm"];
+    assert_eq!(drill["minimum"], json!(*DRILL_DIAMETER_RANGE_MM.start()));
+    assert_eq!(drill["maximum"], json!(*DRILL_DIAMETER_RANGE_MM.end()));
+    // A blade the guide's slot refuses is refused by the plan too (it was accepted up to 3 mm before).
+    let two_mm = edited_json(|v| v["planes"][0]["blade_thickness_mm"] = json!(2.0));
+    let e = Plan::from_json(&two_mm).expect_err("2 mm blade");
+    assert!(
+        e.to_string()
+            .contains("planes[0].blade_thickness_mm: 2 is outside 0.4..=1.25 mm"),
+        "{e}"
+    );
+}
+
+#[test]
 fn committed_schema_is_current() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/plan.schema.json");
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
@@ -885,7 +938,7 @@ fn committed_schema_is_current() {
     let required = schema["required"].as_array().expect("required list");
     assert_eq!(required.len(), 10, "every plan field is required");
     let plane = &schema["$defs"]["CuttingPlane"];
-    assert_eq!(plane["properties"]["blade_thickness_mm"]["maximum"], json!(3.0));
+    assert_eq!(plane["properties"]["blade_thickness_mm"]["maximum"], json!(1.25));
     let drill = &schema["$defs"]["DrillTrajectory"];
     assert!(drill["required"]
         .as_array()

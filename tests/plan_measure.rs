@@ -8,12 +8,13 @@ use std::f64::consts::PI;
 
 use guidesmith::bone::{self, SurfaceOptions};
 use guidesmith::catalogue::Catalogue;
+use guidesmith::finding::Severity;
 use guidesmith::grid::GridGeometry;
 use guidesmith::measure::{BoneQuery, DrillKind, DrillOptions};
 use guidesmith::mesh::Mesh;
 use guidesmith::plan::{
     evaluate_with, Between, BoneSource, CaseId, CuttingPlane, DrillTrajectory, EvaluateOptions, Evaluation, Footprint,
-    GuideSpec, Plan, ResectedSide, Severity, Structure, StructureKind, SCHEMA_VERSION,
+    GuideSpec, Plan, ResectedSide, Structure, StructureKind, SCHEMA_VERSION,
 };
 use guidesmith::progress::NoProgress;
 use guidesmith::segment::{HuRange, SegmentRecipe};
@@ -183,6 +184,7 @@ fn clean_plan(f: &Frame) -> Plan {
         guides: vec![GuideSpec {
             name: "guide".into(),
             template: "cutting_guide".into(),
+            printer: "sla".into(),
             parameters: BTreeMap::new(),
             planes: vec!["A".into(), "B".into()],
             drills: vec![],
@@ -500,6 +502,6 @@ fn every_finding_fires_on_its_case_only() {
     let a = evaluate(&plan, &query);
     let b = evaluate(&plan, &query);
     assert_eq!(a, b);
-    let codes: Vec<&str> = a.findings.iter().map(|f| f.code).collect();
+    let codes: Vec<&str> = a.findings.iter().map(|f| f.code.as_str()).collect();
     assert_eq!(codes, ["plane_misses_bone", "drills_collide"]);
 }

@@ -207,7 +207,7 @@ fn random_phantom() -> impl Strategy<Value = (Phantom, u64)> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, .. ProptestConfig::default() })]
+    #![proptest_config(common::proptest_config(24))]
 
     /// Whatever the phantom, threshold and recipe, the surface is closed, manifold, outward, without degenerate or
     /// intersecting triangles; smoothing and decimation with a 0.1 mm error bound keep it so, and the volume moves by

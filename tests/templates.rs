@@ -1,5 +1,7 @@
 //! Guide templates, printer profiles, the tolerance model and the solid template parts.
 
+mod common;
+
 use std::collections::BTreeMap;
 
 use guidesmith::mesh::{Mesh, MeshReport};
@@ -75,7 +77,8 @@ fn every_builtin_template_parses_and_resolves_with_every_printer() {
             assert_eq!(r.slot.is_some(), t.kind != GuideKind::Drill, "{}", t.name);
             assert_eq!(r.drill.is_some(), t.kind != GuideKind::Cutting, "{}", t.name);
             assert_eq!(r.pad_thickness_mm, 4.0);
-            assert_eq!(r.values.len(), t.parameters.len());
+            assert_eq!(r.parameters.len(), t.parameters.len());
+            assert!(r.parameters.iter().all(|p| p.unit == t.parameters[&p.name].unit));
         }
     }
     let fdm = printers.get("fdm").expect("fdm");
@@ -519,7 +522,7 @@ fn bad_dimensions_are_refused_with_the_field_name() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    #![proptest_config(common::proptest_config(24))]
 
     #[test]
     fn slot_housings_are_valid_across_the_ranges(

@@ -1,12 +1,15 @@
-//! `guidesmith build PLAN -o OUT`: every guide of a plan, checked, written for the print lab with renders.
+//! `guidesmith build PLAN -o OUT`: every guide of a plan, checked, written for the print lab with review images.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use guidesmith::guide::pipeline::{build_plan_guides, write_plan_guides, PipelineError, PlanGuides, DEFAULT_PRINTER};
-use guidesmith::plan::{plan_bone, Plan};
+use guidesmith::case::{build_guides, open_bone, write_guides, CaseGuides, GuideOutcome};
+use guidesmith::finding::Finding;
+use guidesmith::plan::Plan;
 use guidesmith::progress::Progress;
+
+use super::FAILED;
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
@@ -18,21 +21,40 @@ pub struct BuildArgs {
     /// The CT series, if not where the plan says (its hash must still match).
     #[arg(long)]
     ct: Option<PathBuf>,
-    /// Printer profile (sla, fdm, sls): bone offset and clearances.
-    #[arg(long, default_value = DEFAULT_PRINTER)]
-    printer: String,
+    /// Build every guide for this printer profile (sla, fdm, sls) instead of the one the plan names; the manifest
+    /// records both.
+    #[arg(long)]
+    printer: Option<String>,
 }
 
-/// Prints one line per guide and its checks.
-pub fn print_summary(result: &PlanGuides) {
-    for (g, c) in result.guides.iter().zip(&result.checks) {
+/// Prints one finding as the CLI shows them.
+pub fn print_finding(f: &Finding) {
+    let place = f
+        .place_mm
+        .map(|p| format!(" at ({:.1}, {:.1}, {:.1}) mm", p[0], p[1], p[2]))
+        .unwrap_or_default();
+    println!("      FAILED {}: {}{place}", f.code, f.message);
+}
+
+/// Prints one line per guide, its checks and its findings.
+pub fn print_summary(result: &CaseGuides) {
+    for planned in &result.guides {
+        let (g, c) = match &planned.outcome {
+            GuideOutcome::Refused(f) => {
+                println!("  {:<20} refused", planned.name);
+                print_finding(f);
+                continue;
+            }
+            GuideOutcome::Built { guide, check } => (guide, check),
+        };
         let total: f64 = g.timings_s.iter().map(|t| t.1).sum();
         println!(
-            "  {:<20} {:>7} triangles  {:>8.0} mm^3  built in {:.2} s  {}",
+            "  {:<20} {:>7} triangles  {:>8.0} mm^3  built in {:.2} s  printer {}  {}",
             g.name,
             g.mesh.triangles.len(),
             g.mesh.signed_volume_mm3(),
             total,
+            g.params.printer,
             if c.passed { "all checks passed" } else { "FAILED" }
         );
         for s in &c.slots {
@@ -57,30 +79,26 @@ pub fn print_summary(result: &PlanGuides) {
             c.mesh.components == 1,
             c.mesh.is_valid()
         );
-        for f in &c.failures {
-            println!("      FAILED: {f}");
+        for f in &c.findings {
+            print_finding(f);
         }
     }
 }
 
 pub fn run_build(args: &BuildArgs, progress: &dyn Progress) -> anyhow::Result<ExitCode> {
     let plan = Plan::load(&args.plan)?;
-    let bone = plan_bone(&plan, &args.plan, args.ct.as_deref(), progress)?.mesh;
-    let result = build_plan_guides(&plan, &bone, &args.printer, progress)?;
+    let bone = open_bone(&plan, &args.plan, args.ct.as_deref(), progress)?.mesh;
+    let result = build_guides(&plan, &bone, args.printer.as_deref(), progress)?;
     print_summary(&result);
-    match write_plan_guides(&args.output, &plan, &bone, &result) {
-        Ok(manifest) => {
-            println!(
-                "wrote {} files and manifest.json to {}",
-                manifest.files.len(),
-                args.output.display()
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(PipelineError::Checks(_)) => {
-            eprintln!("error: guides failed their checks; nothing was written");
-            Ok(ExitCode::from(1))
-        }
-        Err(e) => Err(e.into()),
+    if !result.all_passed() {
+        eprintln!("error: guides were refused or failed their checks; nothing was written");
+        return Ok(ExitCode::from(FAILED));
     }
+    let summary = write_guides(&args.output, &plan, &bone, &result, progress)?;
+    println!(
+        "wrote {} files and manifest.json to {}",
+        summary.files.len(),
+        args.output.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }

@@ -79,7 +79,7 @@ pub fn run_info(args: &InfoArgs, progress: &dyn Progress) -> anyhow::Result<Exit
 }
 
 /// List the series of `path`; with `stats`, load the chosen one and describe it.
-pub fn print_info(
+fn print_info(
     path: &std::path::Path,
     series: Option<&str>,
     stats: bool,
@@ -127,7 +127,7 @@ pub fn print_info(
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_tables(scan: &Scan, selected: Option<usize>, volume: Option<&Volume>) -> std::io::Result<()> {
+pub(crate) fn print_tables(scan: &Scan, selected: Option<usize>, volume: Option<&Volume>) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(
         out,

@@ -1,5 +1,10 @@
-//! Argument parsing (clap) and the subcommands. Each subcommand validates its arguments, calls the library and
-//! formats the result; no pipeline logic lives here.
+//! Argument parsing (clap) and the subcommands. Each subcommand validates its arguments, calls the library (the
+//! case layer, `guidesmith::case`, for anything that chains steps) and formats the result; no pipeline logic lives
+//! here.
+//!
+//! Exit codes, the same for every command: 0 done; 1 the input was refused (a missing, truncated or invalid file, a
+//! value out of range, an edit the plan refuses) or a check failed (`check`, `plan check`, `build`); 2 usage errors
+//! (unknown flags, missing arguments: clap's own).
 
 mod build;
 mod demo;
@@ -41,9 +46,14 @@ enum Command {
     Build(build::BuildArgs),
     /// Make and edit a surgical plan (planes, drills, structures, guides) and measure it against the bone.
     Plan(plan::PlanArgs),
-    /// The main job on the bundled sample: write the synthetic jaw CT and show what guidesmith finds in it.
+    /// The main job on the bundled sample case: write a synthetic jaw CT as DICOM, load it, segment the bone, write a
+    /// plan (a symphysis resection and three drills) and build, check and export a cutting guide and a drill guide.
     Demo(demo::DemoArgs),
 }
+
+/// Exit code of a command whose input was refused or whose check failed (errors returned from [`run`] exit with it
+/// too, see `main`).
+pub(crate) const FAILED: u8 = 1;
 
 /// Run the parsed command; `Ok` carries the exit code.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {

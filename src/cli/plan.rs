@@ -2,9 +2,9 @@
 //!
 //! Every edit loads the plan, applies one [`Edit`] through [`Plan::apply`] (so it is validated exactly as the GUI's
 //! edits are) and rewrites the file atomically; a refused edit leaves the file untouched. `show` and `check` obtain
-//! the bone the way `build` does ([`plan_bone`]: the CT's hash checked, the segmentation re-run) and print the
-//! library's [`Evaluation`]. Exit codes: 0 done, 1 `check` found errors, 2 bad input (a file, a value, an edit the
-//! plan refuses; clap's usage errors are 2 as well).
+//! the bone the way `build` does ([`open_bone`]: the CT's hash checked, the segmentation re-run) and print the
+//! library's [`Evaluation`]. Exit codes as for every command: 0 done, 1 bad input (a file, a value, an edit the plan
+//! refuses) or `check` found errors, 2 usage errors (clap's).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -12,22 +12,18 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand, ValueEnum};
-use guidesmith::bone;
+use guidesmith::case::{new_plan_from_ct, open_bone, plan_ct_path, BoneOrigin};
 use guidesmith::catalogue::Catalogue;
+use guidesmith::finding::Severity;
 use guidesmith::plan::{
-    ct_path_hint, evaluate, json_schema, plan_bone, plan_ct_path, BoneOrigin, BoneSource, CaseId, CtReference,
-    CuttingPlane, DrillTrajectory, Edit, Element, ElementKind, Evaluation, Footprint, GuideSpec, Landmark, Plan,
-    ResectedSide, Segmentation, Severity, Structure, StructureKind, SCHEMA_VERSION,
+    evaluate, json_schema, CaseId, CuttingPlane, DrillTrajectory, Edit, Element, ElementKind, Evaluation, Footprint,
+    GuideSpec, Landmark, Plan, ResectedSide, Segmentation, Structure, StructureKind,
 };
 use guidesmith::progress::Progress;
 use serde::Serialize;
 
 use super::segment::{numbers, parse_point, SegmentationArgs};
-
-/// Exit code of a plan command whose input (file, value, edit) was refused.
-const INPUT_ERROR: u8 = 2;
-/// Exit code of `plan check` when the plan has errors.
-const CHECK_FAILED: u8 = 1;
+use super::FAILED;
 /// The table lists drill pairs whose holes are closer than this, mm (the rest only clutter it; `--json` has all).
 const CLOSE_PAIR_SHOWN_MM: f64 = 5.0;
 
@@ -198,6 +194,9 @@ struct AddGuideArgs {
     /// Template: cutting_guide, drill_guide or combined_guide.
     #[arg(long)]
     template: String,
+    /// Printer profile: sla, fdm or sls (it sets the bone offset and the clearances).
+    #[arg(long, default_value = "sla")]
+    printer: String,
     /// Planes the guide carries slots for: A,B.
     #[arg(long, value_delimiter = ',')]
     planes: Vec<String>,
@@ -328,23 +327,8 @@ fn parse_param(text: &str) -> Result<(String, f64), String> {
     Ok((name.trim().to_string(), v))
 }
 
-/// Runs a plan subcommand. Input errors are printed here and give exit code 2 (see the module documentation).
+/// Runs a plan subcommand.
 pub fn run_plan(args: &PlanArgs, progress: &dyn Progress) -> anyhow::Result<ExitCode> {
-    match run_inner(args, progress) {
-        Ok(code) => Ok(code),
-        Err(err) => {
-            if let Some(io) = err.downcast_ref::<std::io::Error>() {
-                if io.kind() == std::io::ErrorKind::BrokenPipe {
-                    return Ok(ExitCode::SUCCESS);
-                }
-            }
-            eprintln!("error: {err:#}");
-            Ok(ExitCode::from(INPUT_ERROR))
-        }
-    }
-}
-
-fn run_inner(args: &PlanArgs, progress: &dyn Progress) -> anyhow::Result<ExitCode> {
     match &args.command {
         PlanCommand::New(a) => run_new(a, progress),
         PlanCommand::AddPlane(a) => {
@@ -391,6 +375,7 @@ fn run_inner(args: &PlanArgs, progress: &dyn Progress) -> anyhow::Result<ExitCod
             let element = Element::Guide(GuideSpec {
                 name: a.name.clone(),
                 template: a.template.clone(),
+                printer: a.printer.clone(),
                 parameters: a.params.iter().cloned().collect(),
                 planes: a.planes.clone(),
                 drills: a.drills.clone(),
@@ -508,71 +493,62 @@ fn run_new(a: &NewArgs, progress: &dyn Progress) -> anyhow::Result<ExitCode> {
         bail!("{} exists; give --force to replace it", a.output.display());
     }
     let case_id = CaseId::new(&a.case).context("--case")?;
-    let recipe = a.seg.recipe()?;
     if a.seg.decimate_mm.is_some() {
         bail!("a plan records decimation as a fraction only: use --decimate-keep instead of --decimate-mm");
     }
-    eprintln!("loading the CT from {}", a.ct.display());
-    let (volume, scan) = guidesmith::volume::load(&a.ct, a.seg.series.as_deref(), progress)?;
-    for f in &scan.skipped {
+    if a.seg.no_hu_range() {
+        eprintln!("no --hu or --preset given: segmenting with the bone preset (226..3071 HU)");
+    }
+    let segmentation = Segmentation {
+        recipe: a.seg.recipe_or_bone_preset()?,
+        smooth_iterations: u32::try_from(a.seg.smooth).context("--smooth")?,
+        decimate_keep_fraction: a.seg.decimate_keep,
+    };
+    eprintln!("loading the CT from {} and segmenting the bone", a.ct.display());
+    let made = new_plan_from_ct(
+        &a.ct,
+        a.seg.series.as_deref(),
+        case_id,
+        segmentation,
+        &a.output,
+        progress,
+    )?;
+    for f in &made.skipped {
         eprintln!("skipped {}: {}", f.path.display(), f.reason);
     }
-    eprintln!("segmenting the bone");
-    let model = bone::extract_bone(&volume, &recipe, &a.seg.surface_options(), progress)?;
-    let hint = ct_path_hint(&absolute_plan_path(&a.output)?, &a.ct.canonicalize()?);
-    let ct = CtReference::from_volume(&volume, &hint);
-    let plan = Plan {
-        schema_version: SCHEMA_VERSION,
-        case_id,
-        ct: Some(ct),
-        bone: BoneSource {
-            segmentation: Some(Segmentation {
-                recipe,
-                smooth_iterations: u32::try_from(a.seg.smooth).context("--smooth")?,
-                decimate_keep_fraction: a.seg.decimate_keep,
-            }),
-            models: Vec::new(),
-        },
-        landmarks: Vec::new(),
-        structures: Vec::new(),
-        planes: Vec::new(),
-        drills: Vec::new(),
-        guides: Vec::new(),
-        approvals: Vec::new(),
-    };
-    plan.save(&a.output)?;
-    let reference = plan.ct.as_ref().map(|c| c.volume_sha256.as_str()).unwrap_or_default();
+    for w in &made.warnings {
+        eprintln!("warning: {w}");
+    }
+    made.plan.save(&a.output)?;
+    let ct = made.plan.ct.as_ref();
     let mut out = std::io::stdout().lock();
     writeln!(out, "wrote {}", a.output.display())?;
-    writeln!(out, "  ct               {hint} (volume sha256 {reference})")?;
+    writeln!(
+        out,
+        "  ct               {} (volume sha256 {})",
+        ct.map(|c| c.path.as_str()).unwrap_or_default(),
+        ct.map(|c| c.volume_sha256.as_str()).unwrap_or_default()
+    )?;
+    print_bone_summary(&mut out, &made.bone.mesh, made.bone.report.volume_mm3)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The bone's size and bounds after `plan new`.
+fn print_bone_summary(out: &mut impl Write, mesh: &guidesmith::mesh::Mesh, volume_mm3: f64) -> std::io::Result<()> {
     writeln!(
         out,
         "  bone             {} triangles, {:.0} mm^3",
-        model.report.triangles, model.report.volume_mm3
+        mesh.triangles.len(),
+        volume_mm3
     )?;
-    if let Some(b) = model.mesh.bounding_box() {
+    if let Some(b) = mesh.bounding_box() {
         writeln!(
             out,
             "  bone bounds      x {:.1}..{:.1}  y {:.1}..{:.1}  z {:.1}..{:.1} mm (LPS)",
             b.min_mm[0], b.max_mm[0], b.min_mm[1], b.max_mm[1], b.min_mm[2], b.max_mm[2]
         )?;
     }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `path` with its folder made absolute (the file itself need not exist yet).
-fn absolute_plan_path(path: &Path) -> anyhow::Result<PathBuf> {
-    let folder = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let folder = folder
-        .canonicalize()
-        .with_context(|| format!("the folder of {}", path.display()))?;
-    let name = path
-        .file_name()
-        .with_context(|| format!("{} names no file", path.display()))?;
-    Ok(folder.join(name))
+    Ok(())
 }
 
 /// The JSON document of `plan show --json`.
@@ -595,7 +571,7 @@ fn run_show(a: &ShowArgs, check_only: bool, progress: &dyn Progress) -> anyhow::
         ),
         _ => eprintln!("bone: reading the plan's {} STL model(s)", plan.bone.models.len()),
     }
-    let bone = plan_bone(&plan, path, a.ct.as_deref(), progress)?;
+    let bone = open_bone(&plan, path, a.ct.as_deref(), progress)?;
     let evaluation = evaluate(&plan, &bone.mesh, Catalogue::builtin())?;
     let mut out = std::io::stdout().lock();
     if a.json {
@@ -615,7 +591,7 @@ fn run_show(a: &ShowArgs, check_only: bool, progress: &dyn Progress) -> anyhow::
         print_findings(&mut out, &evaluation)?;
     }
     Ok(if check_only && evaluation.has_errors() {
-        ExitCode::from(CHECK_FAILED)
+        ExitCode::from(FAILED)
     } else {
         ExitCode::SUCCESS
     })
@@ -805,15 +781,16 @@ fn print_tables(
         for (g, spec) in e.guides.iter().zip(&plan.guides) {
             writeln!(
                 out,
-                "  {:<16} {:<16} planes [{}] drills [{}] {}",
+                "  {:<16} {:<16} printer {:<4} planes [{}] drills [{}] {}",
                 g.name,
                 g.template,
+                g.printer,
                 spec.planes.join(", "),
                 spec.drills.join(", "),
                 if g.resolved {
-                    "references resolved"
+                    "template, printer, parameters and references resolved"
                 } else {
-                    "REFERENCES MISSING"
+                    "NOT RESOLVED (see the findings)"
                 }
             )?;
         }
@@ -827,7 +804,11 @@ fn print_findings(out: &mut impl Write, e: &Evaluation) -> std::io::Result<()> {
             Severity::Error => "ERROR  ",
             Severity::Warning => "warning",
         };
-        writeln!(out, "{tag} {:<24} {}", f.element, f.message)?;
+        let place = f
+            .place_mm
+            .map(|p| format!(" at ({:.1}, {:.1}, {:.1}) mm", p[0], p[1], p[2]))
+            .unwrap_or_default();
+        writeln!(out, "{tag} {:<24} {}: {}{place}", f.element, f.code, f.message)?;
     }
     writeln!(
         out,

@@ -132,12 +132,22 @@ fn parse_plane(text: &str) -> Result<PlaneMm, String> {
 }
 
 impl SegmentationArgs {
-    /// The recipe the options describe, validated.
+    /// The recipe the options describe, validated; `--hu` or `--preset` is required.
     pub(crate) fn recipe(&self) -> anyhow::Result<SegmentRecipe> {
-        let hu = self
-            .hu
-            .or(self.preset)
-            .ok_or_else(|| anyhow::anyhow!("give --hu MIN..MAX or --preset bone|cortical|spongy"))?;
+        if self.hu.or(self.preset).is_none() {
+            anyhow::bail!("give --hu MIN..MAX or --preset bone|cortical|spongy");
+        }
+        self.recipe_or_bone_preset()
+    }
+
+    /// Whether neither `--hu` nor `--preset` was given.
+    pub(crate) fn no_hu_range(&self) -> bool {
+        self.hu.or(self.preset).is_none()
+    }
+
+    /// The recipe the options describe, validated; without `--hu` or `--preset` the bone preset (226..3071 HU).
+    pub(crate) fn recipe_or_bone_preset(&self) -> anyhow::Result<SegmentRecipe> {
+        let hu = self.hu.or(self.preset).unwrap_or(HuRange::BONE);
         let mut recipe = SegmentRecipe::new(hu);
         recipe.connectivity = match self.connectivity {
             6 => Connectivity::Six,

@@ -28,13 +28,15 @@ use thiserror::Error;
 
 use crate::atomic::write_atomic;
 use crate::mesh::{write_stl_binary, BoundingBox, Mesh};
+use crate::template::{ResolvedParameter, ResolvedParams};
 
 pub use threemf_pack::{three_mf_bytes, THREE_MF_MODEL_PATH};
 
 /// Name of the manifest file in the export folder.
 pub const MANIFEST_FILE_NAME: &str = "manifest.json";
-/// Identifies the manifest layout; bumped when a field changes meaning.
-pub const MANIFEST_FORMAT: &str = "guidesmith-export-manifest/1";
+/// Identifies the manifest layout; bumped when a field changes meaning (2: guides list their template, printer and
+/// every resolved parameter; review images are listed as files).
+pub const MANIFEST_FORMAT: &str = "guidesmith-export-manifest/2";
 /// Units of every length in the exported files and the manifest.
 pub const UNITS: &str = "millimetre";
 /// Coordinate frame of every position in the exported files and the manifest.
@@ -49,8 +51,21 @@ pub struct GuideExport<'a> {
     pub name: &'a str,
     /// The closed, outward guide mesh in patient LPS mm.
     pub mesh: &'a Mesh,
+    /// The template parameters it was built with (template, printer profile, every value with its unit).
+    pub params: &'a ResolvedParams,
+    /// The printer profile the plan names for it; differs from `params.printer` when the build overrode it.
+    pub printer_in_plan: &'a str,
     /// The guide's check results, put into the manifest as they are.
     pub checks: serde_json::Value,
+}
+
+/// A further file of the export (a review image), written before the manifest and listed in it.
+#[derive(Clone, Debug)]
+pub struct Attachment {
+    /// Path inside the export folder, `/`-separated (`renders/CASE_guide.png`); its folder is created.
+    pub name: String,
+    /// The file's bytes.
+    pub bytes: Vec<u8>,
 }
 
 /// What the export says about the case and the software; nothing else about the case is written.
@@ -135,6 +150,16 @@ pub struct ManifestGuide {
     pub volume_mm3: f64,
     /// Axis-aligned bounding box in patient LPS mm.
     pub bounding_box: BoundingBox,
+    /// Template name.
+    pub template: String,
+    /// Template version.
+    pub template_version: String,
+    /// The printer profile it was built for.
+    pub printer: String,
+    /// The printer profile the plan names; differs from `printer` when the build overrode it (`--printer`).
+    pub printer_in_plan: String,
+    /// Every template parameter as resolved: value, unit and source (template default, printer profile, plan).
+    pub parameters: Vec<ResolvedParameter>,
     /// The guide's check results as given.
     pub checks: serde_json::Value,
 }
@@ -225,6 +250,15 @@ pub enum ExportError {
         /// What failed.
         detail: String,
     },
+    /// An attachment's name is not a plain relative path inside the export folder, or clashes with another file.
+    #[error(
+        "attachment {name:?} is not a plain relative path of [A-Za-z0-9._-] parts, or clashes with another file of \
+         the export"
+    )]
+    InvalidAttachment {
+        /// The name given.
+        name: String,
+    },
     /// The manifest cannot be encoded.
     #[error("cannot encode the manifest: {detail}")]
     Manifest {
@@ -233,15 +267,29 @@ pub enum ExportError {
     },
 }
 
-/// Writes one binary STL per guide (`<case_id>_<name>.stl`), one 3MF with all guides (`<case_id>_guides.3mf`) and
-/// `manifest.json` (last) into `out_dir`, creating the folder if needed.
+/// Writes one binary STL per guide (`<case_id>_<name>.stl`), one 3MF with all guides (`<case_id>_guides.3mf`), the
+/// attachments, and `manifest.json` (last) into `out_dir`, creating the folders if needed.
 ///
 /// File names are sanitised to `[A-Za-z0-9._-]` (anything else becomes `_`). Refused before anything is written:
 /// no guides, an empty or unusable case ID, a plan hash that is not 64 hex digits, empty or duplicate guide names
-/// (also after sanitising), an empty or invalid mesh.
-pub fn export_guides(out_dir: &Path, info: &ExportInfo, guides: &[GuideExport]) -> Result<ExportSummary, ExportError> {
+/// (also after sanitising), an empty or invalid mesh, an attachment name that is not a plain relative path.
+pub fn export_guides(
+    out_dir: &Path,
+    info: &ExportInfo,
+    guides: &[GuideExport],
+    attachments: &[Attachment],
+) -> Result<ExportSummary, ExportError> {
     let plan_sha256 = validate_info(info)?;
     let planned = plan_files(info, guides)?;
+    for a in attachments {
+        let plain = a
+            .name
+            .split('/')
+            .all(|part| !part.is_empty() && part != ".." && sanitize_file_component(part) == part);
+        if !plain || a.name == MANIFEST_FILE_NAME || planned.contains(&a.name) {
+            return Err(ExportError::InvalidAttachment { name: a.name.clone() });
+        }
+    }
 
     // Encode everything before writing anything, so a refused guide leaves the folder untouched.
     let mut outputs: Vec<(String, Vec<u8>)> = Vec::with_capacity(guides.len() + 1);
@@ -258,10 +306,24 @@ pub fn export_guides(out_dir: &Path, info: &ExportInfo, guides: &[GuideExport]) 
         path: out_dir.to_path_buf(),
         error,
     })?;
-    let mut files = Vec::with_capacity(outputs.len());
+    let mut files = Vec::with_capacity(outputs.len() + attachments.len());
     for (name, bytes) in &outputs {
         files.push(write_file(&out_dir.join(name), bytes)?);
     }
+    for a in attachments {
+        let path = out_dir.join(&a.name);
+        if let Some(folder) = path.parent() {
+            std::fs::create_dir_all(folder).map_err(|error| ExportError::Folder {
+                path: folder.to_path_buf(),
+                error,
+            })?;
+        }
+        files.push(write_file(&path, &a.bytes)?);
+    }
+    let names = outputs
+        .iter()
+        .map(|(name, _)| name)
+        .chain(attachments.iter().map(|a| &a.name));
 
     let manifest = Manifest {
         format: MANIFEST_FORMAT.to_string(),
@@ -271,10 +333,9 @@ pub fn export_guides(out_dir: &Path, info: &ExportInfo, guides: &[GuideExport]) 
         plan_sha256,
         units: UNITS.to_string(),
         coordinate_frame: COORDINATE_FRAME.to_string(),
-        files: outputs
-            .iter()
+        files: names
             .zip(&files)
-            .map(|((name, _), f)| ManifestFile {
+            .map(|(name, f)| ManifestFile {
                 name: name.clone(),
                 sha256: f.sha256.clone(),
                 size_bytes: f.size_bytes,
@@ -370,6 +431,12 @@ struct PlannedFiles {
     three_mf_name: String,
 }
 
+impl PlannedFiles {
+    fn contains(&self, name: &str) -> bool {
+        self.three_mf_name == name || self.stl_names.iter().any(|n| n == name)
+    }
+}
+
 fn plan_files(info: &ExportInfo, guides: &[GuideExport]) -> Result<PlannedFiles, ExportError> {
     if guides.is_empty() {
         return Err(ExportError::NoGuides);
@@ -441,6 +508,11 @@ fn manifest_guide(g: &GuideExport, stl_file: &str, three_mf_object_id: usize) ->
         vertex_count: g.mesh.vertex_count(),
         volume_mm3: g.mesh.signed_volume_mm3(),
         bounding_box,
+        template: g.params.template_name.clone(),
+        template_version: g.params.template_version.clone(),
+        printer: g.params.printer.clone(),
+        printer_in_plan: g.printer_in_plan.to_string(),
+        parameters: g.params.parameters.clone(),
         checks: g.checks.clone(),
     }
 }
@@ -506,9 +578,16 @@ mod tests {
             vec![[0, 2, 1], [0, 1, 3], [0, 3, 2], [1, 2, 3]],
         )
         .expect("tetrahedron");
+        let printers = crate::template::builtin_printers().expect("printers");
+        let params = crate::template::builtin_template("drill_guide")
+            .expect("template")
+            .resolve(&Default::default(), printers.get("sla").expect("sla"))
+            .expect("defaults resolve");
         let g = |name| GuideExport {
             name,
             mesh: &m,
+            params: &params,
+            printer_in_plan: "sla",
             checks: serde_json::Value::Null,
         };
         let e = plan_files(&info(), &[g("a b"), g("a/b")]).err().expect("clash");

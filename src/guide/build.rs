@@ -17,8 +17,10 @@ use serde::Serialize;
 use super::footprint::{Footprint, FootprintError};
 use super::heightfield::GuideFrame;
 use super::pad::{build_pad, Pad, PadError, PadOptions};
+use crate::finding::{element, Finding, FindingCode};
 use crate::mesh::boolean::{boolean, fold, BoolOp, BooleanError, Operand};
 use crate::mesh::{Mesh, MeshError};
+use crate::progress::{Cancelled, Progress};
 use crate::template::parts::{
     circle_segments, cylinder_tool, slot_slab, CylinderTool, PartError, SlotSlab, CHORD_TOLERANCE_MM,
 };
@@ -85,7 +87,7 @@ pub struct GuideRequest {
     pub grid_mm: f64,
 }
 
-/// Why a guide could not be built.
+/// Why a guide could not be built. [`GuideError::finding`] gives each one as a [`Finding`] with its code and place.
 #[derive(Debug, thiserror::Error)]
 pub enum GuideError {
     /// The seating direction is zero or not finite.
@@ -115,15 +117,107 @@ pub enum GuideError {
         /// Why.
         source: PartError,
     },
-    /// A tolerance rule refused a value (blade, drill).
+    /// A tolerance rule refused a blade or drill.
     #[error("guide '{guide}': {element}: {source}")]
-    Tolerance {
+    Instrument {
         /// Guide.
         guide: String,
-        /// Plane or drill.
+        /// Plane or drill name.
         element: String,
+        /// Where the plane or drill is, LPS mm.
+        place_mm: [f64; 3],
         /// Why.
         source: Box<TemplateError>,
+    },
+    /// The template has no slot housing but the guide serves cutting planes.
+    #[error("guide '{guide}': template '{template}' has no slot housing but the guide serves cutting planes")]
+    TemplateLacksSlots {
+        /// Guide.
+        guide: String,
+        /// Template name.
+        template: String,
+    },
+    /// The template has no drill barrels but the guide serves drills.
+    #[error("guide '{guide}': template '{template}' has no drill barrels but the guide serves drills")]
+    TemplateLacksBarrels {
+        /// Guide.
+        guide: String,
+        /// Template name.
+        template: String,
+    },
+    /// A cutting plane is tilted too far from the seating direction.
+    #[error(
+        "guide '{guide}': cutting plane '{plane}' is tilted {tilt_deg:.1} deg from the seating direction (at most \
+         {MAX_PLANE_TILT_DEG} deg): the slot would lie flat on the bone; tilt the plane or the seating direction"
+    )]
+    PlaneTooTilted {
+        /// Guide.
+        guide: String,
+        /// Plane.
+        plane: String,
+        /// Its tilt, deg.
+        tilt_deg: f64,
+        /// The plane's point, LPS mm.
+        place_mm: [f64; 3],
+    },
+    /// A cutting plane does not cross the bone inside the footprint.
+    #[error(
+        "guide '{guide}': cutting plane '{plane}' does not cross the bone inside the footprint; widen the footprint \
+         over the cut"
+    )]
+    PlaneOutsideFootprint {
+        /// Guide.
+        guide: String,
+        /// Plane.
+        plane: String,
+        /// The plane's point, LPS mm.
+        place_mm: [f64; 3],
+    },
+    /// A drill's axis does not meet the contact surface.
+    #[error(
+        "guide '{guide}': drill '{drill}' does not meet the contact surface inside the guide's reach; widen the \
+         footprint around its entry"
+    )]
+    DrillOutsideFootprint {
+        /// Guide.
+        guide: String,
+        /// Drill.
+        drill: String,
+        /// Its entry, LPS mm.
+        place_mm: [f64; 3],
+    },
+    /// A drill is tilted too far from the seating direction.
+    #[error(
+        "guide '{guide}': drill '{drill}' is more than {MAX_PLANE_TILT_DEG} deg from the seating direction: its \
+         barrel would hook behind the bone; turn the seating direction toward the drill"
+    )]
+    DrillTooTilted {
+        /// Guide.
+        guide: String,
+        /// Drill.
+        drill: String,
+        /// Its entry, LPS mm.
+        place_mm: [f64; 3],
+    },
+    /// The fixation holes do not fit.
+    #[error(
+        "guide '{guide}': no room for {count} fixation holes of {diameter_mm:.2} mm inside the footprint (found \
+         {found}), keeping {min_wall_mm:.1} mm of wall to the outline, slots, barrels and each other; use fewer holes \
+         or widen the footprint"
+    )]
+    NoRoomForHoles {
+        /// Guide.
+        guide: String,
+        /// Holes asked for.
+        count: usize,
+        /// Holes that fit.
+        found: usize,
+        /// Hole diameter, mm.
+        diameter_mm: f64,
+        /// Minimum wall, mm.
+        min_wall_mm: f64,
+        /// The footprint's centre, LPS mm.
+        place_mm: [f64; 3],
     },
     /// A boolean failed.
     #[error("guide '{guide}': {source}")]
@@ -133,14 +227,6 @@ pub enum GuideError {
         /// Why.
         source: BooleanError,
     },
-    /// The plan asks for something this guide cannot carry.
-    #[error("guide '{guide}': {message}")]
-    Layout {
-        /// Guide.
-        guide: String,
-        /// What and where.
-        message: String,
-    },
     /// A transform could not be applied.
     #[error("guide '{guide}': {source}")]
     Mesh {
@@ -149,6 +235,47 @@ pub enum GuideError {
         /// Why.
         source: MeshError,
     },
+    /// The front end cancelled the build.
+    #[error(transparent)]
+    Cancelled(#[from] Cancelled),
+}
+
+impl GuideError {
+    /// The refusal as a finding (code, the guide as element, the place where there is one); `None` when the build
+    /// was cancelled, which is not a finding.
+    pub fn finding(&self) -> Option<Finding> {
+        use FindingCode as C;
+        let (guide, code, place) = match self {
+            GuideError::Seating(guide) => (guide, C::SeatingDirectionInvalid, None),
+            GuideError::Footprint { guide, .. } => (guide, C::FootprintInvalid, None),
+            GuideError::Pad { guide, source } => match source {
+                PadError::OffBone(x, y, z) => (guide, C::FootprintOffBone, Some([*x, *y, *z])),
+                PadError::Drop(x, y, z, _) => (guide, C::FootprintOverDrop, Some([*x, *y, *z])),
+                PadError::HeightField(_) | PadError::Boolean(_) => (guide, C::GuideBuildFailed, None),
+            },
+            GuideError::Part { guide, .. } | GuideError::Boolean { guide, .. } | GuideError::Mesh { guide, .. } => {
+                (guide, C::GuideBuildFailed, None)
+            }
+            GuideError::Instrument { guide, place_mm, .. } => (guide, C::InstrumentOutOfRange, Some(*place_mm)),
+            GuideError::TemplateLacksSlots { guide, .. } => (guide, C::TemplateLacksSlots, None),
+            GuideError::TemplateLacksBarrels { guide, .. } => (guide, C::TemplateLacksBarrels, None),
+            GuideError::PlaneTooTilted { guide, place_mm, .. } => (guide, C::PlaneTooTilted, Some(*place_mm)),
+            GuideError::PlaneOutsideFootprint { guide, place_mm, .. } => {
+                (guide, C::PlaneOutsideFootprint, Some(*place_mm))
+            }
+            GuideError::DrillOutsideFootprint { guide, place_mm, .. } => {
+                (guide, C::DrillOutsideFootprint, Some(*place_mm))
+            }
+            GuideError::DrillTooTilted { guide, place_mm, .. } => (guide, C::DrillTooTilted, Some(*place_mm)),
+            GuideError::NoRoomForHoles { guide, place_mm, .. } => (guide, C::NoRoomForFixationHoles, Some(*place_mm)),
+            GuideError::Cancelled(_) => return None,
+        };
+        let finding = Finding::error(code, element("guides", guide), self.to_string());
+        Some(match place {
+            Some(p) => finding.at(p),
+            None => finding,
+        })
+    }
 }
 
 /// Where a slot ended up (for the checks and the report).
@@ -218,13 +345,10 @@ pub struct BuiltGuide {
     pub timings_s: Vec<(&'static str, f64)>,
 }
 
-/// Builds one guide on `bone` (not checked: see [`super::check::check_guide`]).
-pub fn build_guide(bone: &Mesh, request: &GuideRequest) -> Result<BuiltGuide, GuideError> {
+/// Builds one guide on `bone` (not checked: see [`super::check::check_guide`]). Cancellable between steps.
+pub fn build_guide(bone: &Mesh, request: &GuideRequest, progress: &dyn Progress) -> Result<BuiltGuide, GuideError> {
     let g = request.name.clone();
-    let layout = |message: String| GuideError::Layout {
-        guide: g.clone(),
-        message,
-    };
+    progress.checkpoint()?;
     let mut timings_s = Vec::new();
     let mut clock = Instant::now();
     let mut lap = |name: &'static str, timings: &mut Vec<(&'static str, f64)>| {
@@ -267,6 +391,7 @@ pub fn build_guide(bone: &Mesh, request: &GuideRequest) -> Result<BuiltGuide, Gu
         source,
     })?;
     lap("pad", &mut timings_s);
+    progress.checkpoint()?;
 
     let w = frame.w();
     let part_err = |source: PartError| GuideError::Part {
@@ -279,21 +404,22 @@ pub fn build_guide(bone: &Mesh, request: &GuideRequest) -> Result<BuiltGuide, Gu
     // Slots.
     let mut slots = Vec::new();
     if !request.slots.is_empty() && p.slot.is_none() {
-        return Err(layout(format!(
-            "template '{}' has no slot housing but the guide serves cutting planes",
-            p.template_name
-        )));
+        return Err(GuideError::TemplateLacksSlots {
+            guide: g.clone(),
+            template: p.template_name.clone(),
+        });
     }
     for spec in &request.slots {
         let sp = p.slot.expect("checked above: the template has slot parameters");
         let n = Vector3::from(spec.normal).normalize();
         let tilt_deg = n.dot(&w).abs().asin().to_degrees();
         if tilt_deg > MAX_PLANE_TILT_DEG {
-            return Err(layout(format!(
-                "cutting plane '{}' is tilted {tilt_deg:.1} deg from the seating direction (at most \
-                 {MAX_PLANE_TILT_DEG} deg): the slot would lie flat on the bone",
-                spec.name
-            )));
+            return Err(GuideError::PlaneTooTilted {
+                guide: g.clone(),
+                plane: spec.name.clone(),
+                tilt_deg,
+                place_mm: spec.point_mm,
+            });
         }
         let z_axis = (w - n * n.dot(&w)).normalize();
         let x_axis = n.cross(&z_axis);
@@ -318,17 +444,19 @@ pub fn build_guide(bone: &Mesh, request: &GuideRequest) -> Result<BuiltGuide, Gu
             }
         }
         if x_lo >= x_hi {
-            return Err(layout(format!(
-                "cutting plane '{}' does not cross the bone inside the footprint",
-                spec.name
-            )));
+            return Err(GuideError::PlaneOutsideFootprint {
+                guide: g.clone(),
+                plane: spec.name.clone(),
+                place_mm: spec.point_mm,
+            });
         }
         let width_mm = p
             .tolerance
             .slot_width_mm(spec.blade_thickness_mm)
-            .map_err(|source| GuideError::Tolerance {
+            .map_err(|source| GuideError::Instrument {
                 guide: g.clone(),
                 element: spec.name.clone(),
+                place_mm: spec.point_mm,
                 source: Box::new(source),
             })?;
         let length_mm = x_hi - x_lo;
@@ -374,35 +502,36 @@ pub fn build_guide(bone: &Mesh, request: &GuideRequest) -> Result<BuiltGuide, Gu
     // Channels.
     let mut channels = Vec::new();
     if !request.channels.is_empty() && p.drill.is_none() {
-        return Err(layout(format!(
-            "template '{}' has no drill barrels but the guide serves drills",
-            p.template_name
-        )));
+        return Err(GuideError::TemplateLacksBarrels {
+            guide: g.clone(),
+            template: p.template_name.clone(),
+        });
     }
     for spec in &request.channels {
         let dp = p.drill.expect("checked above: the template has drill parameters");
         let d = Vector3::from(spec.direction).normalize();
         let out = -d;
         let entry = Vector3::from(spec.entry_mm);
-        let contact_t_mm = axis_contact(&pad, &frame, &entry, &out).ok_or_else(|| {
-            layout(format!(
-                "drill '{}' does not meet the contact surface inside the guide's reach",
-                spec.name
-            ))
-        })?;
+        let contact_t_mm =
+            axis_contact(&pad, &frame, &entry, &out).ok_or_else(|| GuideError::DrillOutsideFootprint {
+                guide: g.clone(),
+                drill: spec.name.clone(),
+                place_mm: spec.entry_mm,
+            })?;
         if out.dot(&w) < (90.0f64 - MAX_PLANE_TILT_DEG).to_radians().sin() {
-            return Err(layout(format!(
-                "drill '{}' is more than {MAX_PLANE_TILT_DEG} deg from the seating direction: its barrel would hook \
-                 behind the bone",
-                spec.name
-            )));
+            return Err(GuideError::DrillTooTilted {
+                guide: g.clone(),
+                drill: spec.name.clone(),
+                place_mm: spec.entry_mm,
+            });
         }
         let bore = p
             .tolerance
             .channel_diameter_mm(spec.drill_diameter_mm)
-            .map_err(|source| GuideError::Tolerance {
+            .map_err(|source| GuideError::Instrument {
                 guide: g.clone(),
                 element: spec.name.clone(),
+                place_mm: spec.entry_mm,
                 source: Box::new(source),
             })?;
         let outer_r = 0.5 * dp.sleeve_pocket_diameter_mm.unwrap_or(bore).max(bore) + dp.barrel_wall_mm;
@@ -456,7 +585,15 @@ pub fn build_guide(bone: &Mesh, request: &GuideRequest) -> Result<BuiltGuide, Gu
     }
 
     // Fixation holes, as far as possible from the slots, barrels and each other.
-    let holes = place_holes(&frame, &footprint, &pad, p, &slots, &channels).map_err(layout)?;
+    let holes =
+        place_holes(&frame, &footprint, &pad, p, &slots, &channels).map_err(|found| GuideError::NoRoomForHoles {
+            guide: g.clone(),
+            count: p.fixation.hole_count as usize,
+            found,
+            diameter_mm: p.fixation.hole_diameter_mm,
+            min_wall_mm: p.min_wall_mm,
+            place_mm: centre.into(),
+        })?;
     for (k, hole) in holes.iter().enumerate() {
         let axis = Vector3::from(hole.axis);
         let (ex, ey) = perpendicular_pair(&axis);
@@ -475,6 +612,7 @@ pub fn build_guide(bone: &Mesh, request: &GuideRequest) -> Result<BuiltGuide, Gu
         ));
     }
     lap("parts", &mut timings_s);
+    progress.checkpoint()?;
 
     // Booleans.
     let bool_err = |source: BooleanError| GuideError::Boolean {
@@ -514,6 +652,7 @@ pub fn build_guide(bone: &Mesh, request: &GuideRequest) -> Result<BuiltGuide, Gu
         .map_err(bool_err)?;
     }
     lap("union", &mut timings_s);
+    progress.checkpoint()?;
     if let Some((first, rest)) = tools.split_first() {
         let rest: Vec<Operand<'_>> = rest.iter().map(|(n, m)| Operand::new(n, m)).collect();
         let all_tools = fold(Operand::new(&first.0, &first.1), &rest, BoolOp::Union).map_err(bool_err)?;
@@ -624,7 +763,7 @@ fn lift_top(block: &mut Mesh, frame: &GuideFrame, pad: &Pad, lift_mm: f64) {
 const UNCOVERED_SIDE_BONUS: f64 = 100.0;
 
 /// Chooses fixation hole positions by farthest-point sampling over the footprint interior, covering both sides of
-/// every slot first when there are holes enough.
+/// every slot first when there are holes enough. `Err(n)`: only `n` holes fit.
 fn place_holes(
     frame: &GuideFrame,
     footprint: &Footprint,
@@ -632,7 +771,7 @@ fn place_holes(
     p: &ResolvedParams,
     slots: &[PlacedSlot],
     channels: &[PlacedChannel],
-) -> Result<Vec<PlacedHole>, String> {
+) -> Result<Vec<PlacedHole>, usize> {
     let count = p.fixation.hole_count as usize;
     if count == 0 {
         return Ok(Vec::new());
@@ -701,15 +840,7 @@ fn place_holes(
         }
         match best {
             Some((_, point)) => chosen.push(point),
-            None => {
-                return Err(format!(
-                    "no room for {count} fixation holes of {:.2} mm inside the footprint (found {}), keeping {:.1} mm \
-                     of wall to the outline, slots, barrels and each other",
-                    p.fixation.hole_diameter_mm,
-                    chosen.len(),
-                    p.min_wall_mm
-                ))
-            }
+            None => return Err(chosen.len()),
         }
     }
     Ok(chosen

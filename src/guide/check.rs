@@ -9,6 +9,7 @@ use nalgebra::{Point3, Vector3};
 use serde::Serialize;
 
 use super::build::BuiltGuide;
+use crate::finding::{element, Finding, FindingCode};
 use crate::measure::BoneQuery;
 use crate::mesh::{Mesh, MeshReport};
 
@@ -118,10 +119,10 @@ pub struct WallCheck {
 pub struct GuideCheck {
     /// Guide name.
     pub guide: String,
-    /// All checks passed.
+    /// All checks passed (no finding).
     pub passed: bool,
-    /// What failed, one line each, with the place.
-    pub failures: Vec<String>,
+    /// What failed, one finding each, with its code and place.
+    pub findings: Vec<Finding>,
     /// Closed, manifold, outward, no self-intersections, no degenerate triangles.
     pub mesh: MeshReport,
     /// Slots.
@@ -132,76 +133,175 @@ pub struct GuideCheck {
     pub contact: ContactCheck,
     /// Vertices that would hit the bone when the guide is taken off along its seating direction.
     pub blocked_on_removal: usize,
+    /// Where the first of them is, LPS mm.
+    pub blocked_at_mm: Option<[f64; 3]>,
     /// Walls.
     pub walls: WallCheck,
 }
 
+/// The solid's failures as findings about `element`: one per kind of defect, placed at its first example.
+pub fn solid_findings(report: &MeshReport, element: &str) -> Vec<Finding> {
+    use FindingCode as C;
+    let mut out = Vec::new();
+    let mut add = |code: FindingCode, count: usize, what: &str, place: Option<[f64; 3]>| {
+        if count > 0 {
+            let f = Finding::error(code, element.to_string(), format!("the solid has {count} {what}"));
+            out.push(match place {
+                Some(p) => f.at(p),
+                None => f,
+            });
+        }
+    };
+    let open = report.boundary_edges.count + report.non_manifold_edges.count + report.inconsistent_edges.count;
+    let first_edge = [
+        &report.boundary_edges,
+        &report.non_manifold_edges,
+        &report.inconsistent_edges,
+    ]
+    .iter()
+    .find_map(|l| l.examples.first().map(|e| e.from_mm));
+    add(
+        C::GuideNotClosed,
+        open,
+        "open, non-manifold or inconsistently oriented edges",
+        first_edge,
+    );
+    add(
+        C::GuideNotClosed,
+        report.non_manifold_vertices.count + report.invalid_triangles.count,
+        "non-manifold vertices or invalid triangles",
+        report.non_manifold_vertices.examples.first().map(|v| v.position_mm),
+    );
+    add(
+        C::GuideInward,
+        report.inward_components.count,
+        "parts turned inside out",
+        report.inward_components.examples.first().map(|c| c.position_mm),
+    );
+    add(
+        C::GuideSelfIntersecting,
+        report.self_intersections.count,
+        "intersecting triangle pairs",
+        report.self_intersections.examples.first().map(|d| d.position_mm),
+    );
+    add(
+        C::GuideDegenerateTriangles,
+        report.degenerate_triangles.count,
+        "degenerate triangles",
+        report.degenerate_triangles.examples.first().map(|t| t.centroid_mm),
+    );
+    out
+}
+
 /// Runs every check on `built` against `bone`.
 pub fn check_guide(built: &BuiltGuide, bone: &BoneQuery) -> GuideCheck {
+    use FindingCode as C;
     let mesh = &built.mesh;
-    let mut failures = Vec::new();
+    let el = element("guides", &built.name);
     let report = MeshReport::new(mesh);
-    if !report.is_valid() {
-        failures.push(format!("the solid is not valid: {report}"));
-    }
+    let mut findings = solid_findings(&report, &el);
     if report.components != 1 {
-        failures.push(format!("the guide is in {} pieces, not one", report.components));
+        findings.push(Finding::error(
+            C::GuideInPieces,
+            el.clone(),
+            format!("the guide is in {} pieces, not one", report.components),
+        ));
     }
     let slots: Vec<SlotCheck> = built.slots.iter().map(|s| check_slot(mesh, s)).collect();
-    for s in slots.iter().filter(|s| !s.ok) {
-        failures.push(format!(
-            "slot '{}': mid-plane {:.4} mm / {:.4} deg from the plan, width {:.4} mm (specified {:.4} mm)",
-            s.plane, s.offset_mm, s.angle_deg, s.width_mm, s.expected_width_mm
-        ));
+    for (s, placed) in slots.iter().zip(&built.slots).filter(|(s, _)| !s.ok) {
+        findings.push(
+            Finding::error(
+                C::SlotOffPlan,
+                el.clone(),
+                format!(
+                    "slot '{}': mid-plane {:.4} mm / {:.4} deg from the plan, width {:.4} mm (specified {:.4} mm)",
+                    s.plane, s.offset_mm, s.angle_deg, s.width_mm, s.expected_width_mm
+                ),
+            )
+            .at(placed.spec.point_mm),
+        );
     }
     let channels: Vec<ChannelCheck> = built.channels.iter().map(|c| check_channel(mesh, c)).collect();
-    for c in channels.iter().filter(|c| !c.ok) {
-        failures.push(format!(
-            "channel '{}': axis {:.4} mm / {:.4} deg from the trajectory, narrowest radius {:.4} mm (bore {:.4} mm)",
-            c.drill, c.offset_mm, c.angle_deg, c.min_radius_mm, c.bore_diameter_mm
-        ));
+    for (c, placed) in channels.iter().zip(&built.channels).filter(|(c, _)| !c.ok) {
+        findings.push(
+            Finding::error(
+                C::ChannelOffPlan,
+                el.clone(),
+                format!(
+                    "channel '{}': axis {:.4} mm / {:.4} deg from the trajectory, narrowest radius {:.4} mm (bore \
+                     {:.4} mm)",
+                    c.drill, c.offset_mm, c.angle_deg, c.min_radius_mm, c.bore_diameter_mm
+                ),
+            )
+            .at(placed.spec.entry_mm),
+        );
     }
     let contact = check_contact(built, bone);
-    if !contact.ok {
-        failures.push(format!(
-            "contact: smallest gap to the bone {:.3} mm (offset {:.3} mm) at ({:.1}, {:.1}, {:.1}) mm, {} vertices \
-             inside the bone",
-            contact.min_gap_mm,
-            contact.bone_offset_mm,
-            contact.min_gap_at_mm[0],
-            contact.min_gap_at_mm[1],
-            contact.min_gap_at_mm[2],
-            contact.inside_bone
-        ));
+    if !contact.ok && contact.inside_bone == 0 {
+        findings.push(
+            Finding::error(
+                C::ContactGapTooSmall,
+                el.clone(),
+                format!(
+                    "smallest gap to the bone {:.3} mm (offset {:.3} mm, tolerance {CONTACT_TOL_MM} mm; {} vertices \
+                     on the contact surface)",
+                    contact.min_gap_mm, contact.bone_offset_mm, contact.contact_vertices
+                ),
+            )
+            .at(contact.min_gap_at_mm),
+        );
     }
-    let blocked_on_removal = check_removal(built, bone);
-    if blocked_on_removal > 0 {
-        failures.push(format!(
-            "{blocked_on_removal} vertices would hit the bone when the guide is lifted off along its seating direction"
-        ));
+    if contact.inside_bone > 0 {
+        findings.push(
+            Finding::error(
+                C::GuideInsideBone,
+                el.clone(),
+                format!("{} vertices of the guide lie inside the bone", contact.inside_bone),
+            )
+            .at(contact.min_gap_at_mm),
+        );
+    }
+    let (blocked_on_removal, blocked_at_mm) = check_removal(built, bone);
+    if let Some(at) = blocked_at_mm {
+        findings.push(
+            Finding::error(
+                C::RemovalBlocked,
+                el.clone(),
+                format!(
+                    "{blocked_on_removal} vertices would hit the bone when the guide is lifted off along its seating \
+                     direction"
+                ),
+            )
+            .at(at),
+        );
     }
     let walls = check_walls(built);
     if !walls.ok {
-        failures.push(format!(
-            "wall of {:.3} mm (minimum {:.3} mm) next to {} at {}",
-            walls.thinnest_mm,
-            walls.min_wall_mm,
-            walls.thinnest_near.as_deref().unwrap_or("?"),
-            walls.thinnest_at_mm.map_or(String::from("?"), |p| format!(
-                "({:.1}, {:.1}, {:.1}) mm",
-                p[0], p[1], p[2]
-            ))
-        ));
+        let f = Finding::error(
+            C::WallTooThin,
+            el.clone(),
+            format!(
+                "wall of {:.3} mm (minimum {:.3} mm) next to {}",
+                walls.thinnest_mm,
+                walls.min_wall_mm,
+                walls.thinnest_near.as_deref().unwrap_or("a part")
+            ),
+        );
+        findings.push(match walls.thinnest_at_mm {
+            Some(p) => f.at(p),
+            None => f,
+        });
     }
     GuideCheck {
         guide: built.name.clone(),
-        passed: failures.is_empty(),
-        failures,
+        passed: findings.is_empty(),
+        findings,
         mesh: report,
         slots,
         channels,
         contact,
         blocked_on_removal,
+        blocked_at_mm,
         walls,
     }
 }
@@ -288,7 +388,6 @@ fn check_channel(mesh: &Mesh, ch: &super::build::PlacedChannel) -> ChannelCheck 
         let x = e.cross(&out).normalize();
         (x, out.cross(&x))
     };
-    let _ = (ex, ey);
     let mut wall: Vec<Vector3<f64>> = Vec::new();
     let mut min_radius = f64::INFINITY;
     for p in &mesh.positions {
@@ -448,15 +547,19 @@ fn check_contact(built: &BuiltGuide, bone: &BoneQuery) -> ContactCheck {
     }
 }
 
-fn check_removal(built: &BuiltGuide, bone: &BoneQuery) -> usize {
+/// Vertices that meet the bone when moved along the seating direction's reverse, and the first of them (in vertex
+/// order, so the place does not depend on the thread count).
+fn check_removal(built: &BuiltGuide, bone: &BoneQuery) -> (usize, Option<[f64; 3]>) {
     use rayon::prelude::*;
     let w: [f64; 3] = built.frame.w().into();
-    built
+    let blocked: Vec<[f64; 3]> = built
         .mesh
         .positions
         .par_iter()
         .filter(|p| bone.crossings(**p, w, 1e-6, f64::INFINITY).is_ok_and(|c| !c.is_empty()))
-        .count()
+        .copied()
+        .collect();
+    (blocked.len(), blocked.first().copied())
 }
 
 fn check_walls(built: &BuiltGuide) -> WallCheck {

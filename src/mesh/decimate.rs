@@ -45,6 +45,7 @@ use smallvec::SmallVec;
 
 use super::check::VertexTriangles;
 use super::{add, cross, dot, norm, scale, sub, Mesh, MeshError};
+use crate::progress::{Cancelled, NoProgress, Progress};
 
 /// Collapses producing a triangle smaller than this (mm^2) are refused.
 pub const MIN_AREA_MM2: f64 = 1e-10;
@@ -331,10 +332,21 @@ pub const INTERSECTION_ROUNDS: usize = 6;
 /// from the original; the lock radius starts at 1 mm (or the error bound) and doubles each round. Deterministic.
 /// Errors only when intersections remain after [`INTERSECTION_ROUNDS`] rounds (the last result is not returned).
 pub fn decimate_checked(mesh: &Mesh, options: DecimateOptions) -> Result<Mesh, MeshError> {
+    decimate_checked_with(mesh, options, &NoProgress)
+}
+
+/// [`decimate_checked`], stopping with [`MeshError::Cancelled`] within a few thousand collapses of a cancel.
+pub fn decimate_checked_with(
+    mesh: &Mesh,
+    options: DecimateOptions,
+    progress: &dyn Progress,
+) -> Result<Mesh, MeshError> {
     let mut locked = vec![false; mesh.positions.len()];
     let mut radius_mm = options.max_error_mm.unwrap_or(1.0).max(1.0);
     for _ in 0..INTERSECTION_ROUNDS {
-        let out = decimate_with_locks(mesh, options, &locked)?;
+        progress.checkpoint()?;
+        let out = decimate_locked(mesh, options, &locked, progress)?;
+        progress.checkpoint()?;
         let hits = crate::mesh::check::self_intersections(&out);
         if hits.is_empty() {
             return Ok(out);
@@ -359,6 +371,15 @@ pub fn decimate_checked(mesh: &Mesh, options: DecimateOptions) -> Result<Mesh, M
 /// [`decimate`], never moving or removing the vertices flagged in `locked` (indexed like `mesh.positions`; a
 /// shorter slice locks nothing beyond its end).
 pub fn decimate_with_locks(mesh: &Mesh, options: DecimateOptions, locked: &[bool]) -> Result<Mesh, MeshError> {
+    decimate_locked(mesh, options, locked, &NoProgress)
+}
+
+fn decimate_locked(
+    mesh: &Mesh,
+    options: DecimateOptions,
+    locked: &[bool],
+    cancel: &dyn Progress,
+) -> Result<Mesh, MeshError> {
     if options.target_triangles.is_none() && options.max_error_mm.is_none() {
         return Err(MeshError::InvalidOption(
             "decimation needs a target triangle count or a maximum error".into(),
@@ -377,9 +398,12 @@ pub fn decimate_with_locks(mesh: &Mesh, options: DecimateOptions, locked: &[bool
         return Ok(mesh.clone());
     }
     let mut d = Decimator::new(mesh, locked)?;
-    d.run(target, options.max_error_mm.map(|e| e * e));
+    d.run(target, options.max_error_mm.map(|e| e * e), cancel)?;
     Ok(d.into_mesh())
 }
+
+/// Candidate pops between two polls of the cancel flag: a few milliseconds of collapses.
+const CANCEL_POLL_POPS: usize = 4096;
 
 /// Marks a removed triangle in place (its first index), so liveness costs no extra memory access.
 const DEAD: u32 = u32::MAX;
@@ -669,12 +693,17 @@ impl Decimator {
         self.stamps(c.a(), c.b()) == c.stamps()
     }
 
-    fn run(&mut self, target: usize, max_error_sq: Option<f64>) {
+    fn run(&mut self, target: usize, max_error_sq: Option<f64>, cancel: &dyn Progress) -> Result<(), Cancelled> {
         let mut rounds = 1;
         let mut progress = 0usize;
+        let mut pops = 0usize;
         let mut fa = Fan::default();
         let mut fb = Fan::default();
         while self.alive_tris > target {
+            pops += 1;
+            if pops % CANCEL_POLL_POPS == 0 {
+                cancel.checkpoint()?;
+            }
             let stamp = &self.stamp;
             let next = self
                 .heap
@@ -707,6 +736,7 @@ impl Decimator {
                 }
             }
         }
+        Ok(())
     }
 
     /// The triangles of the fan of `v` (live ones), split into those containing `other` (at most 2) and the rest,

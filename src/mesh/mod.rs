@@ -39,7 +39,7 @@ pub use check::{
     non_manifold_vertices, self_intersections, ComponentDefect, DefectList, EdgeDefect, IntersectionDefect,
     InvalidTriangle, MeshReport, TriangleDefect, VertexDefect,
 };
-pub use decimate::{decimate, decimate_checked, decimate_with_locks, DecimateOptions};
+pub use decimate::{decimate, decimate_checked, decimate_checked_with, decimate_with_locks, DecimateOptions};
 pub use marching_cubes::marching_cubes;
 pub use smooth::{taubin_smooth, TAUBIN_LAMBDA, TAUBIN_MU};
 pub use stl::{read_stl, read_stl_file, write_stl_binary, write_stl_file};
@@ -111,6 +111,9 @@ pub enum MeshError {
     /// A transform is not an invertible affine map.
     #[error("invalid transform: {0}")]
     InvalidTransform(String),
+    /// The front end cancelled the work.
+    #[error(transparent)]
+    Cancelled(#[from] crate::progress::Cancelled),
 }
 
 /// Indexed triangle mesh in patient LPS millimetres.

@@ -15,7 +15,7 @@ pub enum PlanError {
         reason: String,
     },
     /// The document was written by a format version this build does not read.
-    #[error("schema_version: version {found} is not supported (this build reads version {expected})")]
+    #[error("schema_version: version {found} is not supported (this build reads versions 1 to {expected})")]
     SchemaVersion {
         /// The version in the document.
         found: u64,

@@ -7,33 +7,28 @@
 //!   and returned as one serialisable [`Evaluation`] (JSON keys are the field names, units in the names).
 //! - **The geometry lives in [`crate::measure`].** This module only maps plan elements to primitive queries and
 //!   turns results into findings, so a measurement is never computed two ways.
-//! - **Findings are data, not log lines.** Each [`Finding`] names its element as `kind/name` (`planes/LeFort-R`) and
-//!   carries a stable `code`, so a GUI can highlight the element and a test can assert the exact check that fired.
+//! - **Findings are data, not log lines.** Each [`Finding`] (the type every check of the library reports) names its
+//!   element as `kind/name` (`planes/LeFort-R`), its place in patient mm, and a stable [`FindingCode`], so a GUI
+//!   can highlight the element and a test can assert the exact check that fired.
 //! - **Deterministic.** Everything is in plan order (planes, plane pairs, drills, drill pairs, guides), pairs in
 //!   `(i, j)` order with `i < j`; nothing depends on hash order or the thread count.
-//! - **The bone is obtained, not cached.** [`plan_bone`] re-runs the plan's segmentation on its CT after checking the
-//!   CT's hash (or reads the plan's STL models after checking theirs); nothing is written to disk.
+//! - **The bone is given.** Obtaining it (loading the CT, checking its hash, re-running the segmentation, or reading
+//!   the plan's STL models) is the case layer's work (`crate::case`); the plan reads no file but its own.
 //!
 //! Coordinates are DICOM patient LPS, millimetres.
-
-use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use thiserror::Error;
 
-use super::error::PlanError;
-use super::io::sha256_hex;
 use super::model::{CuttingPlane, DrillTrajectory, GuideSpec, Plan, ResectedSide, Structure};
-use crate::bone::{self, BoneError, SurfaceOptions};
 use crate::catalogue::Catalogue;
+use crate::finding::{element, Finding, FindingCode, Severity};
 use crate::measure::{
     angle_between_planes_deg, distance_along_bone, drill_crosses_slab, segment_polyline_distance,
     segment_segment_distance, BoneQuery, DrillKind, DrillOptions, DrillPath, MeasureError, Section, SurfacePoint,
 };
-use crate::mesh::{BoundingBox, Mesh, MeshError};
-use crate::progress::Progress;
-use crate::template::builtin_template;
-use crate::volume::VolumeError;
+use crate::mesh::{BoundingBox, Mesh};
+use crate::template::{builtin_printers, builtin_template};
 
 /// Default [`EvaluateOptions::overshoot_warning_mm`]: a drill tip more than this past the far cortex is warned
 /// about. 2 mm is the usual allowance for a self-tapping screw's tip to engage the far cortex fully; beyond it the
@@ -48,65 +43,9 @@ pub const DEFAULT_INCIDENCE_WARNING_DEG: f64 = 60.0;
 /// Catalogue drill diameters are given to 0.05 mm; 0.005 mm only absorbs a value typed with fewer digits.
 pub const DRILL_DIAMETER_MATCH_MM: f64 = 0.005;
 
-/// Why a plan could not be evaluated or its bone not obtained. Messages name the file or the element.
+/// Why a plan could not be evaluated. Messages name the element.
 #[derive(Debug, Error)]
 pub enum EvaluateError {
-    /// The plan's CT could not be loaded.
-    #[error("cannot load the plan's CT from {}: {error}", path.display())]
-    LoadCt {
-        /// Where it was looked for.
-        path: PathBuf,
-        /// Why it failed.
-        error: VolumeError,
-    },
-    /// The CT found is not the one the plan was made on.
-    #[error("the CT at {}: {error}", path.display())]
-    CtMismatch {
-        /// The CT folder or file.
-        path: PathBuf,
-        /// The hash mismatch, with what differs.
-        error: PlanError,
-    },
-    /// The plan's segmentation failed on its CT.
-    #[error("re-running the plan's segmentation: {0}")]
-    Bone(#[from] BoneError),
-    /// A bone model could not be read.
-    #[error("cannot read bone model '{name}' at {}: {error}", path.display())]
-    ReadModel {
-        /// The model's name in the plan.
-        name: String,
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        error: std::io::Error,
-    },
-    /// A bone model's bytes are not the ones the plan was made on.
-    #[error(
-        "bone model '{name}' at {}: SHA-256 {actual} differs from the plan's {expected}; it is not the model the \
-         plan was made on",
-        path.display()
-    )]
-    ModelMismatch {
-        /// The model's name in the plan.
-        name: String,
-        /// The file.
-        path: PathBuf,
-        /// Hash recorded in the plan.
-        expected: String,
-        /// Hash of the file.
-        actual: String,
-    },
-    /// A bone model is not a valid STL, or the models cannot be merged.
-    #[error("bone model '{name}': {error}")]
-    Model {
-        /// The model's name in the plan.
-        name: String,
-        /// The mesh error.
-        error: MeshError,
-    },
-    /// The plan has no bone: neither a CT segmentation nor a model.
-    #[error("the plan has no bone: bone.segmentation is null and bone.models is empty")]
-    NoBone,
     /// A measurement was refused (an empty or malformed bone mesh, a non-finite value).
     #[error("{element}: {error}")]
     Measure {
@@ -136,29 +75,6 @@ impl Default for EvaluateOptions {
             incidence_warning_deg: DEFAULT_INCIDENCE_WARNING_DEG,
         }
     }
-}
-
-/// How bad a finding is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Severity {
-    /// The plan must not be built as it is (`plan check` exits 1).
-    Error,
-    /// The plan can be built, but a person should look.
-    Warning,
-}
-
-/// One check that fired.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Finding {
-    /// Error or warning.
-    pub severity: Severity,
-    /// Stable identifier of the check (`plane_misses_bone`, `drill_within_margin`...).
-    pub code: &'static str,
-    /// The element, as `list/name` (`planes/LeFort-R`, `drills/D1`).
-    pub element: String,
-    /// What is wrong, with the numbers, in one sentence.
-    pub message: String,
 }
 
 /// The bone the plan was evaluated on.
@@ -369,11 +285,17 @@ pub struct GuideEvaluation {
     pub template: String,
     /// Whether the template is a built-in one.
     pub template_found: bool,
+    /// Its printer profile.
+    pub printer: String,
+    /// Whether the printer profile exists.
+    pub printer_found: bool,
+    /// Whether its parameters resolve against the template and printer (ranges, consistency).
+    pub parameters_valid: bool,
     /// Referenced planes that the plan does not have.
     pub missing_planes: Vec<String>,
     /// Referenced drills that the plan does not have.
     pub missing_drills: Vec<String>,
-    /// Whether everything it references exists.
+    /// Whether everything it references exists and its parameters resolve.
     pub resolved: bool,
 }
 
@@ -414,18 +336,22 @@ impl Evaluation {
 struct Findings(Vec<Finding>);
 
 impl Findings {
-    fn push(&mut self, severity: Severity, code: &'static str, element: String, message: String) {
+    fn push(
+        &mut self,
+        severity: Severity,
+        code: FindingCode,
+        element: String,
+        place_mm: Option<[f64; 3]>,
+        message: String,
+    ) {
         self.0.push(Finding {
             severity,
             code,
             element,
             message,
+            place_mm,
         });
     }
-}
-
-fn element(list: &str, name: &str) -> String {
-    format!("{list}/{name}")
 }
 
 fn fmt_point(p: [f64; 3]) -> String {
@@ -493,8 +419,9 @@ pub fn evaluate_with(
             if pair.collide {
                 findings.push(
                     Severity::Error,
-                    "drills_collide",
+                    FindingCode::DrillsCollide,
                     element("drills", &pair.first),
+                    Some(plan.drills[i].entry_mm),
                     format!(
                         "drill '{}' and drill '{}' overlap: their axes pass {:.2} mm apart, {:.2} mm less than the \
                          sum of their radii",
@@ -538,8 +465,9 @@ fn plane_evaluation(p: &CuttingPlane, section: &Section, findings: &mut Findings
     if section.is_empty() {
         findings.push(
             Severity::Error,
-            "plane_misses_bone",
+            FindingCode::PlaneMissesBone,
             el.clone(),
+            Some(p.point_mm),
             format!(
                 "plane '{}' through {} with normal {} does not cut the bone",
                 p.name,
@@ -551,8 +479,9 @@ fn plane_evaluation(p: &CuttingPlane, section: &Section, findings: &mut Findings
     if section.open_loops > 0 {
         findings.push(
             Severity::Warning,
-            "plane_section_open",
+            FindingCode::PlaneSectionOpen,
             el,
+            Some(p.point_mm),
             format!(
                 "plane '{}': {} of {} section contours do not close (the bone mesh is open there), so its area is \
                  unreliable",
@@ -646,8 +575,9 @@ fn drill_evaluation(
     match path.kind {
         DrillKind::Missed => findings.push(
             Severity::Error,
-            "drill_misses_bone",
+            FindingCode::DrillMissesBone,
             el.clone(),
+            Some(d.entry_mm),
             format!(
                 "drill '{}' from {} along {} never enters the bone",
                 d.name,
@@ -657,8 +587,9 @@ fn drill_evaluation(
         ),
         DrillKind::StartsInBone => findings.push(
             Severity::Error,
-            "drill_starts_in_bone",
+            FindingCode::DrillStartsInBone,
             el.clone(),
+            Some(d.entry_mm),
             format!(
                 "drill '{}': the planned entry {} lies more than {} mm (the lead-in) inside the bone; move it to \
                  the bone surface",
@@ -673,8 +604,9 @@ fn drill_evaluation(
         if past > options.overshoot_warning_mm {
             findings.push(
                 Severity::Warning,
-                "drill_overshoots",
+                FindingCode::DrillOvershoots,
                 el.clone(),
+                Some(d.entry_mm),
                 format!(
                     "drill '{}' goes {past:.2} mm past the far cortex (more than {} mm): shorten it to about {:.1} mm",
                     d.name,
@@ -688,8 +620,9 @@ fn drill_evaluation(
         if entry.incidence_deg > options.incidence_warning_deg {
             findings.push(
                 Severity::Warning,
-                "drill_oblique_entry",
+                FindingCode::DrillObliqueEntry,
                 el.clone(),
+                Some(d.entry_mm),
                 format!(
                     "drill '{}' meets the bone {:.1} deg from the surface normal (more than {} deg): it may skid",
                     d.name, entry.incidence_deg, options.incidence_warning_deg
@@ -719,8 +652,9 @@ fn drill_evaluation(
         if clearance.within_margin {
             findings.push(
                 Severity::Error,
-                "drill_within_margin",
+                FindingCode::DrillWithinMargin,
                 el.clone(),
+                Some(d.entry_mm),
                 margin_message(d, s, &clearance),
             );
         }
@@ -732,8 +666,9 @@ fn drill_evaluation(
         if let Some(x) = drill_crosses_slab(path, p.point_mm, p.normal, p.blade_thickness_mm).map_err(measure_err)? {
             findings.push(
                 Severity::Error,
-                "drill_crosses_plane",
+                FindingCode::DrillCrossesPlane,
                 el.clone(),
+                Some(d.entry_mm),
                 format!(
                     "drill '{}' crosses the blade slab of plane '{}' inside bone, {:.2} to {:.2} mm from its entry \
                      ({:.2} mm of bone in the slab)",
@@ -755,8 +690,9 @@ fn drill_evaluation(
             Err(e) => {
                 findings.push(
                     Severity::Error,
-                    "unknown_screw_system",
+                    FindingCode::UnknownScrewSystem,
                     el.clone(),
+                    Some(d.entry_mm),
                     format!("drill '{}': {e}", d.name),
                 );
                 None
@@ -765,8 +701,9 @@ fn drill_evaluation(
                 if (s.drill_diameter_mm - d.diameter_mm).abs() > DRILL_DIAMETER_MATCH_MM {
                     findings.push(
                         Severity::Warning,
-                        "drill_diameter_differs",
+                        FindingCode::DrillDiameterDiffers,
                         el.clone(),
+                        Some(d.entry_mm),
                         format!(
                             "drill '{}' is {} mm wide but screw system {system} takes a {} mm pilot drill",
                             d.name, d.diameter_mm, s.drill_diameter_mm
@@ -777,8 +714,9 @@ fn drill_evaluation(
                 if suggested_length_mm.is_none() && path.entry.is_some() {
                     findings.push(
                         Severity::Warning,
-                        "no_stock_screw",
+                        FindingCode::NoStockScrew,
                         el.clone(),
+                        Some(d.entry_mm),
                         format!(
                             "drill '{}': no stock length of screw system {system} fits (bicortical length {}, \
                              stock {:?} mm)",
@@ -883,21 +821,54 @@ fn drill_pair(a: &DrillTrajectory, b: &DrillTrajectory, pa: &DrillPath, pb: &Dri
 
 fn guide_evaluation(plan: &Plan, g: &GuideSpec, findings: &mut Findings) -> GuideEvaluation {
     let el = element("guides", &g.name);
-    let template_found = builtin_template(&g.template).is_ok();
-    if !template_found {
+    let template = builtin_template(&g.template);
+    if template.is_err() {
         let known = crate::template::builtin_templates()
             .map(|all| all.into_iter().map(|t| t.name).collect::<Vec<_>>().join(", "))
             .unwrap_or_default();
         findings.push(
             Severity::Error,
-            "guide_reference_missing",
+            FindingCode::UnknownTemplate,
             el.clone(),
+            None,
             format!(
                 "guide '{}': no template named '{}' (known: {known})",
                 g.name, g.template
             ),
         );
     }
+    let printers = builtin_printers();
+    let printer = printers
+        .as_ref()
+        .map_err(|e| e.to_string())
+        .and_then(|all| all.get(&g.printer).map_err(|e| e.to_string()));
+    if let Err(e) = &printer {
+        findings.push(
+            Severity::Error,
+            FindingCode::UnknownPrinter,
+            el.clone(),
+            None,
+            format!("guide '{}': {e}", g.name),
+        );
+    }
+    // The parameters are resolved as `build` resolves them (defaults, printer profile, overrides, ranges), so a
+    // plan that passes `plan check` is not refused by `build` for a parameter.
+    let parameters_valid = match (&template, &printer) {
+        (Ok(t), Ok(profile)) => match t.resolve(&g.parameters, profile) {
+            Ok(_) => true,
+            Err(e) => {
+                findings.push(
+                    Severity::Error,
+                    FindingCode::TemplateParameterInvalid,
+                    el.clone(),
+                    None,
+                    format!("guide '{}': {e}", g.name),
+                );
+                false
+            }
+        },
+        _ => false,
+    };
     let missing_planes: Vec<String> = g
         .planes
         .iter()
@@ -914,8 +885,9 @@ fn guide_evaluation(plan: &Plan, g: &GuideSpec, findings: &mut Findings) -> Guid
         for n in names {
             findings.push(
                 Severity::Error,
-                "guide_reference_missing",
+                FindingCode::GuideReferenceMissing,
                 el.clone(),
+                None,
                 format!(
                     "guide '{}' references {what} '{n}', which the plan does not have",
                     g.name
@@ -923,125 +895,18 @@ fn guide_evaluation(plan: &Plan, g: &GuideSpec, findings: &mut Findings) -> Guid
             );
         }
     }
+    let template_found = template.is_ok();
     GuideEvaluation {
         name: g.name.clone(),
         template: g.template.clone(),
         template_found,
-        resolved: template_found && missing_planes.is_empty() && missing_drills.is_empty(),
+        printer: g.printer.clone(),
+        printer_found: printer.is_ok(),
+        parameters_valid,
+        resolved: template_found && parameters_valid && missing_planes.is_empty() && missing_drills.is_empty(),
         missing_planes,
         missing_drills,
     }
-}
-
-/// Where the plan's bone came from, for display.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(rename_all = "snake_case", tag = "source")]
-pub enum BoneOrigin {
-    /// The plan's segmentation re-run on its CT (hash verified).
-    Segmentation {
-        /// The CT folder or file loaded.
-        ct_path: String,
-    },
-    /// The plan's STL models (hashes verified), merged.
-    Models {
-        /// The files read.
-        paths: Vec<String>,
-    },
-}
-
-/// The bone of a plan and where it came from.
-#[derive(Clone, Debug)]
-pub struct PlanBone {
-    /// The bone surface, LPS mm.
-    pub mesh: Mesh,
-    /// Where it came from.
-    pub origin: BoneOrigin,
-}
-
-/// Where the plan's CT is looked for: `ct_override`, else the plan's `ct.path` relative to the folder of
-/// `plan_path` (or as is when absolute). `None` when the plan has no CT.
-pub fn plan_ct_path(plan: &Plan, plan_path: &Path, ct_override: Option<&Path>) -> Option<PathBuf> {
-    let base = plan_path.parent().unwrap_or(Path::new(""));
-    match (ct_override, &plan.ct) {
-        (Some(p), _) => Some(p.to_path_buf()),
-        (None, Some(reference)) => Some(base.join(&reference.path)),
-        (None, None) => None,
-    }
-}
-
-/// The bone of the plan saved at `plan_path`: its segmentation re-run on its CT (found as [`plan_ct_path`] says,
-/// the series with the recorded SeriesInstanceUID if the input has it, else the default choice; the CT's hash
-/// verified before anything else), or else its
-/// STL bone models (each file's SHA-256 verified) merged into one mesh. Nothing is cached.
-pub fn plan_bone(
-    plan: &Plan,
-    plan_path: &Path,
-    ct_override: Option<&Path>,
-    progress: &dyn Progress,
-) -> Result<PlanBone, EvaluateError> {
-    if let (Some(reference), Some(seg)) = (&plan.ct, &plan.bone.segmentation) {
-        let path = plan_ct_path(plan, plan_path, ct_override).unwrap_or_default();
-        let series = (!reference.series_uid.is_empty()).then_some(reference.series_uid.as_str());
-        // The recorded series when the input holds it; else the default choice, and the hash decides.
-        let loaded = match crate::volume::load(&path, series, progress) {
-            Err(VolumeError::SeriesNotFound { .. }) if series.is_some() => crate::volume::load(&path, None, progress),
-            other => other,
-        };
-        let (volume, _) = loaded.map_err(|error| EvaluateError::LoadCt {
-            path: path.clone(),
-            error,
-        })?;
-        reference.verify(&volume).map_err(|error| EvaluateError::CtMismatch {
-            path: path.clone(),
-            error,
-        })?;
-        let options = SurfaceOptions {
-            smooth_iterations: seg.smooth_iterations as usize,
-            decimate_keep_fraction: seg.decimate_keep_fraction,
-            ..SurfaceOptions::default()
-        };
-        let mesh = bone::extract_bone(&volume, &seg.recipe, &options, progress)?.mesh;
-        return Ok(PlanBone {
-            mesh,
-            origin: BoneOrigin::Segmentation {
-                ct_path: path.display().to_string(),
-            },
-        });
-    }
-    let base = plan_path.parent().unwrap_or(Path::new(""));
-    let mut mesh = Mesh::default();
-    let mut paths = Vec::with_capacity(plan.bone.models.len());
-    for model in &plan.bone.models {
-        let path = base.join(&model.path);
-        let bytes = std::fs::read(&path).map_err(|error| EvaluateError::ReadModel {
-            name: model.name.clone(),
-            path: path.clone(),
-            error,
-        })?;
-        let actual = sha256_hex(&bytes);
-        if actual != model.sha256 {
-            return Err(EvaluateError::ModelMismatch {
-                name: model.name.clone(),
-                path,
-                expected: model.sha256.clone(),
-                actual,
-            });
-        }
-        let model_err = |error| EvaluateError::Model {
-            name: model.name.clone(),
-            error,
-        };
-        let part = crate::mesh::read_stl(&bytes[..], &path.display().to_string()).map_err(model_err)?;
-        mesh.merge(&part).map_err(model_err)?;
-        paths.push(path.display().to_string());
-    }
-    if mesh.triangles.is_empty() {
-        return Err(EvaluateError::NoBone);
-    }
-    Ok(PlanBone {
-        mesh,
-        origin: BoneOrigin::Models { paths },
-    })
 }
 
 #[cfg(test)]
@@ -1104,6 +969,7 @@ mod tests {
             guides: vec![GuideSpec {
                 name: "G".into(),
                 template: "cutting_guide".into(),
+                printer: "sla".into(),
                 parameters: BTreeMap::new(),
                 planes: vec!["A".into(), "B".into()],
                 drills: vec!["D1".into()],
@@ -1122,7 +988,10 @@ mod tests {
     }
 
     fn codes(e: &Evaluation) -> Vec<(&'static str, &str)> {
-        e.findings.iter().map(|f| (f.code, f.element.as_str())).collect()
+        e.findings
+            .iter()
+            .map(|f| (f.code.as_str(), f.element.as_str()))
+            .collect()
     }
 
     #[test]
@@ -1173,7 +1042,7 @@ mod tests {
             ("drill_crosses_plane", "drills/Cross"),
             ("drill_overshoots", "drills/Long"),
             ("drills_collide", "drills/Hit"),
-            ("guide_reference_missing", "guides/G"),
+            ("unknown_template", "guides/G"),
         ] {
             assert!(got.contains(&want), "{want:?} not in {got:?}");
         }
@@ -1181,12 +1050,39 @@ mod tests {
         let near = &e.drills[1].clearances[0];
         assert!(near.within_margin && (near.clearance_mm - 0.75).abs() < 1e-9);
         assert!(e.has_errors());
+        // Findings about elements with a place carry it.
+        let out = e
+            .findings
+            .iter()
+            .find(|f| f.element == "planes/Out")
+            .expect("plane finding");
+        assert_eq!(out.place_mm, Some(p.planes[2].point_mm));
         // A guide referencing a missing plane (as a hand-made plan could, bypassing validation).
         let mut q = plan();
         q.guides[0].planes.push("Gone".into());
         let e = evaluate(&q, &cube(LO, HI), Catalogue::builtin()).expect("evaluation");
         assert!(e.guides[0].missing_planes == ["Gone"] && !e.guides[0].resolved);
-        assert!(e.findings.iter().any(|f| f.message.contains("plane 'Gone'")));
+        assert!(e
+            .findings
+            .iter()
+            .any(|f| f.code == FindingCode::GuideReferenceMissing && f.message.contains("plane 'Gone'")));
+    }
+
+    #[test]
+    fn an_unknown_printer_and_a_parameter_out_of_range_are_found_as_build_would_refuse_them() {
+        let mut p = plan();
+        p.guides[0].printer = "laser-cutter".into();
+        assert_eq!(codes(&eval(&p)), vec![("unknown_printer", "guides/G")]);
+        let mut p = plan();
+        p.guides[0].parameters.insert("pad_thickness_mm".into(), 9.0);
+        let e = eval(&p);
+        assert_eq!(codes(&e), vec![("template_parameter_invalid", "guides/G")]);
+        assert!(
+            e.findings[0].message.contains("pad_thickness_mm"),
+            "{}",
+            e.findings[0].message
+        );
+        assert!(!e.guides[0].parameters_valid && !e.guides[0].resolved);
     }
 
     #[test]

@@ -6,6 +6,10 @@
 //!
 //! Reading goes through `serde_path_to_error`, so a wrong type, an unknown or a missing field names its JSON path,
 //! and then through [`Plan::validate_with`] for the rules serde cannot express.
+//!
+//! Older versions are upgraded as they are read, so no engineer's plan is lost to a format change: version 1 guides
+//! did not name a printer and were built for [`V1_PRINTER`] unless `build --printer` said otherwise; they get it
+//! written in. The upgraded plan is a different document (its hash changes when it is saved).
 
 use std::path::Path;
 
@@ -13,7 +17,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::error::PlanError;
-use super::model::{Plan, SCHEMA_VERSION};
+use super::model::{Plan, SCHEMA_VERSION, V1_PRINTER};
 use crate::atomic::write_atomic;
 use crate::catalogue::Catalogue;
 
@@ -28,9 +32,17 @@ impl Plan {
 
     /// Parses and validates a plan; drills' screw systems are looked up in `catalogue`.
     pub fn from_json_with(text: &str, catalogue: &Catalogue) -> Result<Plan, PlanError> {
-        let mut de = serde_json::Deserializer::from_str(text);
-        let plan: Plan = serde_path_to_error::deserialize(&mut de).map_err(|e| parse_error(text, e))?;
-        de.end().map_err(|e| PlanError::Syntax { reason: e.to_string() })?;
+        let plan: Plan = if document_version(text) == Some(1) {
+            let mut value: serde_json::Value =
+                serde_json::from_str(text).map_err(|e| PlanError::Syntax { reason: e.to_string() })?;
+            upgrade_v1(&mut value);
+            serde_path_to_error::deserialize(value).map_err(|e| parse_error(text, e))?
+        } else {
+            let mut de = serde_json::Deserializer::from_str(text);
+            let plan = serde_path_to_error::deserialize(&mut de).map_err(|e| parse_error(text, e))?;
+            de.end().map_err(|e| PlanError::Syntax { reason: e.to_string() })?;
+            plan
+        };
         plan.validate_with(catalogue)?;
         Ok(plan)
     }
@@ -106,17 +118,35 @@ pub fn json_schema() -> String {
     text
 }
 
-/// Turns a deserialisation error into a [`PlanError`], preferring "unsupported version" when the document says it
-/// is of another version (its other errors would only be symptoms of that).
-fn parse_error(text: &str, e: serde_path_to_error::Error<serde_json::Error>) -> PlanError {
+/// The document's `schema_version`, when it is a JSON object that has one.
+fn document_version(text: &str) -> Option<u64> {
     #[derive(Deserialize)]
     struct VersionOnly {
         schema_version: u64,
     }
-    if let Ok(v) = serde_json::from_str::<VersionOnly>(text) {
-        if v.schema_version != u64::from(SCHEMA_VERSION) {
+    serde_json::from_str::<VersionOnly>(text).ok().map(|v| v.schema_version)
+}
+
+/// Version 1 to 2: every guide names its printer ([`V1_PRINTER`], what `build` used by default), inserted after
+/// its template so the upgraded document reads in field order.
+fn upgrade_v1(value: &mut serde_json::Value) {
+    let Some(object) = value.as_object_mut() else { return };
+    object.insert("schema_version".into(), SCHEMA_VERSION.into());
+    let Some(guides) = object.get_mut("guides").and_then(|g| g.as_array_mut()) else {
+        return;
+    };
+    for guide in guides.iter_mut().filter_map(|g| g.as_object_mut()) {
+        guide.entry("printer").or_insert_with(|| V1_PRINTER.into());
+    }
+}
+
+/// Turns a deserialisation error into a [`PlanError`], preferring "unsupported version" when the document says it
+/// is of a version this build does not read (its other errors would only be symptoms of that).
+fn parse_error(text: &str, e: serde_path_to_error::Error<serde_json::Error>) -> PlanError {
+    if let Some(found) = document_version(text) {
+        if found != u64::from(SCHEMA_VERSION) && found != 1 {
             return PlanError::SchemaVersion {
-                found: v.schema_version,
+                found,
                 expected: SCHEMA_VERSION,
             };
         }

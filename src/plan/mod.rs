@@ -9,7 +9,8 @@
 //! - all geometry is in DICOM patient LPS millimetres, the frame of the loaded CT, with units in the field names;
 //! - the CT is referenced by a hash of the loaded volume ([`ct_sha256`]), not by file names;
 //! - changes go through [`Edit`]s with exact undo ([`History`]), and are validated before they land;
-//! - [`evaluate`] measures the plan against its bone ([`plan_bone`]) and lists the findings a reviewer must see.
+//! - [`evaluate`] measures the plan against a given bone and lists the findings a reviewer must see; the plan reads
+//!   no file but its own (obtaining the bone is `crate::case`'s work).
 //!
 //! The format is described field by field in `docs/PLAN_FORMAT.md`; [`json_schema`] gives the JSON Schema
 //! (committed as `docs/plan.schema.json`).
@@ -26,15 +27,15 @@ pub use ct::{ct_path_hint, ct_sha256, CT_HASH_HEADER};
 pub use edit::{Edit, Element, ElementKind, History, Undo};
 pub use error::PlanError;
 pub use evaluate::{
-    evaluate, evaluate_with, plan_bone, plan_ct_path, Between, BoneOrigin, BoneSummary, Clearance, DrillEvaluation,
-    DrillPairEvaluation, EvaluateError, EvaluateOptions, Evaluation, Finding, GuideEvaluation, IntervalSummary,
-    LoopSummary, PlanBone, PlaneCrossing, PlaneEvaluation, PlanePairEvaluation, ScrewSummary, Severity,
-    DEFAULT_INCIDENCE_WARNING_DEG, DEFAULT_OVERSHOOT_WARNING_MM, DRILL_DIAMETER_MATCH_MM,
+    evaluate, evaluate_with, Between, BoneSummary, Clearance, DrillEvaluation, DrillPairEvaluation, EvaluateError,
+    EvaluateOptions, Evaluation, GuideEvaluation, IntervalSummary, LoopSummary, PlaneCrossing, PlaneEvaluation,
+    PlanePairEvaluation, ScrewSummary, DEFAULT_INCIDENCE_WARNING_DEG, DEFAULT_OVERSHOOT_WARNING_MM,
+    DRILL_DIAMETER_MATCH_MM,
 };
 pub use io::{json_schema, sha256_hex};
 pub use model::{
     Approval, BoneModelRef, BoneSource, CaseId, CaseIdError, CtReference, CuttingPlane, Decision, DrillTrajectory,
     Footprint, GuideSpec, Landmark, Plan, ResectedSide, Segmentation, Structure, StructureKind, CASE_ID_MAX_CHARS,
-    SCHEMA_VERSION,
+    SCHEMA_VERSION, V1_PRINTER,
 };
-pub use validate::{BLADE_THICKNESS_RANGE_MM, DRILL_DIAMETER_RANGE_MM, NAME_MAX_CHARS, UNIT_LENGTH_TOLERANCE};
+pub use validate::{NAME_MAX_CHARS, UNIT_LENGTH_TOLERANCE};

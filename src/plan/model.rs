@@ -44,8 +44,13 @@ impl<T: JsonSchema> JsonSchema for Nullable<T> {
     }
 }
 
-/// Version of the plan format this build reads and writes.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Version of the plan format this build writes. It also reads version 1 (before guides named their printer), see
+/// [`Plan::from_json`].
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// The printer profile of guides in version 1 plans, which did not name one: `guidesmith build` used it when no
+/// `--printer` was given.
+pub const V1_PRINTER: &str = "sla";
 
 /// Longest case ID, in characters.
 pub const CASE_ID_MAX_CHARS: usize = 64;
@@ -292,8 +297,9 @@ pub struct CuttingPlane {
     pub point_mm: [f64; 3],
     /// Unit normal.
     pub normal: [f64; 3],
-    /// Saw blade thickness, mm, 0.2 to 3.0.
-    #[schemars(range(min = 0.2, max = 3.0))]
+    /// Saw blade thickness, mm, 0.4 to 1.25 (`template::BLADE_THICKNESS_RANGE_MM`, the range a guide's slot
+    /// accepts; a test keeps the two equal).
+    #[schemars(range(min = 0.4, max = 1.25))]
     pub blade_thickness_mm: f64,
     /// Which side of the normal is removed.
     pub resected_side: ResectedSide,
@@ -331,6 +337,10 @@ pub struct GuideSpec {
     /// Template name.
     #[schemars(length(min = 1))]
     pub template: String,
+    /// Printer profile (`sla`, `fdm`, `sls` in `templates/printers.toml`): it sets the bone offset and the
+    /// clearances, so it is part of the plan and of its hash.
+    #[schemars(length(min = 1))]
+    pub printer: String,
     /// Template parameters (names end with their unit, e.g. `pad_thickness_mm`).
     pub parameters: BTreeMap<String, f64>,
     /// Names of the cutting planes the guide carries a slot for.

@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use super::error::PlanError;
 use super::model::{Plan, SCHEMA_VERSION};
 use crate::catalogue::Catalogue;
+use crate::template::{BLADE_THICKNESS_RANGE_MM, DRILL_DIAMETER_RANGE_MM};
 
 /// How far a stored unit vector's length may be from 1. Commands store `v / |v|`, whose length is within a few
 /// ulps (~1e-16) of 1; a hand-edited file with 9 or more significant digits passes; anything visibly off (a typo,
@@ -16,13 +17,6 @@ pub const UNIT_LENGTH_TOLERANCE: f64 = 1e-9;
 
 /// Longest element name, in characters (fits a label on a guide and a line in a report).
 pub const NAME_MAX_CHARS: usize = 64;
-
-/// Saw blade thickness range, mm: 0.2 mm is below the thinnest oscillating saw blade (0.25 mm), 3.0 mm above the
-/// thickest piezo/ultrasonic inserts and burs used for osteotomies.
-pub const BLADE_THICKNESS_RANGE_MM: (f64, f64) = (0.2, 3.0);
-
-/// Drill bit diameter range, mm: from the 0.5 mm K-wire/pilot drills to 6 mm (implant bed drills).
-pub const DRILL_DIAMETER_RANGE_MM: (f64, f64) = (0.5, 6.0);
 
 impl Plan {
     /// Checks every rule against the built-in screw catalogue ([`Catalogue::builtin`]).
@@ -116,7 +110,7 @@ impl Plan {
             in_range(
                 &format!("{p}.blade_thickness_mm"),
                 c.blade_thickness_mm,
-                BLADE_THICKNESS_RANGE_MM,
+                &BLADE_THICKNESS_RANGE_MM,
             )?;
         }
 
@@ -127,7 +121,7 @@ impl Plan {
             finite3(&format!("{p}.entry_mm"), &d.entry_mm)?;
             unit3(&format!("{p}.direction"), &d.direction)?;
             positive(&format!("{p}.length_mm"), d.length_mm)?;
-            in_range(&format!("{p}.diameter_mm"), d.diameter_mm, DRILL_DIAMETER_RANGE_MM)?;
+            in_range(&format!("{p}.diameter_mm"), d.diameter_mm, &DRILL_DIAMETER_RANGE_MM)?;
             if let (Some(system), Some(catalogue)) = (&d.screw_system, catalogue) {
                 catalogue
                     .get(system)
@@ -141,6 +135,8 @@ impl Plan {
             names.add(&p, &g.name)?;
             non_empty(&format!("{p}.template"), &g.template)?;
             printable(&format!("{p}.template"), &g.template)?;
+            non_empty(&format!("{p}.printer"), &g.printer)?;
+            printable(&format!("{p}.printer"), &g.printer)?;
             for (key, value) in &g.parameters {
                 let kp = format!("{p}.parameters.{key}");
                 if key.is_empty() || key.chars().any(char::is_control) {
@@ -297,10 +293,15 @@ fn non_negative(path: &str, v: f64) -> Result<(), PlanError> {
     Ok(())
 }
 
-fn in_range(path: &str, v: f64, (min, max): (f64, f64)) -> Result<(), PlanError> {
+/// A value in `range`, mm. The blade and drill ranges are the ones the guide's tolerance model accepts
+/// (`template::tolerance`), so a plan that passes here is not refused by `build` for its instruments.
+fn in_range(path: &str, v: f64, range: &std::ops::RangeInclusive<f64>) -> Result<(), PlanError> {
     finite(path, v)?;
-    if !(min..=max).contains(&v) {
-        return Err(PlanError::invalid(path, format!("{v} is outside {min}..={max} mm")));
+    if !range.contains(&v) {
+        return Err(PlanError::invalid(
+            path,
+            format!("{v} is outside {}..={} mm", range.start(), range.end()),
+        ));
     }
     Ok(())
 }

@@ -310,7 +310,16 @@ pub fn render(scene: &Scene, view: View, width: u32, height: u32, focus: Option<
 
 /// Writes `image` as an 8-bit RGB PNG, atomically.
 pub fn write_png(image: &RgbImage, path: &Path) -> Result<(), RenderError> {
-    let bytes = png_bytes(image).map_err(|e| match e {
+    let bytes = encode_png(image, path)?;
+    write_atomic(path, |w| w.write_all(&bytes)).map_err(|e| RenderError::Write {
+        path: path.to_path_buf(),
+        detail: e.to_string(),
+    })
+}
+
+/// `image` as the bytes of an 8-bit RGB PNG; `path` is where it is meant to go (named in errors).
+pub fn encode_png(image: &RgbImage, path: &Path) -> Result<Vec<u8>, RenderError> {
+    png_bytes(image).map_err(|e| match e {
         PngError::Empty => RenderError::EmptyImage {
             path: path.to_path_buf(),
             width: image.width,
@@ -320,10 +329,6 @@ pub fn write_png(image: &RgbImage, path: &Path) -> Result<(), RenderError> {
             path: path.to_path_buf(),
             detail,
         },
-    })?;
-    write_atomic(path, |w| w.write_all(&bytes)).map_err(|e| RenderError::Write {
-        path: path.to_path_buf(),
-        detail: e.to_string(),
     })
 }
 

@@ -132,6 +132,9 @@ pub enum SegmentError {
         /// Name of the step after which the mask was empty.
         step: &'static str,
     },
+    /// The front end cancelled the segmentation.
+    #[error(transparent)]
+    Cancelled(#[from] crate::progress::Cancelled),
 }
 
 fn describe_nearest(nearest_mm: Option<[f64; 3]>, distance_mm: Option<f64>) -> String {

@@ -27,6 +27,7 @@ use super::mask::Mask;
 use super::morphology::{close_mm, open_mm, radius_sq};
 use super::threshold::{threshold, HuRange};
 use crate::grid::GridGeometry;
+use crate::progress::{NoProgress, Progress};
 use nalgebra::{Point3, Vector3};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -118,6 +119,16 @@ impl SegmentRecipe {
     /// Runs the recipe; see [`apply`].
     pub fn apply(&self, geometry: &GridGeometry, hu: &[i16]) -> Result<(Mask, SegmentStats), SegmentError> {
         apply(self, geometry, hu)
+    }
+
+    /// Runs the recipe, stopping with [`SegmentError::Cancelled`] between steps once `progress` is cancelled.
+    pub fn apply_with(
+        &self,
+        geometry: &GridGeometry,
+        hu: &[i16],
+        progress: &dyn Progress,
+    ) -> Result<(Mask, SegmentStats), SegmentError> {
+        apply_with(self, geometry, hu, progress)
     }
 
     /// Checks every parameter that does not depend on the volume, so a bad recipe fails before any work.
@@ -266,44 +277,61 @@ pub fn apply(
     geometry: &GridGeometry,
     hu: &[i16],
 ) -> Result<(Mask, SegmentStats), SegmentError> {
+    apply_with(recipe, geometry, hu, &NoProgress)
+}
+
+/// [`apply`], cancellable between steps through `progress`.
+pub fn apply_with(
+    recipe: &SegmentRecipe,
+    geometry: &GridGeometry,
+    hu: &[i16],
+    progress: &dyn Progress,
+) -> Result<(Mask, SegmentStats), SegmentError> {
     recipe.validate()?;
     let mut stats = SegmentStats::default();
     let mut mask = threshold(geometry, hu, recipe.hu)?;
     stats.record(Step::Threshold, &mask)?;
+    progress.checkpoint()?;
 
     for b in &recipe.crops {
         crop_to_box_mm(&mut mask, Point3::from(b.min_mm), Point3::from(b.max_mm))?;
     }
     if !recipe.crops.is_empty() {
         stats.record(Step::Crop, &mask)?;
+        progress.checkpoint()?;
     }
     for p in &recipe.cut_planes {
         cut_plane(&mut mask, Point3::from(p.point_mm), Vector3::from(p.normal))?;
     }
     if !recipe.cut_planes.is_empty() {
         stats.record(Step::CutPlanes, &mask)?;
+        progress.checkpoint()?;
     }
     for b in &recipe.cut_boxes {
         cut_box_mm(&mut mask, Point3::from(b.min_mm), Point3::from(b.max_mm))?;
     }
     if !recipe.cut_boxes.is_empty() {
         stats.record(Step::CutBoxes, &mask)?;
+        progress.checkpoint()?;
     }
 
     let mut morphology_ran = false;
     if recipe.close_mm > 0.0 {
         mask = close_mm(&mask, recipe.close_mm)?;
         stats.record(Step::Close, &mask)?;
+        progress.checkpoint()?;
         morphology_ran = true;
     }
     if recipe.open_mm > 0.0 {
         mask = open_mm(&mask, recipe.open_mm)?;
         stats.record(Step::Open, &mask)?;
+        progress.checkpoint()?;
         morphology_ran = true;
     }
     if morphology_ran && recipe.has_cuts() {
         recipe.cut(&mut mask)?;
         stats.record(Step::Recut, &mask)?;
+        progress.checkpoint()?;
     }
 
     match &recipe.keep {
@@ -324,20 +352,24 @@ pub fn apply(
                 Keep::All => mask,
             };
             stats.record(Step::Keep, &mask)?;
+            progress.checkpoint()?;
         }
     }
 
     if recipe.fill_cavities {
         mask = fill_cavities(&mask)?;
         stats.record(Step::FillCavities, &mask)?;
+        progress.checkpoint()?;
     }
     if recipe.fill_holes_2d {
         mask = fill_holes_slice_by_slice(&mask)?;
         stats.record(Step::FillHoles2d, &mask)?;
+        progress.checkpoint()?;
     }
     if (recipe.fill_cavities || recipe.fill_holes_2d) && recipe.has_cuts() {
         recipe.cut(&mut mask)?;
         stats.record(Step::Recut, &mask)?;
+        progress.checkpoint()?;
     }
     Ok((mask, stats))
 }

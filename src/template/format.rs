@@ -193,8 +193,33 @@ pub struct ResolvedParams {
     pub drill: Option<DrillParams>,
     /// Fixation holes.
     pub fixation: FixationParams,
-    /// Every value by name, for the manifest.
-    pub values: BTreeMap<String, f64>,
+    /// Every parameter with its value, unit and where the value came from, sorted by name (for the manifest).
+    pub parameters: Vec<ResolvedParameter>,
+}
+
+/// Where a resolved parameter's value came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ParameterSource {
+    /// The template's default.
+    Default,
+    /// The printer profile (bone offset, printer clearance).
+    Printer,
+    /// The plan's guide overrides it.
+    Plan,
+}
+
+/// One template parameter after resolution.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ResolvedParameter {
+    /// Parameter name (`pad_thickness_mm`).
+    pub name: String,
+    /// Its value, in `unit`.
+    pub value: f64,
+    /// `mm` or `count`.
+    pub unit: String,
+    /// Where the value came from.
+    pub source: ParameterSource,
 }
 
 /// A template file of a folder that could not be used, and why.
@@ -383,17 +408,22 @@ impl Template {
             });
         }
         let mut values = BTreeMap::new();
+        let mut parameters = Vec::with_capacity(self.parameters.len());
         for (name, spec) in &self.parameters {
-            let (value, source) = match (overrides.get(name), &spec.default) {
-                (Some(v), _) => (*v, "; given as an override".to_string()),
-                (None, DefaultValue::Number(v)) => (*v, String::new()),
+            let (value, from, source) = match (overrides.get(name), &spec.default) {
+                (Some(v), _) => (*v, ParameterSource::Plan, "; given as an override".to_string()),
+                (None, DefaultValue::Number(v)) => (*v, ParameterSource::Default, String::new()),
                 (None, DefaultValue::Keyword(_)) => {
                     let v = if name == "bone_offset_mm" {
                         printer.bone_offset_mm
                     } else {
                         printer.printer_clearance_mm
                     };
-                    (v, format!("; from printer profile {:?}", printer.name))
+                    (
+                        v,
+                        ParameterSource::Printer,
+                        format!("; from printer profile {:?}", printer.name),
+                    )
                 }
             };
             let whole = spec.unit != "count" || value.fract() == 0.0;
@@ -413,6 +443,12 @@ impl Template {
                 });
             }
             values.insert(name.clone(), value);
+            parameters.push(ResolvedParameter {
+                name: name.clone(),
+                value,
+                unit: spec.unit.clone(),
+                source: from,
+            });
         }
         let get = |name: &str| -> Result<f64, TemplateError> {
             values.get(name).copied().ok_or_else(|| TemplateError::Inconsistent {
@@ -486,7 +522,7 @@ impl Template {
                 hole_count: get("fixation_hole_count")? as u32,
                 hole_diameter_mm: get("fixation_hole_diameter_mm")?,
             },
-            values,
+            parameters,
         })
     }
 }

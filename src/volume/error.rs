@@ -73,4 +73,7 @@ pub enum VolumeError {
         /// The number of voxels requested.
         voxels: u128,
     },
+    /// The front end cancelled the load.
+    #[error(transparent)]
+    Cancelled(#[from] crate::progress::Cancelled),
 }

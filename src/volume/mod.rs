@@ -269,22 +269,30 @@ fn series_key(h: &SliceHeader) -> String {
     )
 }
 
+/// A file and what its header pass gave.
+type HeaderResult = (PathBuf, Result<Vec<SliceHeader>, SkipReason>);
+
 /// Read the headers of every file under `input` and group the images into series.
 pub fn scan(input: &Path, progress: &dyn Progress) -> Result<Scan, VolumeError> {
     let mut skipped = Vec::new();
     let files = collect_files(input, &mut skipped)?;
     progress.begin("reading headers", files.len() as u64);
-    let results: Vec<(PathBuf, Result<Vec<SliceHeader>, SkipReason>)> = files
+    // A file after a cancel is not read (`None`); the cancel is reported once all workers have stopped.
+    let results: Vec<Option<HeaderResult>> = files
         .par_iter()
         .map(|f| {
+            if progress.is_cancelled() {
+                return None;
+            }
             let r = header::read_header(f);
             progress.advance(1);
-            (f.clone(), r)
+            Some((f.clone(), r))
         })
         .collect();
     progress.end();
+    progress.checkpoint()?;
     let mut groups: BTreeMap<String, Vec<SliceHeader>> = BTreeMap::new();
-    for (path, result) in results {
+    for (path, result) in results.into_iter().flatten() {
         match result {
             Ok(headers) => {
                 for h in headers {
@@ -534,6 +542,9 @@ fn load_planned(
     let results: Vec<Result<u64, (PathBuf, String)>> = jobs
         .par_iter_mut()
         .map(|(header, frames)| {
+            if progress.is_cancelled() {
+                return Ok(0);
+            }
             let r = decode::decode_file_frames(header, frames)
                 .map(|s| s.clamped)
                 .map_err(|e| (header.path.to_path_buf(), e));
@@ -543,6 +554,7 @@ fn load_planned(
         .collect();
     progress.end();
     drop(jobs);
+    progress.checkpoint()?;
     let mut clamped = 0u64;
     let mut bad = Vec::new();
     for r in results {
@@ -567,6 +579,7 @@ fn load_planned(
                 voxels: plan.geometry.len() as u128,
             });
         }
+        progress.checkpoint()?;
         progress.begin("resampling", 1);
         let mut out = vec![0i16; plan.geometry.len()];
         assemble::resample_into(plan, rows, columns, &stack, &mut out);

@@ -57,3 +57,145 @@ pub fn phantom_bone(
     .expect("bone")
     .mesh
 }
+
+/// The proptest configuration of every property test: `cases` cases from a fixed seed, so `cargo test` gives the
+/// same answer on every run. `GUIDESMITH_PROPTEST_FRESH=1` draws from a fresh random seed and runs ten times as many
+/// cases (`GUIDESMITH_PROPTEST_CASES` sets the count), for an opt-in search for new failures. Failures are kept in
+/// the `*.proptest-regressions` file beside the test and replayed first on every run.
+pub fn proptest_config(cases: u32) -> proptest::test_runner::Config {
+    use proptest::test_runner::{Config, FileFailurePersistence, RngSeed};
+    let fresh = std::env::var_os("GUIDESMITH_PROPTEST_FRESH").is_some_and(|v| v != "0");
+    let cases = std::env::var("GUIDESMITH_PROPTEST_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(if fresh { 10 * cases } else { cases });
+    Config {
+        cases,
+        rng_seed: if fresh {
+            RngSeed::Random
+        } else {
+            RngSeed::Fixed(PROPTEST_SEED)
+        },
+        failure_persistence: Some(Box::new(FileFailurePersistence::SourceParallel("proptest-regressions"))),
+        ..Config::default()
+    }
+}
+
+/// The fixed seed of [`proptest_config`].
+pub const PROPTEST_SEED: u64 = 0x6775_6964_6573_6d74;
+
+/// What a guide of a plan came to, confirmed from its own mesh independently of the checker's verdict.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verified {
+    /// Passed every check, and the solid is valid, one piece, outward, on the plan, clear of the bone.
+    Passed,
+    /// Refused before it was built, for a problem of the plan (the code says which).
+    Refused(guidesmith::finding::FindingCode),
+    /// Built, failed these checks, each confirmed by measuring the mesh again.
+    Failed(Vec<guidesmith::finding::FindingCode>),
+}
+
+/// Confirms `planned`'s outcome from its mesh: a pass is re-verified (valid closed solid, one piece, positive
+/// volume, walls, slots and channels against the tolerances, no overlap with the bone, removable); a refusal must be
+/// a plan problem with its code; a failed check must be true of the mesh. `Err` says what the checker got wrong.
+pub fn verify_guide(planned: &guidesmith::case::PlannedGuide) -> Result<Verified, String> {
+    use guidesmith::case::GuideOutcome;
+    use guidesmith::finding::FindingCode as C;
+    use guidesmith::guide::check::{
+        CHANNEL_ANGLE_TOL_DEG, CHANNEL_OFFSET_TOL_MM, SLOT_ANGLE_TOL_DEG, SLOT_OFFSET_TOL_MM, SLOT_WIDTH_TOL_MM,
+    };
+    use guidesmith::mesh::MeshReport;
+    let (built, check) = match &planned.outcome {
+        GuideOutcome::Refused(f) => {
+            if !f.code.is_plan_problem() {
+                return Err(format!("{}: refused for a reason of the engine: {f}", planned.name));
+            }
+            if f.element != format!("guides/{}", planned.name) {
+                return Err(format!("{}: the refusal names {} instead", planned.name, f.element));
+            }
+            return Ok(Verified::Refused(f.code));
+        }
+        GuideOutcome::Built { guide, check } => (guide, check),
+    };
+    let report = MeshReport::new(&built.mesh);
+    let slots_ok = check.slots.len() == built.slots.len()
+        && check.slots.iter().all(|s| {
+            s.offset_mm.abs() <= SLOT_OFFSET_TOL_MM
+                && s.angle_deg <= SLOT_ANGLE_TOL_DEG
+                && (s.width_mm - s.expected_width_mm).abs() <= SLOT_WIDTH_TOL_MM
+        });
+    let channels_ok = check.channels.len() == built.channels.len()
+        && check
+            .channels
+            .iter()
+            .all(|c| c.offset_mm <= CHANNEL_OFFSET_TOL_MM && c.angle_deg <= CHANNEL_ANGLE_TOL_DEG);
+    let walls_ok = check.walls.thinnest_mm >= built.params.min_wall_mm - 1e-3;
+    if check.passed {
+        let fail = |what: String| Err(format!("{}: passed its checks but {what}", planned.name));
+        if !report.is_valid() {
+            return fail(format!("the mesh is not valid: {report}"));
+        }
+        if report.components != 1 {
+            return fail(format!("it is in {} pieces", report.components));
+        }
+        if built.mesh.signed_volume_mm3() <= 0.0 {
+            return fail("its volume is not positive (inward normals)".into());
+        }
+        if !walls_ok {
+            return fail(format!("a wall is {:.3} mm", check.walls.thinnest_mm));
+        }
+        if !slots_ok || !channels_ok {
+            return fail(format!(
+                "a slot or channel is off the plan: {:?} {:?}",
+                check.slots, check.channels
+            ));
+        }
+        if check.contact.inside_bone != 0 || check.blocked_on_removal != 0 {
+            return fail(format!(
+                "it overlaps the bone or cannot be removed: {:?}",
+                check.contact
+            ));
+        }
+        return Ok(Verified::Passed);
+    }
+    let mut codes = Vec::new();
+    for f in &check.findings {
+        let confirmed = match f.code {
+            C::GuideNotClosed => {
+                report.boundary_edges.count
+                    + report.non_manifold_edges.count
+                    + report.inconsistent_edges.count
+                    + report.non_manifold_vertices.count
+                    + report.invalid_triangles.count
+                    > 0
+            }
+            C::GuideInward => report.inward_components.count > 0,
+            C::GuideSelfIntersecting => report.self_intersections.count > 0,
+            C::GuideDegenerateTriangles => report.degenerate_triangles.count > 0,
+            C::GuideInPieces => report.components != 1,
+            C::SlotOffPlan => !slots_ok,
+            C::ChannelOffPlan => !channels_ok || check.channels.iter().any(|c| !c.ok),
+            C::ContactGapTooSmall => !check.contact.ok,
+            C::GuideInsideBone => check.contact.inside_bone > 0,
+            C::RemovalBlocked => check.blocked_on_removal > 0,
+            C::WallTooThin => !walls_ok,
+            other => {
+                return Err(format!(
+                    "{}: a check reported the code {other}, which is not a check",
+                    planned.name
+                ))
+            }
+        };
+        if !confirmed {
+            return Err(format!("{}: the finding {f} is not true of the mesh", planned.name));
+        }
+        if f.element != format!("guides/{}", planned.name) {
+            return Err(format!("{}: the finding names {} instead", planned.name, f.element));
+        }
+        codes.push(f.code);
+    }
+    if codes.is_empty() {
+        return Err(format!("{}: failed without a finding", planned.name));
+    }
+    Ok(Verified::Failed(codes))
+}

@@ -1,0 +1,211 @@
+//! A case's bone: obtained for a saved plan (its CT loaded and hash-checked and its segmentation re-run, or its STL
+//! models read and hash-checked), or made for a new plan.
+//!
+//! Why the bone is never cached: the plan records how to make it (the CT's hash and the segmentation recipe, or the
+//! models' hashes), so the same plan gives the same bone on any machine, and a changed CT or model is caught by its
+//! hash instead of silently used.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::CaseError;
+use crate::bone::{self, BoneModel, SurfaceOptions};
+use crate::mesh::Mesh;
+use crate::plan::{ct_path_hint, sha256_hex, BoneSource, CaseId, CtReference, Plan, Segmentation, SCHEMA_VERSION};
+use crate::progress::Progress;
+use crate::volume::{SkippedFile, VolumeError};
+
+/// Where a case's bone came from, for display.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "source")]
+pub enum BoneOrigin {
+    /// The plan's segmentation re-run on its CT (hash verified).
+    Segmentation {
+        /// The CT folder or file loaded.
+        ct_path: String,
+    },
+    /// The plan's STL models (hashes verified), merged.
+    Models {
+        /// The files read.
+        paths: Vec<String>,
+    },
+}
+
+/// The bone of a plan and where it came from.
+#[derive(Clone, Debug)]
+pub struct CaseBone {
+    /// The bone surface, LPS mm.
+    pub mesh: Mesh,
+    /// Where it came from.
+    pub origin: BoneOrigin,
+}
+
+/// Where the plan's CT is looked for: `ct_override`, else the plan's `ct.path` relative to the folder of
+/// `plan_path` (or as is when absolute). `None` when the plan has no CT.
+pub fn plan_ct_path(plan: &Plan, plan_path: &Path, ct_override: Option<&Path>) -> Option<PathBuf> {
+    let base = plan_path.parent().unwrap_or(Path::new(""));
+    match (ct_override, &plan.ct) {
+        (Some(p), _) => Some(p.to_path_buf()),
+        (None, Some(reference)) => Some(base.join(&reference.path)),
+        (None, None) => None,
+    }
+}
+
+/// The bone of the plan saved at `plan_path`: its segmentation re-run on its CT (found as [`plan_ct_path`] says,
+/// the series with the recorded SeriesInstanceUID if the input has it, else the default choice; the CT's hash
+/// verified before anything else), or else its STL bone models (each file's SHA-256 verified) merged into one mesh.
+pub fn open_bone(
+    plan: &Plan,
+    plan_path: &Path,
+    ct_override: Option<&Path>,
+    progress: &dyn Progress,
+) -> Result<CaseBone, CaseError> {
+    if let (Some(reference), Some(seg)) = (&plan.ct, &plan.bone.segmentation) {
+        let path = plan_ct_path(plan, plan_path, ct_override).unwrap_or_default();
+        let series = (!reference.series_uid.is_empty()).then_some(reference.series_uid.as_str());
+        // The recorded series when the input holds it; else the default choice, and the hash decides.
+        let loaded = match crate::volume::load(&path, series, progress) {
+            Err(VolumeError::SeriesNotFound { .. }) if series.is_some() => crate::volume::load(&path, None, progress),
+            other => other,
+        };
+        let (volume, _) = loaded.map_err(|error| load_error(&path, error))?;
+        reference.verify(&volume).map_err(|error| CaseError::CtMismatch {
+            path: path.clone(),
+            error,
+        })?;
+        let mesh = bone::extract_bone(&volume, &seg.recipe, &surface_options(seg), progress)?.mesh;
+        return Ok(CaseBone {
+            mesh,
+            origin: BoneOrigin::Segmentation {
+                ct_path: path.display().to_string(),
+            },
+        });
+    }
+    let base = plan_path.parent().unwrap_or(Path::new(""));
+    let mut mesh = Mesh::default();
+    let mut paths = Vec::with_capacity(plan.bone.models.len());
+    for model in &plan.bone.models {
+        progress.checkpoint()?;
+        let path = base.join(&model.path);
+        let bytes = std::fs::read(&path).map_err(|error| CaseError::ReadModel {
+            name: model.name.clone(),
+            path: path.clone(),
+            error,
+        })?;
+        let actual = sha256_hex(&bytes);
+        if actual != model.sha256 {
+            return Err(CaseError::ModelMismatch {
+                name: model.name.clone(),
+                path,
+                expected: model.sha256.clone(),
+                actual,
+            });
+        }
+        let model_err = |error| CaseError::Model {
+            name: model.name.clone(),
+            error,
+        };
+        let part = crate::mesh::read_stl(&bytes[..], &path.display().to_string()).map_err(model_err)?;
+        mesh.merge(&part).map_err(model_err)?;
+        paths.push(path.display().to_string());
+    }
+    if mesh.triangles.is_empty() {
+        return Err(CaseError::NoBone);
+    }
+    Ok(CaseBone {
+        mesh,
+        origin: BoneOrigin::Models { paths },
+    })
+}
+
+/// A volume error as a case error: a cancel stays a cancel, anything else names the CT path.
+fn load_error(path: &Path, error: VolumeError) -> CaseError {
+    match error {
+        VolumeError::Cancelled(c) => CaseError::Cancelled(c),
+        error => CaseError::LoadCt {
+            path: path.to_path_buf(),
+            error,
+        },
+    }
+}
+
+/// The surface options a plan's segmentation records.
+fn surface_options(seg: &Segmentation) -> SurfaceOptions {
+    SurfaceOptions {
+        smooth_iterations: seg.smooth_iterations as usize,
+        decimate_keep_fraction: seg.decimate_keep_fraction,
+        ..SurfaceOptions::default()
+    }
+}
+
+/// A new plan and what was found making it.
+#[derive(Clone, Debug)]
+pub struct NewPlan {
+    /// The plan (no elements yet), to be saved where it was planned to go.
+    pub plan: Plan,
+    /// The bone it refers to, with its checks.
+    pub bone: BoneModel,
+    /// Files of the CT input that were skipped, with the reason.
+    pub skipped: Vec<SkippedFile>,
+    /// Warnings about the CT series (resampling, gaps).
+    pub warnings: Vec<String>,
+}
+
+/// A new plan for case `case_id` on the CT at `ct` (series `series`, or the default choice), its bone segmented as
+/// `segmentation` says; the plan will be saved at `plan_path` (the CT is recorded relative to the plan's folder when
+/// it lies inside it).
+pub fn new_plan_from_ct(
+    ct: &Path,
+    series: Option<&str>,
+    case_id: CaseId,
+    segmentation: Segmentation,
+    plan_path: &Path,
+    progress: &dyn Progress,
+) -> Result<NewPlan, CaseError> {
+    let (volume, scan) = crate::volume::load(ct, series, progress).map_err(|error| load_error(ct, error))?;
+    let bone = bone::extract_bone(&volume, &segmentation.recipe, &surface_options(&segmentation), progress)?;
+    let ct_abs = ct.canonicalize().map_err(|e| CaseError::Output {
+        path: ct.to_path_buf(),
+        detail: format!("cannot resolve the CT path: {e}"),
+    })?;
+    let hint = ct_path_hint(&absolute_file_path(plan_path)?, &ct_abs);
+    let plan = Plan {
+        schema_version: SCHEMA_VERSION,
+        case_id,
+        ct: Some(CtReference::from_volume(&volume, &hint)),
+        bone: BoneSource {
+            segmentation: Some(segmentation),
+            models: Vec::new(),
+        },
+        landmarks: Vec::new(),
+        structures: Vec::new(),
+        planes: Vec::new(),
+        drills: Vec::new(),
+        guides: Vec::new(),
+        approvals: Vec::new(),
+    };
+    Ok(NewPlan {
+        plan,
+        bone,
+        skipped: scan.skipped,
+        warnings: volume.series.warnings.clone(),
+    })
+}
+
+/// `path` with its folder made absolute (the file itself need not exist yet).
+pub(crate) fn absolute_file_path(path: &Path) -> Result<PathBuf, CaseError> {
+    let folder = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let folder = folder.canonicalize().map_err(|e| CaseError::Output {
+        path: folder.clone(),
+        detail: format!("the folder of {} cannot be used: {e}", path.display()),
+    })?;
+    let name = path.file_name().ok_or_else(|| CaseError::Output {
+        path: path.to_path_buf(),
+        detail: "names no file".to_string(),
+    })?;
+    Ok(folder.join(name))
+}

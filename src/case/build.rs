@@ -1,0 +1,350 @@
+//! From a plan to files for the print lab: every guide of the plan built and checked, and only if all pass, exported
+//! with review images.
+//!
+//! Why all-or-nothing: a lab receives a set of guides for one operation; a set with one guide silently missing is
+//! worse than a clear refusal. Each guide's outcome is kept (a refused guide as a [`Finding`] with its code, a built
+//! one with its checks), so a front end can show every problem at once; writing refuses while any guide has a
+//! finding, and then writes nothing.
+//!
+//! Why the printer can be overridden here and not only in the plan: a print lab may print on another machine than
+//! the one planned. The plan's printer is what was approved; an override is recorded next to it in the manifest.
+
+use std::path::Path;
+
+use super::CaseError;
+use crate::export::{export_guides, sanitize_file_component, Attachment, ExportInfo, ExportSummary, GuideExport};
+use crate::finding::{element, Finding, FindingCode};
+use crate::guide::build::{build_guide, BuiltGuide, ChannelSpec, GuideRequest, SlotSpec, DEFAULT_GRID_MM};
+use crate::guide::check::{check_guide, GuideCheck};
+use crate::measure::BoneQuery;
+use crate::mesh::{BoundingBox, Mesh};
+use crate::plan::{GuideSpec, Plan};
+use crate::progress::Progress;
+use crate::render::{encode_png, grown, render, render_views, RgbImage, Scene, View, BONE_COLOUR, GUIDE_COLOUR};
+use crate::template::{builtin_printers, builtin_template};
+
+/// What became of one guide of the plan.
+#[derive(Clone, Debug)]
+pub enum GuideOutcome {
+    /// It was built and checked (its check may have failed: see [`GuideCheck::findings`]).
+    Built {
+        /// The solid and how it was placed.
+        guide: Box<BuiltGuide>,
+        /// Its checks.
+        check: Box<GuideCheck>,
+    },
+    /// It could not be built as planned.
+    Refused(Finding),
+}
+
+/// One guide of the plan and its outcome.
+#[derive(Clone, Debug)]
+pub struct PlannedGuide {
+    /// The guide's name in the plan.
+    pub name: String,
+    /// The printer profile the plan names for it.
+    pub printer_in_plan: String,
+    /// What became of it.
+    pub outcome: GuideOutcome,
+}
+
+impl PlannedGuide {
+    /// The guide's findings: its refusal, or its failed checks (empty when it passed).
+    pub fn findings(&self) -> Vec<Finding> {
+        match &self.outcome {
+            GuideOutcome::Built { check, .. } => check.findings.clone(),
+            GuideOutcome::Refused(f) => vec![f.clone()],
+        }
+    }
+
+    /// The built guide and its checks, if it was built.
+    pub fn built(&self) -> Option<(&BuiltGuide, &GuideCheck)> {
+        match &self.outcome {
+            GuideOutcome::Built { guide, check } => Some((guide, check)),
+            GuideOutcome::Refused(_) => None,
+        }
+    }
+}
+
+/// Every guide of a plan, in plan order.
+#[derive(Clone, Debug, Default)]
+pub struct CaseGuides {
+    /// The guides.
+    pub guides: Vec<PlannedGuide>,
+}
+
+impl CaseGuides {
+    /// Every finding of every guide, in plan order.
+    pub fn findings(&self) -> Vec<Finding> {
+        self.guides.iter().flat_map(PlannedGuide::findings).collect()
+    }
+
+    /// Whether every guide was built and passed every check.
+    pub fn all_passed(&self) -> bool {
+        self.guides.iter().all(|g| g.findings().is_empty())
+    }
+}
+
+/// The build request of each guide of `plan`, or the finding that stops it: an unknown template or printer,
+/// parameters the template refuses, a plane or drill the plan lacks. `printer_override` replaces every guide's
+/// printer profile (a print lab's own machine).
+pub fn guide_requests(plan: &Plan, printer_override: Option<&str>) -> Vec<Result<GuideRequest, Finding>> {
+    plan.guides
+        .iter()
+        .map(|g| guide_request(plan, g, printer_override))
+        .collect()
+}
+
+fn guide_request(plan: &Plan, g: &GuideSpec, printer_override: Option<&str>) -> Result<GuideRequest, Finding> {
+    let el = element("guides", &g.name);
+    let refuse = |code, message: String| Finding::error(code, el.clone(), format!("guide '{}': {message}", g.name));
+    let template = builtin_template(&g.template).map_err(|e| refuse(FindingCode::UnknownTemplate, e.to_string()))?;
+    let printer_name = printer_override.unwrap_or(&g.printer);
+    let printers = builtin_printers().map_err(|e| refuse(FindingCode::UnknownPrinter, e.to_string()))?;
+    let profile = printers
+        .get(printer_name)
+        .map_err(|e| refuse(FindingCode::UnknownPrinter, e.to_string()))?;
+    let params = template
+        .resolve(&g.parameters, profile)
+        .map_err(|e| refuse(FindingCode::TemplateParameterInvalid, e.to_string()))?;
+    let missing = |what: &str, name: &str| {
+        refuse(
+            FindingCode::GuideReferenceMissing,
+            format!("references {what} '{name}', which the plan does not have"),
+        )
+    };
+    let slots = g
+        .planes
+        .iter()
+        .map(|name| {
+            let p = plan
+                .planes
+                .iter()
+                .find(|p| &p.name == name)
+                .ok_or_else(|| missing("cutting plane", name))?;
+            Ok(SlotSpec {
+                name: p.name.clone(),
+                point_mm: p.point_mm,
+                normal: p.normal,
+                blade_thickness_mm: p.blade_thickness_mm,
+            })
+        })
+        .collect::<Result<Vec<_>, Finding>>()?;
+    let channels = g
+        .drills
+        .iter()
+        .map(|name| {
+            let d = plan
+                .drills
+                .iter()
+                .find(|d| &d.name == name)
+                .ok_or_else(|| missing("drill", name))?;
+            Ok(ChannelSpec {
+                name: d.name.clone(),
+                entry_mm: d.entry_mm,
+                direction: d.direction,
+                drill_diameter_mm: d.diameter_mm,
+            })
+        })
+        .collect::<Result<Vec<_>, Finding>>()?;
+    Ok(GuideRequest {
+        name: g.name.clone(),
+        params,
+        slots,
+        channels,
+        seating_direction: g.seating_direction,
+        footprint_mm: g.footprint.outline_mm.clone(),
+        grid_mm: DEFAULT_GRID_MM,
+    })
+}
+
+/// Builds and checks every guide of `plan` on `bone`. A guide that cannot be built is a [`GuideOutcome::Refused`]
+/// with its finding, not an error; errors are a bone that cannot be queried and a cancel.
+pub fn build_guides(
+    plan: &Plan,
+    bone: &Mesh,
+    printer_override: Option<&str>,
+    progress: &dyn Progress,
+) -> Result<CaseGuides, CaseError> {
+    let requests = guide_requests(plan, printer_override);
+    let query = BoneQuery::new(bone)?;
+    progress.begin("building guides", requests.len() as u64);
+    let mut guides = Vec::with_capacity(requests.len());
+    for (spec, request) in plan.guides.iter().zip(requests) {
+        let outcome = match request {
+            Err(finding) => GuideOutcome::Refused(finding),
+            Ok(request) => match build_guide(bone, &request, progress) {
+                Ok(built) => {
+                    progress.checkpoint()?;
+                    let check = check_guide(&built, &query);
+                    GuideOutcome::Built {
+                        guide: Box::new(built),
+                        check: Box::new(check),
+                    }
+                }
+                Err(e) => match e.finding() {
+                    Some(finding) => GuideOutcome::Refused(finding),
+                    None => return Err(CaseError::Cancelled(crate::progress::Cancelled)),
+                },
+            },
+        };
+        guides.push(PlannedGuide {
+            name: spec.name.clone(),
+            printer_in_plan: spec.printer.clone(),
+            outcome,
+        });
+        progress.advance(1);
+    }
+    progress.end();
+    Ok(CaseGuides { guides })
+}
+
+/// Writes the guides (only if every guide was built and passed every check), their review images and, last, the
+/// manifest into `out_dir`. Everything is made in memory first (cancellable), then written, so a cancel or a failure
+/// leaves no file.
+///
+/// Review images are not print files: `renders/<case>_<guide>.png` is a labelled contact sheet of the guide seated
+/// on the bone (along its seating direction, oblique, from above) and of its contact side alone, and
+/// `renders/<case>_overview.png` shows every guide on the bone. The manifest lists them with the print files.
+pub fn write_guides(
+    out_dir: &Path,
+    plan: &Plan,
+    bone: &Mesh,
+    guides: &CaseGuides,
+    progress: &dyn Progress,
+) -> Result<ExportSummary, CaseError> {
+    let findings = guides.findings();
+    if !findings.is_empty() {
+        return Err(CaseError::GuidesRefused(findings));
+    }
+    let built: Vec<(&PlannedGuide, &BuiltGuide, &GuideCheck)> = guides
+        .guides
+        .iter()
+        .filter_map(|g| g.built().map(|(b, c)| (g, b, c)))
+        .collect();
+    let plan_sha256 = plan.sha256();
+    let case_id = plan.case_id.to_string();
+    let renders = render_guides(
+        &case_id,
+        bone,
+        &built.iter().map(|(_, b, _)| *b).collect::<Vec<_>>(),
+        progress,
+    )?;
+    progress.checkpoint()?;
+    let info = ExportInfo {
+        case_id: &case_id,
+        plan_sha256: &plan_sha256,
+        software_version: env!("CARGO_PKG_VERSION"),
+    };
+    let exports: Vec<GuideExport<'_>> = built
+        .iter()
+        .map(|(planned, g, c)| GuideExport {
+            name: &g.name,
+            mesh: &g.mesh,
+            params: &g.params,
+            printer_in_plan: &planned.printer_in_plan,
+            checks: serde_json::to_value(c).unwrap_or(serde_json::Value::Null),
+        })
+        .collect();
+    Ok(export_guides(out_dir, &info, &exports, &renders)?)
+}
+
+/// Margin around a guide in its renders, mm: enough bone to see where the guide sits.
+const RENDER_MARGIN_MM: f64 = 12.0;
+/// Bone kept around a guide in its renders, mm: more than the margin, so the frame is full of bone.
+const RENDER_BONE_MARGIN_MM: f64 = 25.0;
+/// Margin around all guides in the overview, mm (the bone is cropped to it as well).
+const OVERVIEW_MARGIN_MM: f64 = 30.0;
+/// One contact-sheet cell, pixels.
+const RENDER_CELL: (u32, u32) = (640, 480);
+/// Overview image size, pixels.
+const OVERVIEW_SIZE: (u32, u32) = (1000, 750);
+/// Folder of the review images inside the export folder.
+const RENDERS_FOLDER: &str = "renders";
+
+/// The review images of `guides` on `bone` as PNG files (one contact sheet per guide and an overview), in memory.
+/// Cancellable between images.
+pub fn render_guides(
+    case_id: &str,
+    bone: &Mesh,
+    guides: &[&BuiltGuide],
+    progress: &dyn Progress,
+) -> Result<Vec<Attachment>, CaseError> {
+    progress.begin("rendering", guides.len() as u64 + 1);
+    let png = |image: &RgbImage, name: String| -> Result<Attachment, CaseError> {
+        let name = format!("{RENDERS_FOLDER}/{name}");
+        let bytes = encode_png(image, Path::new(&name))?;
+        Ok(Attachment { name, bytes })
+    };
+    let mut out = Vec::with_capacity(guides.len() + 1);
+    let mut overview = Scene::new();
+    let mut all: Option<BoundingBox> = None;
+    for g in guides {
+        progress.checkpoint()?;
+        overview.add(&g.mesh, GUIDE_COLOUR, 1.0);
+        let Some(bb) = g.mesh.bounding_box() else { continue };
+        all = Some(all.map_or(bb, |a| a.union(&bb)));
+        let focus = Some(grown(bb, RENDER_MARGIN_MM));
+        // Only the bone around the guide: the rest of a skull would hide it in some views.
+        let bone = &bone.triangles_touching(&grown(bb, RENDER_BONE_MARGIN_MM));
+        let seat = g.frame.w();
+        let up = pick_up(&seat);
+        let toward_bone: [f64; 3] = (-seat).into();
+        let oblique: [f64; 3] = (-seat + nalgebra::Vector3::new(0.0, 0.0, -0.6)).into();
+        let mut seated = Scene::new();
+        seated.add(bone, BONE_COLOUR, 1.0);
+        seated.add(&g.mesh, GUIDE_COLOUR, 1.0);
+        let views = [
+            ("seated, along seating", View::Along { dir: toward_bone, up }),
+            ("seated, oblique", View::Along { dir: oblique, up }),
+            ("seated, superior", View::Superior),
+        ];
+        let mut sheet = render_views(&seated, &views, RENDER_CELL, focus);
+        // The contact side: the guide alone, seen from the bone.
+        let mut alone = Scene::new();
+        alone.add(&g.mesh, GUIDE_COLOUR, 1.0);
+        let contact = render_views(
+            &alone,
+            &[("contact side", View::Along { dir: seat.into(), up })],
+            RENDER_CELL,
+            Some(grown(bb, 2.0)),
+        );
+        let (cw, ch) = RENDER_CELL;
+        let gap = sheet.width().saturating_sub(2 * cw);
+        sheet.paste(&contact, cw + gap, ch + gap);
+        out.push(png(
+            &sheet,
+            format!("{}_{}.png", case_id, sanitize_file_component(&g.name)),
+        )?);
+        progress.advance(1);
+    }
+    progress.checkpoint()?;
+    if let Some(all) = all {
+        overview.add(
+            bone.triangles_touching(&grown(all, OVERVIEW_MARGIN_MM)),
+            BONE_COLOUR,
+            1.0,
+        );
+    }
+    let focus = all.map(|a| grown(a, OVERVIEW_MARGIN_MM));
+    let image = render(
+        &overview,
+        View::Iso(20.0, 20.0),
+        OVERVIEW_SIZE.0,
+        OVERVIEW_SIZE.1,
+        focus,
+    );
+    out.push(png(&image, format!("{case_id}_overview.png"))?);
+    progress.advance(1);
+    progress.end();
+    Ok(out)
+}
+
+/// Superior (+z) as "up" unless the view looks along it.
+fn pick_up(seat: &nalgebra::Vector3<f64>) -> [f64; 3] {
+    if seat.z.abs() > 0.9 {
+        [0.0, -1.0, 0.0]
+    } else {
+        [0.0, 0.0, 1.0]
+    }
+}
