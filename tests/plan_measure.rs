@@ -431,8 +431,23 @@ fn every_finding_fires_on_its_case_only() {
             err,
         ),
         (
-            "guide_reference_missing",
+            "unknown_template",
             Box::new(|p, _| p.guides[0].template = "no_such_template".into()),
+            "guides/guide",
+            err,
+        ),
+        (
+            "unknown_printer",
+            Box::new(|p, _| p.guides[0].printer = "no_such_printer".into()),
+            "guides/guide",
+            err,
+        ),
+        (
+            // A slot deeper than the template allows.
+            "template_parameter_invalid",
+            Box::new(|p, _| {
+                p.guides[0].parameters.insert("slot_depth_mm".into(), 40.0);
+            }),
             "guides/guide",
             err,
         ),
