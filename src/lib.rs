@@ -23,4 +23,6 @@ pub mod render;
 pub mod segment;
 pub mod synth;
 pub mod template;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod volume;

@@ -1162,7 +1162,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(200))]
+        #![proptest_config(crate::testing::proptest_config(200))]
         #[test]
         fn decimated_random_meshes_stay_valid((g, field, iso) in small_field(), frac in 0.0f64..0.8, err in 0.05f64..0.5) {
             let mesh = marching_cubes(&g, &field, iso, None).expect("valid input");

@@ -855,7 +855,7 @@ pub(crate) mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(400))]
+        #![proptest_config(crate::testing::proptest_config(400))]
         #[test]
         fn every_random_field_gives_a_valid_mesh((g, field, iso, region) in field_case()) {
             let mesh = marching_cubes(&g, &field, iso, region.as_deref()).expect("valid input");

@@ -983,7 +983,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(64))]
+        #![proptest_config(crate::testing::proptest_config(64))]
 
         #[test]
         fn closing_is_extensive_and_opening_anti_extensive(
