@@ -6,7 +6,7 @@
 //! case (the CT's geometry, the segmentation, the plan) is a function of this module, and [`run_demo`] runs it end
 //! to end, reporting each step as a [`DemoEvent`] for the front end to show.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::{build_guides, write_guides, CaseError, CaseGuides};
 use crate::bone::{self, BoneModel, SurfaceOptions};
@@ -53,8 +53,7 @@ pub fn demo_segmentation() -> Segmentation {
 /// stores the sampled HU losslessly).
 pub fn demo_volume() -> Result<Volume, CaseError> {
     let (phantom, spec) = demo_ct();
-    let geometry = spec.layout()?.geometry.ok_or_else(|| CaseError::Output {
-        path: PathBuf::from("demo CT"),
+    let geometry = spec.layout()?.geometry.ok_or_else(|| CaseError::Demo {
         detail: "the demo series spec is not a regular grid".to_string(),
     })?;
     let hu = phantom.sample(&geometry)?;
@@ -69,8 +68,7 @@ pub fn demo_volume() -> Result<Volume, CaseError> {
 /// the front (one fixation screw per bone segment), and three bicortical drills in the left body with a drill guide
 /// seated from the side. `ct` is the CT reference to record (`None` for a bone given without its CT).
 pub fn demo_plan(bone: &Mesh, ct: Option<CtReference>, segmentation: Option<Segmentation>) -> Result<Plan, CaseError> {
-    let bb = bone.bounding_box().ok_or_else(|| CaseError::Output {
-        path: PathBuf::from("bone"),
+    let bb = bone.bounding_box().ok_or_else(|| CaseError::Demo {
         detail: "the demo bone is empty".to_string(),
     })?;
     let query = BoneQuery::new(bone)?;
@@ -87,8 +85,7 @@ pub fn demo_plan(bone: &Mesh, ct: Option<CtReference>, segmentation: Option<Segm
     for k in 0..3 {
         let y = -2.0 + 7.0 * k as f64;
         let hits = query.crossings([side + 5.0, y, 0.0], [-1.0, 0.0, 0.0], 0.0, 50.0)?;
-        let entry = hits.first().ok_or_else(|| CaseError::Output {
-            path: PathBuf::from("bone"),
+        let entry = hits.first().ok_or_else(|| CaseError::Demo {
             detail: format!("the demo drill line at y = {y} mm misses the jaw"),
         })?;
         drills.push(DrillTrajectory {

@@ -110,6 +110,12 @@ pub enum CaseError {
         /// What is wrong and what to do.
         detail: String,
     },
+    /// The demo case could not be made on the bone it was given (a bug of the demo, or a bone that is not its jaw).
+    #[error("the demo case: {detail}")]
+    Demo {
+        /// What went wrong.
+        detail: String,
+    },
     /// The front end cancelled the work; nothing was written.
     #[error(transparent)]
     Cancelled(#[from] Cancelled),
