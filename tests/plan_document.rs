@@ -784,6 +784,7 @@ fn volume(hu: Vec<i16>, geometry: GridGeometry) -> Volume {
             tilt_deg: 0.0,
             resampled: false,
             warnings: vec![],
+            not_hounsfield: None,
             error: None,
         },
     }

@@ -513,10 +513,9 @@ fn run_new(a: &NewArgs, progress: &dyn Progress) -> anyhow::Result<ExitCode> {
         bail!("a plan records decimation as a fraction only: use --decimate-keep instead of --decimate-mm");
     }
     eprintln!("loading the CT from {}", a.ct.display());
-    let (volume, scan) = guidesmith::volume::load(&a.ct, a.seg.series.as_deref(), progress)?;
-    for f in &scan.skipped {
-        eprintln!("skipped {}: {}", f.path.display(), f.reason);
-    }
+    let options = a.seg.values.load_options();
+    let (volume, scan) = guidesmith::volume::load_with(&a.ct, a.seg.series.as_deref(), &options, progress)?;
+    super::segment::report_load(&volume, &scan);
     eprintln!("segmenting the bone");
     let model = bone::extract_bone(&volume, &recipe, &a.seg.surface_options(), progress)?;
     let hint = ct_path_hint(&absolute_plan_path(&a.output)?, &a.ct.canonicalize()?);

@@ -257,9 +257,8 @@ fn decode_jpeg_ls(
         let stream = obj
             .frame_pixel_data(target.frame)
             .ok_or_else(|| format!("JPEG-LS pixel data has no frame {}", target.frame + 1))?;
-        let (words, width, height) =
-            jpegls::decode(&stream, header.columns, header.rows)
-                .map_err(|e| format!("cannot decode JPEG-LS frame {}: {e}", target.frame + 1))?;
+        let (words, width, height) = jpegls::decode(&stream, header.columns, header.rows)
+            .map_err(|e| format!("cannot decode JPEG-LS frame {}: {e}", target.frame + 1))?;
         if width != header.columns || height != header.rows {
             return Err(format!(
                 "JPEG-LS frame {} is {width}x{height} but the header says {}x{}",
