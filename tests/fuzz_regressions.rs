@@ -63,6 +63,10 @@ const LENGTH_CLAIMS: &[(&str, &str)] = &[
         "odd_at_length_deflated_4gib.dcm",
         "element (0019,1001) at byte 56 of the inflated data set claims 4294967280",
     ),
+    (
+        "padded_ts_uid_4gib.dcm",
+        "element (0019,1001) at byte 510 claims 4294967280 bytes but only 44 are left",
+    ),
 ];
 
 #[test]

@@ -81,8 +81,6 @@ const ITEM_DELIMITER: Tag = Tag(0xFFFE, 0xE00D);
 const PIXEL_DATA: Tag = Tag(0x7FE0, 0x0010);
 /// Transfer syntax UID in the file meta group.
 const TRANSFER_SYNTAX: Tag = Tag(0x0002, 0x0010);
-/// Longest transfer syntax UID value read from the meta group (a UID has at most 64 characters).
-const MAX_UID_LEN: u32 = 64;
 /// Largest inflated data set walked (4 GiB, more than any CT file holds); a deflated stream that inflates to more is
 /// refused like a length past the end.
 const MAX_INFLATED_BYTES: u64 = 1 << 32;
@@ -267,13 +265,17 @@ fn walk_meta(
         if u64::from(len) > file_len.saturating_sub(pos) {
             return Err(length_error(header.tag(), header_at, len, pos, file_len, false));
         }
-        if header.tag() == TRANSFER_SYNTAX && len <= MAX_UID_LEN {
+        if header.tag() == TRANSFER_SYNTAX {
+            // Any length the file holds (checked above): writers pad the UID, e.g. with NULs.
             let mut value = vec![0u8; len as usize];
             if reader.read_exact(&mut value).is_err() {
                 return Ok(None);
             }
             let text = String::from_utf8_lossy(&value);
-            ts_uid = Some(text.trim_end_matches(['\0', ' ']).to_string());
+            ts_uid = Some(
+                text.trim_end_matches(|c: char| c.is_whitespace() || c == '\0')
+                    .to_string(),
+            );
         } else if reader.skip(u64::from(len)).is_err() {
             return Ok(None);
         }

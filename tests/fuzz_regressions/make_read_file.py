@@ -61,3 +61,11 @@ files2 = {
 for name, data in files2.items():
     open(os.path.join(out, name), 'wb').write(data)
     print(name, len(data))
+# found by fuzzing: the transfer syntax UID padded with NULs to 84 bytes (more than a UID's 64 characters) - the
+# parser reads it, so the check must too
+meta = el(2, 1, b'OB', b'\0\1') + el(2, 2, b'UI', CT) + el(2, 3, b'UI', b'2.25.1') \
+    + el(2, 0x10, b'UI', b'1.2.840.10008.1.2.1'.ljust(84, b'\0'))
+padded = b'\0' * 128 + b'DICM' + el(2, 0, b'UL', struct.pack('<I', len(meta))) + meta \
+    + ct_header() + long_header(0x0019, 0x1001, b'OB', 0xFFFFFFF0) + pixels
+open(os.path.join(out, 'padded_ts_uid_4gib.dcm'), 'wb').write(padded)
+print('padded_ts_uid_4gib.dcm', len(padded))
