@@ -4,8 +4,9 @@
 //! `tests/fuzz_regressions/read_file/` holds DICOM files whose element headers claim gigabytes (dicom-rs allocated and
 //! zeroed the claimed length before the read failed: seconds and 4 GiB a file). They are synthetic (written by
 //! `make_read_file.py` there), one per kind of crasher the fuzzer found or the length check covers, because the
-//! fuzzer's own crashers are mutations of the shared test data, which stays out of the repository. `plan_reader/`
-//! holds inputs of the plan / template reader target (first byte picks the reader), if any.
+//! fuzzer's own crashers are mutations of the shared test data, which stays out of the repository. The `plan_reader`
+//! target found no crasher in 10 million executions (docs/PERFORMANCE.md); one it finds goes in `plan_reader/`, with
+//! a test here.
 
 use std::path::{Path, PathBuf};
 
@@ -95,23 +96,5 @@ fn every_read_file_crasher_gives_an_error() {
         if *name != "fragment_2gib.dcm" {
             assert!(reason.contains(expected), "{name}: skipped as {reason:?}");
         }
-    }
-}
-
-#[test]
-fn every_plan_reader_crasher_gives_an_error() {
-    for path in files("plan_reader") {
-        let bytes = std::fs::read(&path).expect("read");
-        let Some((&which, rest)) = bytes.split_first() else {
-            continue;
-        };
-        let text = String::from_utf8_lossy(rest);
-        let failed = match which % 4 {
-            0 => guidesmith::plan::Plan::from_json(&text).is_err(),
-            1 => guidesmith::template::Template::from_toml_str(&text, "fuzz.toml").is_err(),
-            2 => guidesmith::template::PrinterProfiles::from_toml_str(&text, "printers.toml").is_err(),
-            _ => guidesmith::catalogue::Catalogue::from_toml_str(&text).is_err(),
-        };
-        assert!(failed, "{} was read without an error", path.display());
     }
 }

@@ -4,7 +4,9 @@
 //! captures and text. Each file is classified here, on its header alone (pixel data is not read in this pass), into
 //! either one `SliceHeader` per frame or a `SkipReason` a person can act on. Files without a file meta group, or
 //! whose meta group lacks the transfer syntax, are still read: the transfer syntax is inferred from the first bytes of
-//! the data set, and the inference is reported as a note on the slice.
+//! the data set, and the inference is reported as a note on the slice. Before dicom-rs reads a file, every length it
+//! declares is checked against the bytes left (`lengths`, which says why), and a file that fails is skipped naming
+//! the element.
 //!
 //! Patient identity (name, ID, birth date, study dates, accession number, institution) is never copied out of the
 //! DICOM object: `SliceHeader` simply has no field for it.
