@@ -45,6 +45,7 @@ fn info() -> SeriesInfo {
         tilt_deg: 0.0,
         resampled: false,
         warnings: vec![],
+        not_hounsfield: None,
         error: None,
     }
 }

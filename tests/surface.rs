@@ -270,6 +270,7 @@ fn synthetic_info() -> volume::SeriesInfo {
         tilt_deg: 0.0,
         resampled: false,
         warnings: vec![],
+        not_hounsfield: None,
         error: None,
     }
 }

@@ -14,7 +14,7 @@ use crate::bone::{self, BoneModel, SurfaceOptions};
 use crate::mesh::Mesh;
 use crate::plan::{ct_path_hint, sha256_hex, BoneSource, CaseId, CtReference, Plan, Segmentation, SCHEMA_VERSION};
 use crate::progress::Progress;
-use crate::volume::{SkippedFile, VolumeError};
+use crate::volume::{LoadOptions, SkippedFile, VolumeError};
 
 /// Where a case's bone came from, for display.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -64,9 +64,14 @@ pub fn open_bone(
     if let (Some(reference), Some(seg)) = (&plan.ct, &plan.bone.segmentation) {
         let path = plan_ct_path(plan, plan_path, ct_override).unwrap_or_default();
         let series = (!reference.series_uid.is_empty()).then_some(reference.series_uid.as_str());
+        let options = LoadOptions {
+            rescale_intercept_override: reference.rescale_intercept_override_hu,
+        };
         // The recorded series when the input holds it; else the default choice, and the hash decides.
-        let loaded = match crate::volume::load(&path, series, progress) {
-            Err(VolumeError::SeriesNotFound { .. }) if series.is_some() => crate::volume::load(&path, None, progress),
+        let loaded = match crate::volume::load_with(&path, series, &options, progress) {
+            Err(VolumeError::SeriesNotFound { .. }) if series.is_some() => {
+                crate::volume::load_with(&path, None, &options, progress)
+            }
             other => other,
         };
         let (volume, _) = loaded.map_err(|error| load_error(&path, error))?;
@@ -152,28 +157,32 @@ pub struct NewPlan {
     pub warnings: Vec<String>,
 }
 
-/// A new plan for case `case_id` on the CT at `ct` (series `series`, or the default choice), its bone segmented as
-/// `segmentation` says; the plan will be saved at `plan_path` (the CT is recorded relative to the plan's folder when
-/// it lies inside it).
+/// A new plan for case `case_id` on the CT at `ct` (series `series`, or the default choice; loaded with `options`,
+/// which the plan records), its bone segmented as `segmentation` says; the plan will be saved at `plan_path` (the CT
+/// is recorded relative to the plan's folder when it lies inside it).
 pub fn new_plan_from_ct(
     ct: &Path,
     series: Option<&str>,
+    options: &LoadOptions,
     case_id: CaseId,
     segmentation: Segmentation,
     plan_path: &Path,
     progress: &dyn Progress,
 ) -> Result<NewPlan, CaseError> {
-    let (volume, scan) = crate::volume::load(ct, series, progress).map_err(|error| load_error(ct, error))?;
+    let (volume, scan) =
+        crate::volume::load_with(ct, series, options, progress).map_err(|error| load_error(ct, error))?;
     let bone = bone::extract_bone(&volume, &segmentation.recipe, &surface_options(&segmentation), progress)?;
     let ct_abs = ct.canonicalize().map_err(|e| CaseError::Output {
         path: ct.to_path_buf(),
         detail: format!("cannot resolve the CT path: {e}"),
     })?;
     let hint = ct_path_hint(&absolute_file_path(plan_path)?, &ct_abs);
+    let mut reference = CtReference::from_volume(&volume, &hint);
+    reference.rescale_intercept_override_hu = options.rescale_intercept_override;
     let plan = Plan {
         schema_version: SCHEMA_VERSION,
         case_id,
-        ct: Some(CtReference::from_volume(&volume, &hint)),
+        ct: Some(reference),
         bone: BoneSource {
             segmentation: Some(segmentation),
             models: Vec::new(),

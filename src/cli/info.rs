@@ -8,8 +8,10 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Args;
 use guidesmith::progress::Progress;
-use guidesmith::volume::{self, HuStats, Scan, SeriesInfo, Volume};
+use guidesmith::volume::{self, HuStats, LoadOptions, NotHounsfield, Scan, SeriesInfo, Volume};
 use serde::Serialize;
+
+use super::segment::ValueArgs;
 
 #[derive(Debug, Args)]
 pub struct InfoArgs {
@@ -21,6 +23,9 @@ pub struct InfoArgs {
     /// Load the chosen series and add geometry and HU statistics.
     #[arg(long)]
     stats: bool,
+    /// (Implies --stats.)
+    #[command(flatten)]
+    values: ValueArgs,
     /// Print one JSON document instead of tables (keys: docs/CLI.md).
     #[arg(long)]
     json: bool,
@@ -60,6 +65,8 @@ struct VolumeFacts {
     #[serde(flatten)]
     hu: HuStats,
     warnings: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    not_hounsfield: Option<NotHounsfield>,
 }
 
 fn facts(volume: &Volume) -> VolumeFacts {
@@ -71,19 +78,23 @@ fn facts(volume: &Volume) -> VolumeFacts {
         direction_cosines: g.axes,
         hu: volume.stats(),
         warnings: volume.series.warnings.clone(),
+        not_hounsfield: volume.series.not_hounsfield.clone(),
     }
 }
 
 pub fn run_info(args: &InfoArgs, progress: &dyn Progress) -> anyhow::Result<ExitCode> {
-    print_info(&args.path, args.series.as_deref(), args.stats, args.json, progress)
+    let options = args.values.load_options();
+    let stats = args.stats || options.rescale_intercept_override.is_some();
+    print_info(&args.path, args.series.as_deref(), stats, args.json, &options, progress)
 }
 
-/// List the series of `path`; with `stats`, load the chosen one and describe it.
+/// List the series of `path`; with `stats`, load the chosen one (with `options`) and describe it.
 fn print_info(
     path: &std::path::Path,
     series: Option<&str>,
     stats: bool,
     json: bool,
+    options: &LoadOptions,
     progress: &dyn Progress,
 ) -> anyhow::Result<ExitCode> {
     super::existing(path)?;
@@ -102,7 +113,7 @@ fn print_info(
         scan.select(None).ok().map(|s| scan.index_of(s))
     };
     let volume = match (stats, selected_index) {
-        (true, Some(i)) => Some(scan.load(i, progress).context("loading the series")?),
+        (true, Some(i)) => Some(scan.load_with(i, options, progress).context("loading the series")?),
         _ => None,
     };
     let selected_uid = volume
@@ -209,6 +220,13 @@ pub(crate) fn print_tables(scan: &Scan, selected: Option<usize>, volume: Option<
         writeln!(out, "  HU min / max    {} / {}", f.hu.min_hu, f.hu.max_hu)?;
         writeln!(out, "  HU mean         {:.2}", f.hu.mean_hu)?;
         writeln!(out, "  voxels >= 226 HU {}", f.hu.voxels_at_or_above_226_hu)?;
+        // What loading found (values that cannot be HU, clamping, an intercept replaced), beyond the scan's list.
+        let listed = selected
+            .map(|i| scan.series[i].info.warnings.as_slice())
+            .unwrap_or_default();
+        for w in f.warnings.iter().filter(|w| !listed.contains(w)) {
+            writeln!(out, "  warning: {w}")?;
+        }
     }
     Ok(())
 }

@@ -508,6 +508,7 @@ fn run_new(a: &NewArgs, progress: &dyn Progress) -> anyhow::Result<ExitCode> {
     let made = new_plan_from_ct(
         &a.ct,
         a.seg.series.as_deref(),
+        &a.seg.values.load_options(),
         case_id,
         segmentation,
         &a.output,

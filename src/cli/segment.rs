@@ -38,6 +38,8 @@ pub struct SegmentationArgs {
     /// The series: SeriesInstanceUID or SeriesNumber (default: the CT series with the most slices).
     #[arg(long)]
     pub(crate) series: Option<String>,
+    #[command(flatten)]
+    pub(crate) values: ValueArgs,
     /// HU range MIN..MAX (inclusive), or a preset name: bone (226..3071), cortical (662..1988), spongy (148..661).
     #[arg(long, conflicts_with = "preset")]
     hu: Option<HuRange>,
@@ -83,6 +85,35 @@ pub struct SegmentationArgs {
     /// Decimate to this fraction of the triangles (e.g. 0.1).
     #[arg(long)]
     pub(crate) decimate_keep: Option<f64>,
+}
+
+/// How stored values become HU, where the files are wrong; shared by `info`, `segment` and `plan new`.
+#[derive(Debug, Args)]
+pub struct ValueArgs {
+    /// Use this RescaleIntercept (HU) instead of the files' (0028,1052), e.g. -1024 for a CT exported with
+    /// intercept 0 and air stored as 0 (the loader warns about such a series).
+    #[arg(long, value_name = "HU", allow_hyphen_values = true)]
+    rescale_intercept: Option<f64>,
+}
+
+impl ValueArgs {
+    /// The load options these flags describe.
+    pub(crate) fn load_options(&self) -> guidesmith::volume::LoadOptions {
+        guidesmith::volume::LoadOptions {
+            rescale_intercept_override: self.rescale_intercept,
+        }
+    }
+}
+
+/// Print the files skipped while loading and the warnings about the loaded volume (resampling, values that cannot
+/// be HU, ...) to stderr.
+pub(crate) fn report_load(volume: &guidesmith::volume::Volume, scan: &guidesmith::volume::Scan) {
+    for f in &scan.skipped {
+        eprintln!("skipped {}: {}", f.path.display(), f.reason);
+    }
+    for w in &volume.series.warnings {
+        eprintln!("warning: {w}");
+    }
 }
 
 #[derive(Debug, Args)]
@@ -203,10 +234,13 @@ struct SegmentDocument<'a> {
 pub fn run_segment(args: &SegmentArgs, progress: &dyn Progress) -> anyhow::Result<ExitCode> {
     super::existing(&args.ct)?;
     let recipe = args.seg.recipe()?;
-    let (volume, scan) = guidesmith::volume::load(&args.ct, args.seg.series.as_deref(), progress)?;
-    for f in &scan.skipped {
-        eprintln!("skipped {}: {}", f.path.display(), f.reason);
-    }
+    let (volume, scan) = guidesmith::volume::load_with(
+        &args.ct,
+        args.seg.series.as_deref(),
+        &args.seg.values.load_options(),
+        progress,
+    )?;
+    report_load(&volume, &scan);
     let options = args.seg.surface_options();
     let model = bone::extract_bone(&volume, &recipe, &options, progress)?;
     let header = format!("guidesmith case={}", args.case);

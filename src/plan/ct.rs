@@ -62,7 +62,8 @@ fn hash_geometry(hasher: &mut Sha256, g: &GridGeometry) {
 }
 
 impl CtReference {
-    /// The reference to `volume`, recorded with `path_hint` (see [`ct_path_hint`]).
+    /// The reference to `volume` as loaded with the files' own rescale values, recorded with `path_hint` (see
+    /// [`ct_path_hint`]); set `rescale_intercept_override_hu` when it was loaded with another intercept.
     pub fn from_volume(volume: &Volume, path_hint: &str) -> CtReference {
         let g = &volume.geometry;
         CtReference {
@@ -73,6 +74,7 @@ impl CtReference {
             spacing_mm: g.spacing_mm,
             origin_mm: g.origin_mm,
             axes: g.axes,
+            rescale_intercept_override_hu: None,
         }
     }
 

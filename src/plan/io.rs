@@ -127,11 +127,15 @@ fn document_version(text: &str) -> Option<u64> {
     serde_json::from_str::<VersionOnly>(text).ok().map(|v| v.schema_version)
 }
 
-/// Version 1 to 2: every guide names its printer ([`V1_PRINTER`], what `build` used by default), inserted after
-/// its template so the upgraded document reads in field order.
+/// Version 1 to 2: every guide names its printer ([`V1_PRINTER`], what `build` used by default), and the CT
+/// reference says it was loaded with the files' own intercept (version 1 had no other way).
 fn upgrade_v1(value: &mut serde_json::Value) {
     let Some(object) = value.as_object_mut() else { return };
     object.insert("schema_version".into(), SCHEMA_VERSION.into());
+    if let Some(ct) = object.get_mut("ct").and_then(|c| c.as_object_mut()) {
+        ct.entry("rescale_intercept_override_hu")
+            .or_insert(serde_json::Value::Null);
+    }
     let Some(guides) = object.get_mut("guides").and_then(|g| g.as_array_mut()) else {
         return;
     };

@@ -187,6 +187,11 @@ pub struct CtReference {
     pub origin_mm: [f64; 3],
     /// Unit directions of increasing i, j, k in patient space.
     pub axes: [[f64; 3]; 3],
+    /// The RescaleIntercept (HU) the CT was loaded with instead of the files' own (`plan new --rescale-intercept`,
+    /// for a series whose values are not HU); `None`: the files' own. The volume hash is of the volume so loaded.
+    #[serde(deserialize_with = "present")]
+    #[schemars(with = "Nullable<f64>")]
+    pub rescale_intercept_override_hu: Option<f64>,
 }
 
 /// Where the bone surface comes from: a segmentation of the CT, imported STL models, or both.

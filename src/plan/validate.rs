@@ -51,6 +51,9 @@ impl Plan {
             for (a, axis) in ct.axes.iter().enumerate() {
                 unit3(&format!("ct.axes[{a}]"), axis)?;
             }
+            if let Some(i) = ct.rescale_intercept_override_hu {
+                finite("ct.rescale_intercept_override_hu", i)?;
+            }
         }
 
         if let Some(seg) = &self.bone.segmentation {

@@ -65,6 +65,14 @@ pub enum VolumeError {
         /// What went wrong.
         reason: String,
     },
+    /// A load option has a value that cannot be used.
+    #[error("{option}: {reason}")]
+    BadOption {
+        /// The option.
+        option: &'static str,
+        /// What is wrong with its value.
+        reason: String,
+    },
     /// The volume would not fit in memory or in the index types.
     #[error("series {series}: volume of {voxels} voxels is too large")]
     TooLarge {

@@ -4,7 +4,9 @@
 //! captures and text. Each file is classified here, on its header alone (pixel data is not read in this pass), into
 //! either one `SliceHeader` per frame or a `SkipReason` a person can act on. Files without a file meta group, or
 //! whose meta group lacks the transfer syntax, are still read: the transfer syntax is inferred from the first bytes of
-//! the data set, and the inference is reported as a note on the slice.
+//! the data set, and the inference is reported as a note on the slice. Before dicom-rs reads a file, every length it
+//! declares is checked against the bytes left (`lengths`, which says why), and a file that fails is skipped naming
+//! the element.
 //!
 //! Patient identity (name, ID, birth date, study dates, accession number, institution) is never copied out of the
 //! DICOM object: `SliceHeader` simply has no field for it.
@@ -19,6 +21,8 @@ use dicom_encoding::TransferSyntaxIndex;
 use dicom_object::{meta::FileMetaTableBuilder, DefaultDicomObject, InMemDicomObject, OpenFileOptions};
 use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
 use smallvec::SmallVec;
+
+use super::lengths::{check_data_set, check_file, Extent};
 
 /// Facts about one image frame that decide where it goes in a volume.
 #[derive(Clone, Debug)]
@@ -142,51 +146,72 @@ pub(crate) fn open_object(
     path: &Path,
     header_only: bool,
 ) -> Result<(DefaultDicomObject, FileEncoding, Option<String>), SkipReason> {
-    let mut options = OpenFileOptions::new();
-    if header_only {
-        options = options.read_until(tags::PIXEL_DATA);
-    }
-    match options.open_file(path) {
-        Ok(mut obj) => {
-            let repaired = repair_unknown_vr(&mut obj);
-            let note = (!repaired.is_empty()).then(|| {
-                format!(
-                    "attributes stored with VR UN read by their dictionary VR: {}",
-                    repaired.join(", ")
-                )
-            });
-            Ok((obj, FileEncoding::Standard, note))
+    let extent = if header_only { Extent::Header } else { Extent::Whole };
+    // Lengths are checked before dicom-rs reads anything. A file that fails as the meta group says it is encoded may
+    // still read as a bare data set below (some writers declare explicit VR and write implicit VR); if it does not,
+    // the length error is what the user is told.
+    let first_error = match check_file(path, extent) {
+        Err(length) => FirstError::Length(length.to_string()),
+        Ok(()) => {
+            let mut options = OpenFileOptions::new();
+            if header_only {
+                options = options.read_until(tags::PIXEL_DATA);
+            }
+            match options.open_file(path) {
+                Ok(mut obj) => {
+                    let repaired = repair_unknown_vr(&mut obj);
+                    let note = (!repaired.is_empty()).then(|| {
+                        format!(
+                            "attributes stored with VR UN read by their dictionary VR: {}",
+                            repaired.join(", ")
+                        )
+                    });
+                    return Ok((obj, FileEncoding::Standard, note));
+                }
+                Err(e) => FirstError::Parser(e.to_string()),
+            }
         }
-        Err(first_error) => {
-            // Not a standard Part 10 file: read the bytes and look for a bare data set.
-            let bytes = std::fs::read(path).map_err(|e| SkipReason::NotDicom(format!("cannot read file: {e}")))?;
-            let Some((offset, ts_uid)) = infer_raw_dataset(&bytes) else {
-                return Err(classify_open_error(&bytes, &first_error.to_string()));
-            };
-            let obj = open_raw(&bytes, offset, ts_uid, header_only).map_err(|e| {
-                SkipReason::Corrupt(format!(
-                    "no usable file meta group ({first_error}), and the data set does not parse as {}: {e}",
-                    transfer_syntax_name(ts_uid)
-                ))
-            })?;
-            let note = format!(
-                "no usable file meta group; data set read as {}",
-                transfer_syntax_name(ts_uid)
-            );
-            Ok((
-                obj,
-                FileEncoding::Raw {
-                    offset,
-                    transfer_syntax_uid: ts_uid.to_string(),
-                },
-                Some(note),
-            ))
-        }
-    }
+    };
+    // Not a standard Part 10 file: read the bytes and look for a bare data set.
+    let bytes = std::fs::read(path).map_err(|e| SkipReason::NotDicom(format!("cannot read file: {e}")))?;
+    let Some((offset, ts_uid)) = infer_raw_dataset(&bytes) else {
+        return Err(match first_error {
+            FirstError::Length(e) => SkipReason::Corrupt(e),
+            FirstError::Parser(e) => classify_open_error(&bytes, &e),
+        });
+    };
+    let obj = open_raw(&bytes, offset, ts_uid, header_only).map_err(|e| match &first_error {
+        FirstError::Length(length) => SkipReason::Corrupt(length.clone()),
+        FirstError::Parser(first) => SkipReason::Corrupt(format!(
+            "no usable file meta group ({first}), and the data set does not parse as {}: {e}",
+            transfer_syntax_name(ts_uid)
+        )),
+    })?;
+    let note = format!(
+        "no usable file meta group; data set read as {}",
+        transfer_syntax_name(ts_uid)
+    );
+    Ok((
+        obj,
+        FileEncoding::Raw {
+            offset,
+            transfer_syntax_uid: ts_uid.to_string(),
+        },
+        Some(note),
+    ))
 }
 
-/// Open a standard Part 10 file whole (pixel data included), for decoding.
+/// Why a file did not open as the Part 10 file it claims to be.
+enum FirstError {
+    /// A declared length runs past the end (the message names the element).
+    Length(String),
+    /// dicom-rs refused it.
+    Parser(String),
+}
+
+/// Open a standard Part 10 file whole (pixel data included), for decoding, once its lengths are checked.
 pub(crate) fn open_full(path: &Path) -> Result<DefaultDicomObject, String> {
+    check_file(path, Extent::Whole).map_err(|e| e.to_string())?;
     let mut obj = OpenFileOptions::new().open_file(path).map_err(|e| {
         let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
         format!("pixel data cannot be read: the file ({size} bytes) ends early or is damaged ({e})")
@@ -265,6 +290,9 @@ pub(crate) fn open_raw(
     let ts = TransferSyntaxRegistry
         .get(ts_uid)
         .ok_or_else(|| format!("unknown transfer syntax {ts_uid}"))?;
+    // The whole data set is walked even for the header: the bytes are in memory, and the parse below has no
+    // `read_until` to stop it at the pixel data.
+    check_data_set(bytes.get(offset..).unwrap_or_default(), ts_uid, Extent::Whole).map_err(|e| e.to_string())?;
     let mut reader: Box<dyn Read> = Box::new(Cursor::new(&bytes[offset..]));
     if header_only {
         // Parsing is stopped early by truncating at the pixel data tag when it can be found in the bytes.

@@ -18,6 +18,8 @@ mod assemble;
 mod decode;
 mod error;
 mod header;
+mod hounsfield;
+mod lengths;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -29,6 +31,8 @@ pub use assemble::{plan_grid, slice_label, GridPlan};
 pub use decode::decode_single;
 pub use error::VolumeError;
 pub use header::{read_header, transfer_syntax_name, SkipReason, SliceHeader};
+pub use hounsfield::{NotHounsfield, AIR_FLOOR_MAX_HU, FLOOR_MIN_SHARE};
+pub use lengths::LengthError;
 
 use crate::grid::GridGeometry;
 use crate::progress::Progress;
@@ -140,6 +144,9 @@ pub struct SeriesInfo {
     pub resampled: bool,
     /// Facts a user should know, and why a series cannot be loaded if it cannot.
     pub warnings: Vec<String>,
+    /// Set on a loaded CT whose values cannot be Hounsfield units (also one of `warnings`, as text).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_hounsfield: Option<NotHounsfield>,
     /// Why the series cannot be loaded, if it cannot.
     pub error: Option<String>,
 }
@@ -234,7 +241,7 @@ fn collect_files(input: &Path, skipped: &mut Vec<SkippedFile>) -> Result<Vec<Pat
 /// If `path` is a DICOMDIR, the files it references (relative to its folder), else `None`.
 fn dicomdir_files(path: &Path) -> Option<Vec<PathBuf>> {
     use dicom_dictionary_std::tags;
-    let obj = dicom_object::OpenFileOptions::new().open_file(path).ok()?;
+    let obj = header::open_full(path).ok()?;
     let records = obj.get(tags::DIRECTORY_RECORD_SEQUENCE)?.items()?;
     let folder = path.parent().unwrap_or(Path::new("."));
     let mut files = Vec::new();
@@ -382,6 +389,7 @@ fn build_series(slices: Vec<SliceHeader>) -> Series {
         tilt_deg: tilt,
         resampled,
         warnings,
+        not_hounsfield: None,
         error,
     };
     Series { info, slices, plan }
@@ -434,6 +442,17 @@ impl Scan {
     /// Load a series of this scan into a volume. Slices whose pixel data turn out damaged are skipped, listed in
     /// `skipped`, and the series is planned again without them.
     pub fn load(&mut self, index: usize, progress: &dyn Progress) -> Result<Volume, VolumeError> {
+        self.load_with(index, &LoadOptions::default(), progress)
+    }
+
+    /// [`Scan::load`] with options (e.g. a RescaleIntercept given by the user).
+    pub fn load_with(
+        &mut self,
+        index: usize,
+        options: &LoadOptions,
+        progress: &dyn Progress,
+    ) -> Result<Volume, VolumeError> {
+        options.validate()?;
         loop {
             let series = &self.series[index];
             let label = series.info.label();
@@ -441,7 +460,7 @@ impl Scan {
                 series: label.clone(),
                 reason: e.clone(),
             })?;
-            match load_planned(series, plan, progress)? {
+            match load_planned(series, plan, options, progress)? {
                 Ok(volume) => return Ok(volume),
                 Err(bad) => {
                     let series = &mut self.series[index];
@@ -499,6 +518,7 @@ type BadFiles = Vec<(PathBuf, String)>;
 fn load_planned(
     series: &Series,
     plan: &GridPlan,
+    options: &LoadOptions,
     progress: &dyn Progress,
 ) -> Result<Result<Volume, BadFiles>, VolumeError> {
     let label = series.info.label();
@@ -531,7 +551,7 @@ fn load_planned(
                 frames.push(decode::FrameTarget {
                     frame: h.frame,
                     slope: h.rescale_slope,
-                    intercept: h.rescale_intercept,
+                    intercept: options.rescale_intercept_override.unwrap_or(h.rescale_intercept),
                     out: plane,
                 });
             }
@@ -572,6 +592,22 @@ fn load_planned(
             "{clamped} samples fell outside -32768..32767 after rescaling and were clamped"
         ));
     }
+    let tags = rescale_tags(&series.slices, options);
+    if let Some(intercept) = tags.intercept_override {
+        info.warnings.push(format!(
+            "RescaleIntercept (0028,1052) replaced by {intercept} as asked (the files say {})",
+            if tags.intercept[0] == tags.intercept[1] {
+                format!("{}", tags.intercept[0])
+            } else {
+                format!("{}..{}", tags.intercept[0], tags.intercept[1])
+            }
+        ));
+    }
+    // The check runs on the acquired samples (a resampled grid pads with -1024 HU, which would pass for air).
+    info.not_hounsfield = hounsfield::check(&info.modality, tags, &stack);
+    if let Some(w) = &info.not_hounsfield {
+        info.warnings.push(w.to_string());
+    }
     let hu = if plan.resample {
         if plan.geometry.len() > MAX_SAMPLES {
             return Err(VolumeError::TooLarge {
@@ -597,11 +633,60 @@ fn load_planned(
 
 /// Scan `input`, choose a series (`selector`: UID or number; default: the largest CT series) and load it.
 pub fn load(input: &Path, selector: Option<&str>, progress: &dyn Progress) -> Result<(Volume, Scan), VolumeError> {
+    load_with(input, selector, &LoadOptions::default(), progress)
+}
+
+/// [`load`] with options (e.g. a RescaleIntercept given by the user).
+pub fn load_with(
+    input: &Path,
+    selector: Option<&str>,
+    options: &LoadOptions,
+    progress: &dyn Progress,
+) -> Result<(Volume, Scan), VolumeError> {
+    options.validate()?;
     let mut scan = scan(input, progress)?;
     let index = {
         let s = scan.select(selector)?;
         scan.index_of(s)
     };
-    let volume = scan.load(index, progress)?;
+    let volume = scan.load_with(index, options, progress)?;
     Ok((volume, scan))
+}
+
+/// How a series is turned into values, where the files cannot be trusted.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LoadOptions {
+    /// Use this RescaleIntercept (HU) for every slice instead of the files' (0028,1052), e.g. -1024 for a CT
+    /// exported with intercept 0 and air stored as 0 (see [`NotHounsfield`]). The files' RescaleSlope still applies.
+    pub rescale_intercept_override: Option<f64>,
+}
+
+impl LoadOptions {
+    /// Largest intercept magnitude accepted: stored values are at most 32 bits, HU fit in `i16`.
+    pub const MAX_INTERCEPT_HU: f64 = 65536.0;
+
+    fn validate(&self) -> Result<(), VolumeError> {
+        match self.rescale_intercept_override {
+            Some(i) if !(i.is_finite() && i.abs() <= Self::MAX_INTERCEPT_HU) => Err(VolumeError::BadOption {
+                option: "rescale intercept",
+                reason: format!("{i} is not a finite number within +-{}", Self::MAX_INTERCEPT_HU),
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The rescale tags of the slices and the override, for the Hounsfield check.
+fn rescale_tags(slices: &[SliceHeader], options: &LoadOptions) -> hounsfield::RescaleTags {
+    let span = |f: fn(&SliceHeader) -> f64| {
+        slices
+            .iter()
+            .map(f)
+            .fold([f64::INFINITY, f64::NEG_INFINITY], |[lo, hi], v| [lo.min(v), hi.max(v)])
+    };
+    hounsfield::RescaleTags {
+        intercept: span(|h| h.rescale_intercept),
+        slope: span(|h| h.rescale_slope),
+        intercept_override: options.rescale_intercept_override,
+    }
 }
