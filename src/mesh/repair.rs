@@ -275,7 +275,7 @@ impl fmt::Display for RepairReport {
             )?;
         }
         let weld = format!(
-            "vertices on open edges welded within {} mm (largest move {:.4} mm)",
+            "vertices on open edges welded within {} mm (largest move {:.1e} mm)",
             self.weld_tolerance_mm, self.max_weld_shift_mm
         );
         write_list(f, &weld, &self.near_duplicate_vertices, |d| fmt_mm(d.position_mm))?;
