@@ -18,23 +18,24 @@
 //!    touched by it, however small its features. Two copies of one vertex printed with 6 significant digits differ
 //!    by at most one unit of the last digit on each axis, 0.001 mm for coordinates under 1000 mm, so at most
 //!    0.0017 mm apart; the tolerance covers that. Distinct vertices that close are below anything a CT resolves
-//!    (voxels of 0.2 mm and more) or a printer reproduces (~0.05 mm): our own marching-cubes surfaces of the real
-//!    test CTs have no edge shorter than 0.005 mm. An open edge shorter than the tolerance is collapsed (its faces
-//!    are counted in [`RepairReport::collapsed_by_weld`]); every merged vertex takes the position of the first of
-//!    its copies and moves by at most a chain of tolerances (the largest move is reported). Welding that makes the
-//!    surface non-manifold (two separate sheets closer than the tolerance) is not undone but refused by the final
-//!    checks, naming the place; a tolerance of 0 turns this step off.
-//! 3. **Degenerate faces**: faces with a repeated corner (as written in the file, or made by the weld) are
-//!    dropped. A face whose distinct corners lie on a line (area below [`DEGENERATE_AREA_MM2`]) is dropped when it
-//!    is an extra face (its edges are balanced without it); when it fills a T-junction (one corner on the opposite
-//!    edge, each edge shared with one other face) the face across its long edge is split at that corner instead,
-//!    which changes no geometry. Otherwise it is dropped and the checks name what is left.
+//!    (voxels of 0.2 mm and more) or a printer reproduces (~0.05 mm); the shortest edge of our own marching-cubes
+//!    surfaces of the real test CTs is 0.0025 mm (skull-phantom-1mm, 0.45 mm pixels; 0.005 mm for cranium-0051 and
+//!    mandible-0014). An open edge shorter than the tolerance is collapsed (its faces are counted in
+//!    [`RepairReport::collapsed_by_weld`]); every merged vertex takes the position of the first of its copies and
+//!    moves by at most a chain of tolerances (the largest move is reported). Welding that makes the surface
+//!    non-manifold (two separate sheets closer than the tolerance) is not undone but refused by the final checks,
+//!    naming the place; a tolerance of 0 turns this step off.
+//! 3. **Faces with a repeated corner** (as written in the file, or made by the weld) are dropped.
 //! 4. **Duplicate faces**: faces with the same three vertices (in any order) keep only the first.
-//! 5. **Orientation**: each patch of faces connected through manifold edges is made consistent with the
+//! 5. **Zero-area faces** whose three distinct corners lie on a line (area below [`DEGENERATE_AREA_MM2`]) are
+//!    dropped when they are extra faces (their edges are balanced without them); when one fills a T-junction (its
+//!    middle corner on the opposite edge, each edge shared with one other face) the face across its long edge is
+//!    split at that corner instead, which changes no geometry. Otherwise it is dropped and the checks name what is
+//!    left.
+//! 6. **Orientation**: each patch of faces connected through manifold edges is made consistent with the
 //!    orientation most of its faces have (flipped faces are reported); a patch where no consistent orientation
-//!    exists (Moebius-like) is refused. Then each closed component is turned outward: positive volume, except a
-//!    cavity nested inside an odd number of shells, which stays inward (the definitions of [`super::check`]).
-//! 6. **Small holes** are filled when `RepairOptions::fill_small_holes` is on (the default) and the hole is a
+//!    exists (Moebius-like) is refused.
+//! 7. **Small holes** are filled when `RepairOptions::fill_small_holes` is on (the default) and the hole is a
 //!    simple loop of at most [`MAX_FILLED_HOLE_EDGES`] edges and [`MAX_FILLED_HOLE_PERIMETER_MM`] of perimeter
 //!    whose corners lie within [`MAX_FILLED_HOLE_OUT_OF_PLANE_MM`] of one plane: that is the size of a few of the
 //!    surface's own triangles (a bone surface from a 1 mm CT has edges of about 1.2 mm), missing where an exporter
@@ -42,6 +43,10 @@
 //!    is reported with its place and perimeter. Larger or warped holes are refused: only the segmentation knows
 //!    what surface was there. A loop whose patch would turn more than [`FOLD_BACK_DEG`] against a face on it is
 //!    not a hole in a surface but the rim of a lone face or strip, and is refused too.
+//! 8. **Outward**: the checks of [`MeshReport`] find the closed components whose orientation contradicts their
+//!    nesting (an outer shell with negative volume, a cavity nested inside an odd number of shells with positive
+//!    volume, the definitions of [`super::check`]); those are turned over, which changes nothing else the checks
+//!    see, so they are not run again.
 //!
 //! Refused, with the places: holes that are not filled, non-manifold edges and vertices, self-intersections and
 //! non-orientable patches. Small disconnected parts are *not* dropped (a loose fragment may be a bone piece the
@@ -65,8 +70,8 @@ use super::check::{
 use super::{centroid, compact, cross, dot, norm, sub, BoundingBox, Mesh, MeshError, UnionFind};
 
 /// Default tolerance of the weld of vertices on open edges, mm: two copies of one vertex printed with 6
-/// significant digits are at most 0.0017 mm apart (coordinates under 1000 mm); real edges of bone surfaces are
-/// longer than 0.005 mm. See the module documentation.
+/// significant digits are at most 0.0017 mm apart (coordinates under 1000 mm); the shortest edges of bone surfaces
+/// from CT are 0.0025 mm and longer. See the module documentation.
 pub const WELD_TOLERANCE_MM: f64 = 0.002;
 /// Largest weld tolerance accepted, mm: beyond it welding would merge real features of a fine bone surface
 /// (a quarter of a 0.2 mm voxel).
@@ -558,7 +563,7 @@ pub fn repair(mesh: Mesh, options: &RepairOptions) -> Result<Repaired, RepairErr
         }
     }
 
-    // 3-4. Repeated corners and duplicate faces.
+    // 3-5. Repeated corners, duplicate faces, zero-area faces.
     let mut keep = vec![true; faces.tris.len()];
     for (f, t) in faces.tris.iter().enumerate() {
         if repeats(t) {
@@ -581,33 +586,20 @@ pub fn repair(mesh: Mesh, options: &RepairOptions) -> Result<Repaired, RepairErr
         half = half_edges(&faces.tris);
     }
 
-    // 5. Consistent orientation per edge-connected patch.
+    // 6. Consistent orientation per edge-connected patch.
     let edges = classify(&faces.tris, &half);
     drop(half);
     let non_orientable = orient(&mut faces, &positions, &edges, &mut report);
 
-    // 6. Holes.
+    // 7. Holes.
     let mut holes = DefectList::default();
-    let mut open_face = vec![false; faces.tris.len()];
-    for &f in &edges.non_manifold_faces {
-        open_face[f as usize] = true;
-    }
-    fill_holes(
-        &mut faces,
-        &positions,
-        &edges,
-        options,
-        &mut holes,
-        &mut open_face,
-        &mut report,
-    );
-    open_face.resize(faces.tris.len(), false);
+    fill_holes(&mut faces, &positions, &edges, options, &mut holes, &mut report);
     drop(edges);
 
-    // Unused vertices go; the rest keep their order.
+    // 8. Unused vertices go (the rest keep their order), then the checks and the outward turn.
     let mut mesh = compact(&positions, std::mem::take(&mut faces.tris));
     drop(positions);
-    let (check, components) = outward(&mut mesh, &open_face, &mut report);
+    let (check, components) = outward(&mut mesh, &mut report);
     report.vertices = mesh.positions.len();
     report.triangles = mesh.triangles.len();
     report.components = components.count;
@@ -627,13 +619,16 @@ pub fn repair(mesh: Mesh, options: &RepairOptions) -> Result<Repaired, RepairErr
 /// Each vertex mapped to the first vertex with bit-identical coordinates.
 fn exact_weld(positions: &[[f64; 3]]) -> Vec<u32> {
     // +0.0 + (-0.0) = +0.0: one key for both zeros.
-    let key = |v: u32| positions[v as usize].map(|c| (c + 0.0).to_bits());
-    let mut order: Vec<u32> = (0..positions.len() as u32).collect();
-    order.par_sort_unstable_by_key(|&v| (key(v), v));
+    let mut keyed: Vec<([u64; 3], u32)> = positions
+        .par_iter()
+        .enumerate()
+        .map(|(v, p)| (p.map(|c| (c + 0.0).to_bits()), v as u32))
+        .collect();
+    keyed.par_sort_unstable();
     let mut remap: Vec<u32> = (0..positions.len() as u32).collect();
-    for run in order.chunk_by(|&a, &b| key(a) == key(b)) {
-        for &v in &run[1..] {
-            remap[v as usize] = run[0];
+    for run in keyed.chunk_by(|a, b| a.0 == b.0) {
+        for &(_, v) in &run[1..] {
+            remap[v as usize] = run[0].1;
         }
     }
     remap
@@ -647,31 +642,94 @@ fn near_weld(
     tol: f64,
     report: &mut RepairReport,
 ) -> Option<Vec<u32>> {
-    let mut open: Vec<u32> = half
-        .chunk_by(|a, b| a.0 == b.0)
-        .filter(|g| g.len() == 1)
-        .flat_map(|g| [(g[0].0 >> 32) as u32, g[0].0 as u32])
-        .collect();
+    let mut is_open = vec![false; positions.len()];
+    for g in half.chunk_by(|a, b| a.0 == b.0).filter(|g| g.len() == 1) {
+        is_open[(g[0].0 >> 32) as usize] = true;
+        is_open[g[0].0 as u32 as usize] = true;
+    }
+    let open: Vec<u32> = (0..positions.len() as u32).filter(|&v| is_open[v as usize]).collect();
     if open.is_empty() {
         return None;
     }
-    open.par_sort_unstable();
-    open.dedup();
+    // Cells of the tolerance's size, sorted: a vertex's partners lie in its own or one of the 26 cells around it.
+    // Each cell pairs its vertices with those of its own cell after them and of the 13 neighbouring cells after it
+    // in the sort order, so every pair is seen once; for a fixed x and y the cells z - 1..z + 1 are one range.
     let cell_of = |v: u32| positions[v as usize].map(|c| (c / tol).floor() as i64);
     let mut cells: Vec<([i64; 3], u32)> = open.par_iter().map(|&v| (cell_of(v), v)).collect();
     cells.par_sort_unstable();
+    let runs: Vec<(usize, usize)> = {
+        let mut runs = Vec::new();
+        let mut start = 0;
+        for run in cells.chunk_by(|a, b| a.0 == b.0) {
+            runs.push((start, start + run.len()));
+            start += run.len();
+        }
+        runs
+    };
     let vt = VertexTriangles::build_from(positions.len(), tris);
-    let share_face = |v: u32, w: u32| vt.of(v as usize).iter().any(|&f| tris[f as usize].contains(&w));
-    let mut pairs: Vec<(u32, u32)> = cells
-        .par_iter()
-        .flat_map_iter(|&(c, v)| {
-            let mut found: SmallVec<[(u32, u32); 4]> = SmallVec::new();
-            for d in 0..27i64 {
-                let key = [c[0] + d % 3 - 1, c[1] + (d / 3) % 3 - 1, c[2] + d / 9 - 1];
-                let lo = cells.partition_point(|e| e.0 < key);
-                for &(_, w) in cells[lo..].iter().take_while(|e| e.0 == key) {
-                    if w > v && norm(sub(positions[v as usize], positions[w as usize])) <= tol && !share_face(v, w) {
-                        found.push((v, w));
+    // Two corners of one face are never welded. They can only be within the tolerance when that face has an edge
+    // that short, so the (slow, scattered) adjacency test is asked for those vertices only.
+    let mut short = vec![false; positions.len()];
+    for t in tris.iter().filter(|t| !repeats(t)) {
+        for k in 0..3 {
+            let (a, b) = (t[k], t[(k + 1) % 3]);
+            if norm(sub(positions[a as usize], positions[b as usize])) <= tol {
+                short[a as usize] = true;
+                short[b as usize] = true;
+            }
+        }
+    }
+    let share_face = |v: u32, w: u32| {
+        short[v as usize] && short[w as usize] && vt.of(v as usize).iter().any(|&f| tris[f as usize].contains(&w))
+    };
+    const WELD_CHUNK: usize = 4096;
+    const FORWARD: [(i64, i64, i64, i64); 5] = [
+        (0, 0, 1, 1),
+        (0, 1, -1, 1),
+        (1, -1, -1, 1),
+        (1, 0, -1, 1),
+        (1, 1, -1, 1),
+    ];
+    // The neighbour keys grow with the run, so each chunk of runs walks five pointers forward instead of searching.
+    let pairs: Vec<(u32, u32)> = runs
+        .par_chunks(WELD_CHUNK)
+        .flat_map_iter(|chunk| {
+            let mut found: Vec<(u32, u32)> = Vec::new();
+            let mut try_pair = |v: u32, w: u32| {
+                if norm(sub(positions[v as usize], positions[w as usize])) <= tol && !share_face(v, w) {
+                    found.push((v.min(w), v.max(w)));
+                }
+            };
+            let mut range = [(0usize, 0usize); 5];
+            for (n, &(s, e)) in chunk.iter().enumerate() {
+                for i in s..e {
+                    for j in i + 1..e {
+                        try_pair(cells[i].1, cells[j].1);
+                    }
+                }
+                let c = cells[s].0;
+                for (k, (dx, dy, z_lo, z_hi)) in FORWARD.into_iter().enumerate() {
+                    let x = c[0].saturating_add(dx);
+                    let y = c[1].saturating_add(dy);
+                    let lo_key = [x, y, c[2].saturating_add(z_lo)];
+                    let hi_key = [x, y, c[2].saturating_add(z_hi)];
+                    let (lo, hi) = &mut range[k];
+                    if n == 0 {
+                        *lo = cells.partition_point(|q| q.0 < lo_key);
+                        *hi = cells.partition_point(|q| q.0 <= hi_key);
+                    } else {
+                        while *lo < cells.len() && cells[*lo].0 < lo_key {
+                            *lo += 1;
+                        }
+                        *hi = (*hi).max(*lo);
+                        while *hi < cells.len() && cells[*hi].0 <= hi_key {
+                            *hi += 1;
+                        }
+                    }
+                    for i in s..e {
+                        for q in &cells[*lo..*hi] {
+                            try_pair(cells[i].1, q.1);
+                        }
                     }
                 }
             }
@@ -681,7 +739,7 @@ fn near_weld(
     if pairs.is_empty() {
         return None;
     }
-    pairs.par_sort_unstable();
+    // The union-find keeps the smallest index as root, so the order of the pairs does not matter.
     let mut uf = UnionFind::new(positions.len());
     for &(v, w) in &pairs {
         uf.union(v, w);
@@ -827,8 +885,6 @@ struct Edges {
     open: Vec<(u64, u32)>,
     /// Keys of all edges (sorted), to test whether a patch's diagonal exists.
     keys: Vec<u64>,
-    /// Faces on an edge with more than two faces.
-    non_manifold_faces: Vec<u32>,
 }
 
 fn classify(tris: &[[u32; 3]], half: &[(u64, u64)]) -> Edges {
@@ -837,7 +893,6 @@ fn classify(tris: &[[u32; 3]], half: &[(u64, u64)]) -> Edges {
         same: vec![0; tris.len()],
         open: Vec::new(),
         keys: Vec::new(),
-        non_manifold_faces: Vec::new(),
     };
     let forward = |h: u64| {
         let t = tris[(h >> 2) as usize];
@@ -858,7 +913,7 @@ fn classify(tris: &[[u32; 3]], half: &[(u64, u64)]) -> Edges {
                     }
                 }
             }
-            _ => edges.non_manifold_faces.extend(g.iter().map(|h| (h.1 >> 2) as u32)),
+            _ => {}
         }
     }
     edges
@@ -931,7 +986,6 @@ fn fill_holes(
     edges: &Edges,
     options: &RepairOptions,
     holes: &mut DefectList<Hole>,
-    open_face: &mut [bool],
     report: &mut RepairReport,
 ) {
     if edges.open.is_empty() {
@@ -1025,9 +1079,6 @@ fn fill_holes(
         if hole.status == HoleStatus::Filled {
             report.filled_holes.push(hole);
         } else {
-            for &f in &loop_faces {
-                open_face[f as usize] = true;
-            }
             holes.push(hole);
         }
     }
@@ -1161,40 +1212,29 @@ fn min_angle(p: &[[f64; 3]; 3]) -> f64 {
         .fold(f64::INFINITY, f64::min)
 }
 
-/// Turns closed components outward (cavities inward), checks the mesh and returns the checks and the components.
-fn outward(mesh: &mut Mesh, open_face: &[bool], report: &mut RepairReport) -> (MeshReport, super::Components) {
+/// Checks the mesh and turns over the closed components the checks find inward (outer shells with negative volume,
+/// cavities with positive volume); returns the checks and the components.
+fn outward(mesh: &mut Mesh, report: &mut RepairReport) -> (MeshReport, super::Components) {
     let components = mesh.connected_components();
-    let c = components.count;
-    let mut closed = vec![true; c];
-    let mut volume = vec![0.0; c];
-    for (f, (&t, &l)) in mesh.triangles.iter().zip(&components.labels).enumerate() {
-        let l = l as usize;
-        closed[l] &= !open_face[f];
-        volume[l] += signed_volume(&t.map(|v| mesh.positions[v as usize]));
-    }
-    // First guess: every closed component is an outer shell.
-    let mut inverted: Vec<bool> = (0..c).map(|l| closed[l] && volume[l] < 0.0).collect();
-    flip_components(mesh, &components.labels, &inverted);
     let mut check = MeshReport::new(mesh);
     if check.inward_components.count > 0 {
-        // Cavities (or shells wrongly taken for one): the checks know the nesting.
         let wrong: Vec<u32> = if check.inward_components.count == check.inward_components.examples.len() {
             check.inward_components.examples.iter().map(|d| d.component).collect()
         } else {
             inward_components(mesh).iter().map(|d| d.component).collect()
         };
-        let mut toggle = vec![false; c];
-        for l in wrong {
-            toggle[l as usize] = true;
-            inverted[l as usize] ^= true;
+        let mut flip = vec![false; components.count];
+        for &l in &wrong {
+            flip[l as usize] = true;
         }
-        flip_components(mesh, &components.labels, &toggle);
-        check = MeshReport::new(mesh);
-    }
-    if inverted.iter().any(|&i| i) {
+        flip_components(mesh, &components.labels, &flip);
+        // Turning whole components over changes no edge, vertex, degenerate face or crossing, and the nesting does
+        // not depend on the orientation: the checks stand, with no inward component left and the new volume.
+        check.inward_components = DefectList::default();
+        check.volume_mm3 = mesh.signed_volume_mm3();
         let places = component_places(mesh, &components);
-        for (l, _) in inverted.iter().enumerate().filter(|(_, &i)| i) {
-            report.inverted_components.push(places[l].clone());
+        for l in wrong {
+            report.inverted_components.push(places[l as usize].clone());
         }
     }
     (check, components)
@@ -1499,6 +1539,7 @@ mod tests {
         flip(&mut bad);
         bad.merge(&cube([1.0; 3], [2.0; 3])).expect("small");
         let r = repaired(bad);
+        assert_eq!(MeshReport::new(&r.mesh), r.check);
         assert_eq!(r.report.inverted_components.count, 2);
         assert!((r.report.volume_mm3 - 26.0).abs() < 1e-12);
         let cavity = &r.report.inverted_components.examples[1];
