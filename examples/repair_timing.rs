@@ -1,5 +1,6 @@
 //! Time the repair of bone STL files against reading them and checking them:
-//! `cargo run --release --example repair_timing -- CT_DIR [OUT_DIR]`.
+//! `cargo run --release --example repair_timing -- CT_DIR [OUT_DIR]`, or repair STL files made elsewhere and print
+//! what was done or why not: `cargo run --release --example repair_timing -- FILE.stl...`.
 //!
 //! Makes our bone surface of the CT (300 HU, every component), writes it as binary STL twice into OUT_DIR (default
 //! the system temporary folder): `clean.stl`, and `noisy.stl` with every facet's corners moved by up to one f32 ulp
@@ -19,7 +20,25 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let ct = std::env::args().nth(1).ok_or("usage: repair_timing CT_DIR [OUT_DIR]")?;
+    let ct = std::env::args()
+        .nth(1)
+        .ok_or("usage: repair_timing CT_DIR [OUT_DIR] | FILE.stl...")?;
+    if ct.ends_with(".stl") {
+        for path in std::env::args().skip(1) {
+            let t = Instant::now();
+            let m = mesh::read_stl_file(path.as_ref())?;
+            let read_s = t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            let result = mesh::repair(m, &RepairOptions::default());
+            let repair_s = t.elapsed().as_secs_f64();
+            println!("{path}: read {read_s:.3} s, repair {repair_s:.3} s");
+            match result {
+                Ok(r) => println!("{}", r.report),
+                Err(e) => println!("{e}"),
+            }
+        }
+        return Ok(());
+    }
     let out = std::env::args().nth(2).map_or_else(std::env::temp_dir, PathBuf::from);
     let (volume, _) = guidesmith::volume::load(ct.as_ref(), None, &NoProgress)?;
     let recipe = SegmentRecipe::new(HuRange::new(300, 3071)?);

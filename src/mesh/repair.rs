@@ -46,7 +46,8 @@
 //! 8. **Outward**: the checks of [`MeshReport`] find the closed components whose orientation contradicts their
 //!    nesting (an outer shell with negative volume, a cavity nested inside an odd number of shells with positive
 //!    volume, the definitions of [`super::check`]); those are turned over, which changes nothing else the checks
-//!    see, so they are not run again.
+//!    see, so they are not run again. Only on a closed, manifold surface: while a shell is open, nothing can be
+//!    said to lie inside it, and such a surface is refused anyway.
 //!
 //! Refused, with the places: holes that are not filled, non-manifold edges and vertices, self-intersections and
 //! non-orientable patches. Small disconnected parts are *not* dropped (a loose fragment may be a bone piece the
@@ -353,11 +354,16 @@ impl fmt::Display for Unrepairable {
         if self.holes.count > 0 {
             write_list(f, "holes (open boundaries)", &self.holes, |h| {
                 format!(
-                    "{} edges, perimeter {:.1} mm around {} ({})",
+                    "{} edges, perimeter {:.1} mm around {} ({}{})",
                     h.edges,
                     h.perimeter_mm,
                     fmt_mm(h.center_mm),
-                    h.status.describe()
+                    h.status.describe(),
+                    if h.out_of_plane_mm <= MAX_FILLED_HOLE_OUT_OF_PLANE_MM {
+                        "; flat: cut by the edge of the scan or a plane?"
+                    } else {
+                        ""
+                    }
                 )
             })?;
             advise(
@@ -409,7 +415,9 @@ impl fmt::Display for Unrepairable {
                  segmentation tool, or smooth the surface less",
             )?;
         }
-        if c.inward_components.count > 0 {
+        // With open or non-manifold shells the nesting, hence "inward", means nothing: left out.
+        let closed = c.boundary_edges.count == 0 && c.non_manifold_edges.count == 0;
+        if closed && c.inward_components.count > 0 {
             write_list(f, "components with unclear inside", &c.inward_components, |d| {
                 format!("near {}", fmt_mm(d.position_mm))
             })?;
@@ -1217,7 +1225,12 @@ fn min_angle(p: &[[f64; 3]; 3]) -> f64 {
 fn outward(mesh: &mut Mesh, report: &mut RepairReport) -> (MeshReport, super::Components) {
     let components = mesh.connected_components();
     let mut check = MeshReport::new(mesh);
-    if check.inward_components.count > 0 {
+    // Nesting is judged among closed components only: while a shell is open, what lies inside it cannot be told
+    // from what lies outside, and the surface is refused anyway.
+    let closed = check.boundary_edges.count == 0
+        && check.non_manifold_edges.count == 0
+        && check.non_manifold_vertices.count == 0;
+    if closed && check.inward_components.count > 0 {
         let wrong: Vec<u32> = if check.inward_components.count == check.inward_components.examples.len() {
             check.inward_components.examples.iter().map(|d| d.component).collect()
         } else {
@@ -1615,7 +1628,13 @@ mod tests {
             let f = s.triangles.iter().position(|u| u == t).expect("own face");
             keep[f]
         });
+        // A cavity inside, rightly inward: with the shell open it cannot be judged, and is not turned over.
+        let mut m = m;
+        let mut cavity = cube(SPHERE_CENTER.map(|c| c - 1.0), SPHERE_CENTER.map(|c| c + 1.0));
+        cavity.triangles.iter_mut().for_each(|t| t.swap(1, 2));
+        m.merge(&cavity).expect("small");
         let u = refused(m, &RepairOptions::default());
+        assert_eq!(u.repaired.inverted_components.count, 0);
         assert_eq!(u.holes.count, 1);
         let hole = &u.holes.examples[0];
         assert_eq!(hole.status, HoleStatus::TooManyEdges);
