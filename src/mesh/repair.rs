@@ -1775,4 +1775,63 @@ mod tests {
         assert_eq!(value["flipped_faces"]["count"], 1);
         assert_eq!(value["flipped_faces"]["examples"][0]["facet"], 4);
     }
+
+    mod properties {
+        use super::*;
+        use crate::mesh::marching_cubes::tests::blob_field;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(300))]
+            /// Any soup of faces over a few grid points (so corners coincide, faces repeat, fold and cross): never a
+            /// panic, and whatever is accepted passes every check.
+            #[test]
+            fn random_soups_are_repaired_or_refused(
+                points in prop::collection::vec((0u8..3, 0u8..3, 0u8..3), 3..12),
+                faces in prop::collection::vec((0usize..12, 0usize..12, 0usize..12), 1..40),
+            ) {
+                let positions: Vec<[f64; 3]> =
+                    points.iter().map(|&(x, y, z)| [f64::from(x), f64::from(y), f64::from(z)]).collect();
+                let n = positions.len();
+                let triangles = faces.iter().map(|&(a, b, c)| [(a % n) as u32, (b % n) as u32, (c % n) as u32]).collect();
+                match repair(Mesh { positions, triangles }, &RepairOptions::default()) {
+                    Ok(r) => {
+                        let check = MeshReport::new(&r.mesh);
+                        prop_assert!(check.is_valid(), "{}", check);
+                        prop_assert_eq!(check, r.check);
+                    }
+                    Err(RepairError::Unrepairable(u)) => prop_assert!(!u.to_string().is_empty()),
+                    Err(e) => prop_assert!(false, "unexpected error {}", e),
+                }
+            }
+
+            /// A closed marching-cubes surface, unwelded, with faces flipped and repeated, comes back whole.
+            #[test]
+            fn degraded_closed_surfaces_come_back(seed in 1u64..u64::MAX, flips in prop::collection::vec(any::<prop::sample::Index>(), 0..20), copies in prop::collection::vec(any::<prop::sample::Index>(), 0..5)) {
+                let dims = [14, 12, 10];
+                let g = GridGeometry::axis_aligned(dims, [0.7, 0.8, 1.1], [-20.0, 10.0, 40.0]);
+                let field = blob_field(dims, seed);
+                let clean = marching_cubes(&g, &field, 500.0, None).expect("valid input");
+                prop_assume!(!clean.is_empty());
+                let mut m = unweld(&clean);
+                let n = m.triangles.len();
+                for i in &flips {
+                    m.triangles[i.index(n)].swap(0, 1);
+                }
+                let mut copied: Vec<usize> = copies.iter().map(|i| i.index(n)).collect();
+                copied.sort_unstable();
+                copied.dedup();
+                for &f in &copied {
+                    m.triangles.push(m.triangles[f]);
+                }
+                let r = repaired(m);
+                prop_assert!(r.check.is_valid());
+                prop_assert_eq!(r.mesh.triangles.len(), clean.triangles.len());
+                prop_assert_eq!(r.mesh.positions.len(), clean.positions.len());
+                prop_assert_eq!(r.report.duplicate_faces.count, copied.len());
+                let v = clean.signed_volume_mm3();
+                prop_assert!((r.mesh.signed_volume_mm3() - v).abs() <= 1e-9 * v.abs().max(1.0));
+            }
+        }
+    }
 }
