@@ -43,7 +43,7 @@ pub use check::{
 };
 pub use decimate::{decimate, decimate_checked, decimate_with_locks, DecimateOptions};
 pub use marching_cubes::marching_cubes;
-pub use repair::{repair, RepairError, RepairOptions, RepairReport, Repaired};
+pub use repair::{repair, RepairError, RepairOptions, RepairReport, Repaired, Unrepairable};
 pub use smooth::{taubin_smooth, TAUBIN_LAMBDA, TAUBIN_MU};
 pub use stl::{read_stl, read_stl_file, write_stl_binary, write_stl_file};
 
