@@ -1,5 +1,5 @@
 //! A case's bone: obtained for a saved plan (its CT loaded and hash-checked and its segmentation re-run, or its STL
-//! models read and hash-checked), or made for a new plan.
+//! models read, hash-checked and repaired), or made for a new plan (on a CT, or on STL models segmented elsewhere).
 //!
 //! Why the bone is never cached: the plan records how to make it (the CT's hash and the segmentation recipe, or the
 //! models' hashes), so the same plan gives the same bone on any machine, and a changed CT or model is caught by its
@@ -11,8 +11,11 @@ use serde::Serialize;
 
 use super::CaseError;
 use crate::bone::{self, BoneModel, SurfaceOptions};
-use crate::mesh::Mesh;
-use crate::plan::{ct_path_hint, sha256_hex, BoneSource, CaseId, CtReference, Plan, Segmentation, SCHEMA_VERSION};
+use crate::mesh::{Mesh, RepairOptions, RepairReport};
+use crate::plan::{
+    ct_path_hint, sha256_hex, BoneModelRef, BoneSource, CaseId, CtReference, Plan, Segmentation, NAME_MAX_CHARS,
+    SCHEMA_VERSION,
+};
 use crate::progress::Progress;
 use crate::volume::{LoadOptions, SkippedFile, VolumeError};
 
@@ -93,26 +96,11 @@ pub fn open_bone(
     for model in &plan.bone.models {
         progress.checkpoint()?;
         let path = base.join(&model.path);
-        let bytes = std::fs::read(&path).map_err(|error| CaseError::ReadModel {
+        let part = read_bone_model(&model.name, &path, Some(&model.sha256))?;
+        mesh.merge(&part.mesh).map_err(|error| CaseError::Model {
             name: model.name.clone(),
-            path: path.clone(),
             error,
         })?;
-        let actual = sha256_hex(&bytes);
-        if actual != model.sha256 {
-            return Err(CaseError::ModelMismatch {
-                name: model.name.clone(),
-                path,
-                expected: model.sha256.clone(),
-                actual,
-            });
-        }
-        let model_err = |error| CaseError::Model {
-            name: model.name.clone(),
-            error,
-        };
-        let part = crate::mesh::read_stl(&bytes[..], &path.display().to_string()).map_err(model_err)?;
-        mesh.merge(&part).map_err(model_err)?;
         paths.push(path.display().to_string());
     }
     if mesh.triangles.is_empty() {
@@ -121,6 +109,53 @@ pub fn open_bone(
     Ok(CaseBone {
         mesh,
         origin: BoneOrigin::Models { paths },
+    })
+}
+
+/// A bone model read from an STL file and repaired ([`crate::mesh::repair`] with its default options, which is
+/// deterministic: the same file gives the same bone every time).
+#[derive(Clone, Debug)]
+pub struct StlModel {
+    /// The repaired surface, LPS mm.
+    pub mesh: Mesh,
+    /// What the repair did.
+    pub repair: RepairReport,
+    /// SHA-256 of the file's bytes.
+    pub sha256: String,
+}
+
+/// Reads the STL at `path` as the bone model `name`, checks its SHA-256 against `expected_sha256` when one is given
+/// (a plan's model), and repairs it; defects that cannot be repaired safely are an error naming their places.
+pub fn read_bone_model(name: &str, path: &Path, expected_sha256: Option<&str>) -> Result<StlModel, CaseError> {
+    let bytes = std::fs::read(path).map_err(|error| CaseError::ReadModel {
+        name: name.to_string(),
+        path: path.to_path_buf(),
+        error,
+    })?;
+    let sha256 = sha256_hex(&bytes);
+    if let Some(expected) = expected_sha256 {
+        if sha256 != expected {
+            return Err(CaseError::ModelMismatch {
+                name: name.to_string(),
+                path: path.to_path_buf(),
+                expected: expected.to_string(),
+                actual: sha256,
+            });
+        }
+    }
+    let read = crate::mesh::read_stl(&bytes[..], &path.display().to_string()).map_err(|error| CaseError::Model {
+        name: name.to_string(),
+        error,
+    })?;
+    let repaired = crate::mesh::repair(read, &RepairOptions::default()).map_err(|error| CaseError::Repair {
+        name: name.to_string(),
+        path: path.to_path_buf(),
+        error,
+    })?;
+    Ok(StlModel {
+        mesh: repaired.mesh,
+        repair: repaired.report,
+        sha256,
     })
 }
 
@@ -200,6 +235,118 @@ pub fn new_plan_from_ct(
         skipped: scan.skipped,
         warnings: volume.series.warnings.clone(),
     })
+}
+
+/// A new plan on bone models segmented elsewhere and what their repair did.
+#[derive(Clone, Debug)]
+pub struct NewPlanFromStl {
+    /// The plan (no elements yet), to be saved where it was planned to go.
+    pub plan: Plan,
+    /// The merged, repaired bone.
+    pub bone: Mesh,
+    /// Each model's name, file and what its repair did, in the order given.
+    pub models: Vec<(String, PathBuf, RepairReport)>,
+    /// Files of the CT input that were skipped, with the reason (when a CT was given).
+    pub skipped: Vec<SkippedFile>,
+    /// Warnings about the CT series (when a CT was given).
+    pub warnings: Vec<String>,
+}
+
+/// A new plan for case `case_id` whose bone is the STL models `stls` (each repaired as [`read_bone_model`] says,
+/// named after its file), to be saved at `plan_path`. A CT (`ct`, loaded with `options`) is optional: it is recorded
+/// with its hash, for the slice views and to check later that the models belong to it, but not segmented.
+pub fn new_plan_from_stl(
+    stls: &[PathBuf],
+    ct: Option<(&Path, Option<&str>, &LoadOptions)>,
+    case_id: CaseId,
+    plan_path: &Path,
+    progress: &dyn Progress,
+) -> Result<NewPlanFromStl, CaseError> {
+    let plan_file = absolute_file_path(plan_path)?;
+    let mut models = Vec::with_capacity(stls.len());
+    let mut refs: Vec<BoneModelRef> = Vec::with_capacity(stls.len());
+    let mut bone = Mesh::default();
+    for path in stls {
+        progress.checkpoint()?;
+        let name = model_name(path, &refs);
+        let model = read_bone_model(&name, path, None)?;
+        bone.merge(&model.mesh).map_err(|error| CaseError::Model {
+            name: name.clone(),
+            error,
+        })?;
+        let absolute = path.canonicalize().map_err(|e| CaseError::Output {
+            path: path.clone(),
+            detail: format!("cannot resolve the model's path: {e}"),
+        })?;
+        refs.push(BoneModelRef {
+            name: name.clone(),
+            path: ct_path_hint(&plan_file, &absolute),
+            sha256: model.sha256,
+        });
+        models.push((name, path.clone(), model.repair));
+    }
+    if bone.triangles.is_empty() {
+        return Err(CaseError::NoBone);
+    }
+    let (reference, skipped, warnings) = match ct {
+        None => (None, Vec::new(), Vec::new()),
+        Some((ct, series, options)) => {
+            let (volume, scan) =
+                crate::volume::load_with(ct, series, options, progress).map_err(|error| load_error(ct, error))?;
+            let ct_abs = ct.canonicalize().map_err(|e| CaseError::Output {
+                path: ct.to_path_buf(),
+                detail: format!("cannot resolve the CT path: {e}"),
+            })?;
+            let mut reference = CtReference::from_volume(&volume, &ct_path_hint(&plan_file, &ct_abs));
+            reference.rescale_intercept_override_hu = options.rescale_intercept_override;
+            (Some(reference), scan.skipped, volume.series.warnings.clone())
+        }
+    };
+    let plan = Plan {
+        schema_version: SCHEMA_VERSION,
+        case_id,
+        ct: reference,
+        bone: BoneSource {
+            segmentation: None,
+            models: refs,
+        },
+        landmarks: Vec::new(),
+        structures: Vec::new(),
+        planes: Vec::new(),
+        drills: Vec::new(),
+        guides: Vec::new(),
+        approvals: Vec::new(),
+    };
+    Ok(NewPlanFromStl {
+        plan,
+        bone,
+        models,
+        skipped,
+        warnings,
+    })
+}
+
+/// A model name from the file's stem, made unique among `taken` (`jaw`, `jaw-2`, ...), at most
+/// [`NAME_MAX_CHARS`] characters.
+fn model_name(path: &Path, taken: &[BoneModelRef]) -> String {
+    let stem: String = path
+        .file_stem()
+        .map(|s| {
+            s.to_string_lossy()
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(NAME_MAX_CHARS - 4)
+                .collect()
+        })
+        .filter(|s: &String| !s.trim().is_empty())
+        .unwrap_or_else(|| "bone".to_string());
+    let mut name = stem.clone();
+    let mut k = 1;
+    while taken.iter().any(|m| m.name == name) {
+        k += 1;
+        name = format!("{stem}-{k}");
+    }
+    name
 }
 
 /// `path` with its folder made absolute (the file itself need not exist yet).

@@ -8,7 +8,7 @@ use crate::bone::BoneError;
 use crate::export::ExportError;
 use crate::finding::Finding;
 use crate::measure::MeasureError;
-use crate::mesh::MeshError;
+use crate::mesh::{MeshError, RepairError};
 use crate::plan::{CaseIdError, EvaluateError, PlanError};
 use crate::progress::Cancelled;
 use crate::render::RenderError;
@@ -70,6 +70,16 @@ pub enum CaseError {
         name: String,
         /// The mesh error.
         error: MeshError,
+    },
+    /// A bone model has defects that cannot be repaired safely.
+    #[error("bone model '{name}' at {}: {error}", path.display())]
+    Repair {
+        /// The model's name in the plan.
+        name: String,
+        /// The file.
+        path: PathBuf,
+        /// What cannot be repaired, and where.
+        error: RepairError,
     },
     /// The plan has no bone: neither a CT segmentation nor a model.
     #[error("the plan has no bone: bone.segmentation is null and bone.models is empty")]

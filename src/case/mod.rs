@@ -2,7 +2,8 @@
 //!
 //! Why a layer of its own: the CLI, the GUI and the tests need the same chains — obtain a plan's bone (the CT loaded
 //! and its hash checked, the recorded segmentation re-run; or the plan's STL models read, hash-checked and repaired),
-//! make a new plan on a CT or on a bone segmented elsewhere, build and check every guide of a plan, write the outputs
+//! make a new plan on a CT or on a bone segmented elsewhere (STL from 3D Slicer, Mimics, InVesalius: repaired where
+//! that is safe, refused with the places where it is not), build and check every guide of a plan, write the outputs
 //! for the print lab, and run the bundled demo case. Written once here, they cannot drift apart, and the modules
 //! below stay single-purpose: `plan` reads no file but its own, `guide` knows nothing of plans, exports or renders,
 //! and the front ends only parse and present.
@@ -15,6 +16,9 @@ mod build;
 pub mod demo;
 mod error;
 
-pub use bone::{new_plan_from_ct, open_bone, plan_ct_path, BoneOrigin, CaseBone, NewPlan};
+pub use bone::{
+    new_plan_from_ct, new_plan_from_stl, open_bone, plan_ct_path, read_bone_model, BoneOrigin, CaseBone, NewPlan,
+    NewPlanFromStl, StlModel,
+};
 pub use build::{build_guides, guide_requests, render_guides, write_guides, CaseGuides, GuideOutcome, PlannedGuide};
 pub use error::CaseError;

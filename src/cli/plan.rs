@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand, ValueEnum};
-use guidesmith::case::{new_plan_from_ct, open_bone, plan_ct_path, BoneOrigin};
+use guidesmith::case::{new_plan_from_ct, new_plan_from_stl, open_bone, plan_ct_path, BoneOrigin};
 use guidesmith::catalogue::Catalogue;
 use guidesmith::finding::Severity;
 use guidesmith::plan::{
@@ -65,9 +65,15 @@ enum PlanCommand {
 
 #[derive(Debug, Args)]
 struct NewArgs {
-    /// CT input: a folder (searched recursively), a DICOMDIR or one file.
-    #[arg(long)]
-    ct: PathBuf,
+    /// CT input: a folder (searched recursively), a DICOMDIR or one file. Segmented into the bone, unless
+    /// --bone-stl gives the bone; then it is only recorded (optional).
+    #[arg(long, required_unless_present = "bone_stl")]
+    ct: Option<PathBuf>,
+    /// A bone surface segmented elsewhere (STL from 3D Slicer, Mimics, InVesalius...), repeatable: repaired where
+    /// that is safe (welding, orientation, degenerate and duplicate faces, small holes), refused with the places
+    /// where it is not. The plan's bone is these models instead of a segmentation.
+    #[arg(long = "bone-stl")]
+    bone_stl: Vec<PathBuf>,
     /// Case ID (never the patient's name or ID): 1-64 of A-Z a-z 0-9 . _ -
     #[arg(long)]
     case: String,
@@ -488,11 +494,22 @@ fn drill_from(a: &AddDrillArgs) -> anyhow::Result<DrillTrajectory> {
 }
 
 fn run_new(a: &NewArgs, progress: &dyn Progress) -> anyhow::Result<ExitCode> {
-    super::existing(&a.ct)?;
+    if let Some(ct) = &a.ct {
+        super::existing(ct)?;
+    }
+    for stl in &a.bone_stl {
+        super::existing(stl)?;
+    }
     if a.output.exists() && !a.force {
         bail!("{} exists; give --force to replace it", a.output.display());
     }
     let case_id = CaseId::new(&a.case).context("--case")?;
+    if !a.bone_stl.is_empty() {
+        return run_new_from_stl(a, case_id, progress);
+    }
+    let Some(ct) = &a.ct else {
+        bail!("give --ct PATH (a CT to segment) or --bone-stl FILE (a bone segmented elsewhere)");
+    };
     if a.seg.decimate_mm.is_some() {
         bail!("a plan records decimation as a fraction only: use --decimate-keep instead of --decimate-mm");
     }
@@ -504,9 +521,9 @@ fn run_new(a: &NewArgs, progress: &dyn Progress) -> anyhow::Result<ExitCode> {
         smooth_iterations: u32::try_from(a.seg.smooth).context("--smooth")?,
         decimate_keep_fraction: a.seg.decimate_keep,
     };
-    eprintln!("loading the CT from {} and segmenting the bone", a.ct.display());
+    eprintln!("loading the CT from {} and segmenting the bone", ct.display());
     let made = new_plan_from_ct(
-        &a.ct,
+        ct,
         a.seg.series.as_deref(),
         &a.seg.values.load_options(),
         case_id,
@@ -531,6 +548,40 @@ fn run_new(a: &NewArgs, progress: &dyn Progress) -> anyhow::Result<ExitCode> {
         ct.map(|c| c.volume_sha256.as_str()).unwrap_or_default()
     )?;
     print_bone_summary(&mut out, &made.bone.mesh, made.bone.report.volume_mm3)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `plan new --bone-stl`: the plan's bone is the given models, repaired; a CT, if given, is only recorded.
+fn run_new_from_stl(a: &NewArgs, case_id: CaseId, progress: &dyn Progress) -> anyhow::Result<ExitCode> {
+    if !a.seg.no_hu_range() || a.seg.smooth > 0 || a.seg.decimate_keep.is_some() || a.seg.decimate_mm.is_some() {
+        bail!(
+            "segmentation options (--hu, --preset, --smooth, --decimate-...) make a bone from the CT; with \
+             --bone-stl the bone is the STL models: leave them out"
+        );
+    }
+    let load_options = a.seg.values.load_options();
+    let ct = a.ct.as_deref().map(|ct| (ct, a.seg.series.as_deref(), &load_options));
+    let made = new_plan_from_stl(&a.bone_stl, ct, case_id, &a.output, progress)?;
+    for f in &made.skipped {
+        eprintln!("skipped {}: {}", f.path.display(), f.reason);
+    }
+    for w in &made.warnings {
+        eprintln!("warning: {w}");
+    }
+    made.plan.save(&a.output)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "wrote {}", a.output.display())?;
+    for (name, path, report) in &made.models {
+        writeln!(out, "  bone model '{name}' from {}: {report}", path.display())?;
+    }
+    if let Some(ct) = &made.plan.ct {
+        writeln!(
+            out,
+            "  ct               {} (volume sha256 {}; recorded, not segmented)",
+            ct.path, ct.volume_sha256
+        )?;
+    }
+    print_bone_summary(&mut out, &made.bone, made.bone.signed_volume_mm3())?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -26,7 +26,7 @@
 use std::fmt;
 
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
 use super::bvh::Bvh;
@@ -119,7 +119,7 @@ pub struct IntersectionDefect {
 }
 
 /// Failures of one kind: their number and the first [`MAX_EXAMPLES`] of them.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DefectList<T> {
     /// Number of failures.
     pub count: usize,
@@ -127,11 +127,28 @@ pub struct DefectList<T> {
     pub examples: Vec<T>,
 }
 
+impl<T> Default for DefectList<T> {
+    fn default() -> Self {
+        DefectList {
+            count: 0,
+            examples: Vec::new(),
+        }
+    }
+}
+
 impl<T> DefectList<T> {
-    fn from_vec(mut all: Vec<T>) -> Self {
+    pub(crate) fn from_vec(mut all: Vec<T>) -> Self {
         let count = all.len();
         all.truncate(MAX_EXAMPLES);
         DefectList { count, examples: all }
+    }
+
+    /// Counts one more, keeping it as an example while there are fewer than [`MAX_EXAMPLES`].
+    pub(crate) fn push(&mut self, item: T) {
+        self.count += 1;
+        if self.examples.len() < MAX_EXAMPLES {
+            self.examples.push(item);
+        }
     }
 }
 
@@ -274,10 +291,14 @@ pub(crate) struct VertexTriangles {
 
 impl VertexTriangles {
     pub(crate) fn build(mesh: &Mesh) -> VertexTriangles {
-        let n = mesh.positions.len();
+        Self::build_from(mesh.positions.len(), &mesh.triangles)
+    }
+
+    /// The adjacency of `triangles` over `n` vertices.
+    pub(crate) fn build_from(n: usize, triangles: &[[u32; 3]]) -> VertexTriangles {
         let usable = |t: &[u32; 3]| t.iter().all(|&v| (v as usize) < n) && t[0] != t[1] && t[1] != t[2] && t[0] != t[2];
         let mut start = vec![0usize; n + 1];
-        for t in mesh.triangles.iter().filter(|t| usable(t)) {
+        for t in triangles.iter().filter(|t| usable(t)) {
             for &v in t {
                 start[v as usize + 1] += 1;
             }
@@ -287,7 +308,7 @@ impl VertexTriangles {
         }
         let mut fill = start.clone();
         let mut tris = vec![0u32; start[n]];
-        for (i, t) in mesh.triangles.iter().enumerate() {
+        for (i, t) in triangles.iter().enumerate() {
             if usable(t) {
                 for &v in t {
                     tris[fill[v as usize]] = i as u32;
@@ -686,11 +707,11 @@ impl MeshReport {
     }
 }
 
-fn fmt_mm(p: [f64; 3]) -> String {
+pub(crate) fn fmt_mm(p: [f64; 3]) -> String {
     format!("({:.3}, {:.3}, {:.3}) mm", p[0], p[1], p[2])
 }
 
-fn write_list<T>(
+pub(crate) fn write_list<T>(
     f: &mut fmt::Formatter<'_>,
     name: &str,
     list: &DefectList<T>,

@@ -150,7 +150,15 @@ fn segment_triangle(p: P, q: P, t: &[P; 3], pl: &Plane) -> bool {
     if sp == 0 && sq == 0 {
         return segment_triangle_2d(p, q, t, pl.unit);
     }
-    // The line pq crosses the plane at one point; it lies in the triangle iff the three tetrahedra built on pq and
+    // One end in the plane (within the tolerance), the other off it: the segment meets the plane at that end only.
+    // (The line test below would look for where the *line* pq crosses the plane, which for a segment nearly in the
+    // plane can be far beyond its end.)
+    if sp == 0 || sq == 0 {
+        let on = if sp == 0 { p } else { q };
+        let pr = projector(pl.unit);
+        return point_in_triangle_2d(pr(on), t.map(&pr));
+    }
+    // The segment crosses the plane at one point; it lies in the triangle iff the three tetrahedra built on pq and
     // the triangle edges have one orientation.
     let s1 = orient3(p, q, t[0], t[1]);
     let s2 = orient3(p, q, t[1], t[2]);
@@ -268,6 +276,30 @@ mod tests {
         // Folded back onto a: intersects.
         let folded = [[1.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.6, 0.3, 0.0]];
         assert!(triangles_intersect_points([0, 1, 2], &a, [1, 0, 3], &folded));
+    }
+
+    #[test]
+    fn nearly_coplanar_triangles_apart_do_not_intersect() {
+        // Two faces of a flat cap 0.8 mm apart, their corners moved by one f32 ulp (an STL exporter's noise): the
+        // line through an edge of one, nearly in the plane of the other, passes through its corner far beyond the
+        // edge's end; that must not count.
+        let a = [
+            [47.3945198059082, 139.0467071533203, 53.999996185302734],
+            [47.39452362060547, 139.0466766357422, 55.499996185302734],
+            [48.35155487060547, 139.0467071533203, 54.000003814697266],
+        ];
+        let b = [
+            [48.3515510559082, 139.0466766357422, 55.499996185302734],
+            [49.3085823059082, 139.0466766357422, 55.499996185302734],
+            [49.3085823059082, 139.0467071533203, 53.999996185302734],
+        ];
+        assert!(!triangles_intersect_points([0, 1, 2], &a, [3, 4, 5], &b));
+        assert!(!triangles_intersect_points([3, 4, 5], &b, [0, 1, 2], &a));
+        // A segment ending on a triangle still touches it.
+        let t = [[0.0, 0.0, 0.0], [2.0, 0.0, 0.0], [0.0, 2.0, 0.0]];
+        let pl = Plane::of(&t).expect("non-degenerate");
+        assert!(segment_triangle([0.5, 0.5, 0.0], [0.5, 0.5, 1.0], &t, &pl));
+        assert!(!segment_triangle([3.0, 3.0, 0.0], [-1.0, -1.0, 1e-3], &t, &pl));
     }
 
     #[test]

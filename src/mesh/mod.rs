@@ -1,4 +1,5 @@
-//! Triangle meshes of bone surfaces: extraction from CT, checking, smoothing, simplification and STL exchange.
+//! Triangle meshes of bone surfaces: extraction from CT, checking, smoothing, simplification, STL exchange and the
+//! repair of surfaces segmented elsewhere.
 //!
 //! Why this module exists: a patient-specific guide is printed from a surface, and the CAD steps that follow
 //! (offsetting, boolean subtraction of the bone from the guide blank, slicing) silently produce garbage when that
@@ -24,6 +25,7 @@ pub mod crop;
 pub mod decimate;
 mod intersect;
 pub mod marching_cubes;
+pub mod repair;
 pub mod sliver;
 pub mod smooth;
 pub mod stl;
@@ -41,6 +43,7 @@ pub use check::{
 };
 pub use decimate::{decimate, decimate_checked, decimate_checked_with, decimate_with_locks, DecimateOptions};
 pub use marching_cubes::marching_cubes;
+pub use repair::{repair, RepairError, RepairOptions, RepairReport, Repaired, Unrepairable};
 pub use smooth::{taubin_smooth, TAUBIN_LAMBDA, TAUBIN_MU};
 pub use stl::{read_stl, read_stl_file, write_stl_binary, write_stl_file};
 
