@@ -9,13 +9,22 @@
 //! the recipe produced. Voxels the recipe added below the threshold (filled cavities, closing) would otherwise be
 //! outside the surface again; their value is mirrored above the threshold (`2 t - hu`), which puts the surface
 //! half-way between such a voxel and a background neighbour of the same HU, as a binary mask's surface would be.
+//!
+//! Speed: when the recipe only thresholds, its mask is the HU window itself, so marching cubes runs on the window
+//! and writes the mask while it packs the field ([`mesh::grid_surface_of_window`]): one pass over the HU instead of
+//! a threshold pass, a mask pass and a surface pass. A surface that is not smoothed or decimated is still the raw
+//! marching-cubes surface, and is checked by [`GridSurface::report`], which proves the same invariants as
+//! [`MeshReport::new`] from the construction instead of searching; after smoothing or decimation the full check
+//! runs.
 
 use std::time::Instant;
 
 use serde::Serialize;
 use thiserror::Error;
 
-use crate::mesh::{self, DecimateOptions, Mesh, MeshError, MeshReport};
+use rayon::prelude::*;
+
+use crate::mesh::{self, DecimateOptions, GridSurface, Mesh, MeshError, MeshReport};
 use crate::progress::Progress;
 use crate::segment::{Mask, SegmentError, SegmentRecipe, SegmentStats};
 use crate::volume::Volume;
@@ -75,9 +84,9 @@ impl From<MeshError> for BoneError {
 /// Wall time of each stage, in seconds.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct BoneTimings {
-    /// Segmentation recipe.
+    /// Segmentation recipe (0 for a threshold-only recipe, whose threshold is part of `surface_s`).
     pub segment_s: f64,
-    /// Marching cubes.
+    /// Marching cubes (with the threshold, for a threshold-only recipe).
     pub surface_s: f64,
     /// Smoothing.
     pub smooth_s: f64,
@@ -110,14 +119,19 @@ pub fn iso_for(min_hu: i16) -> f32 {
 /// Marching cubes on `volume` at `iso`, restricted to `mask` (see the module documentation for voxels the mask adds
 /// below the iso value).
 pub fn surface_of_mask(volume: &Volume, mask: &Mask, iso: f32) -> Result<Mesh, MeshError> {
+    Ok(grid_surface_of_mask(volume, mask, iso)?.into_mesh())
+}
+
+/// [`surface_of_mask`], keeping what marching cubes knows about the surface for [`GridSurface::report`].
+pub fn grid_surface_of_mask(volume: &Volume, mask: &Mask, iso: f32) -> Result<GridSurface, MeshError> {
     let region = mask.as_bytes();
     let needs_mirror = volume
         .hu
-        .iter()
-        .zip(region)
-        .any(|(&hu, &m)| m != 0 && f32::from(hu) < iso);
+        .par_chunks(MIRROR_CHUNK)
+        .zip(region.par_chunks(MIRROR_CHUNK))
+        .any(|(hu, m)| hu.iter().zip(m).any(|(&hu, &m)| m != 0 && f32::from(hu) < iso));
     if !needs_mirror {
-        return mesh::marching_cubes(&volume.geometry, &volume.hu, iso, Some(region));
+        return mesh::grid_surface(&volume.geometry, &volume.hu, iso, Some(region));
     }
     let field: Vec<i16> = volume
         .hu
@@ -131,8 +145,11 @@ pub fn surface_of_mask(volume: &Volume, mask: &Mask, iso: f32) -> Result<Mesh, M
             }
         })
         .collect();
-    mesh::marching_cubes(&volume.geometry, &field, iso, Some(region))
+    mesh::grid_surface(&volume.geometry, &field, iso, Some(region))
 }
+
+/// Voxels per parallel task of the scan for voxels the mask adds below the iso value.
+const MIRROR_CHUNK: usize = 1 << 16;
 
 /// Segment `volume` with `recipe`, extract the surface, post-process it and check it.
 pub fn extract_bone(
@@ -142,6 +159,19 @@ pub fn extract_bone(
     progress: &dyn Progress,
 ) -> Result<BoneModel, BoneError> {
     let mut timings = BoneTimings::default();
+    if recipe.is_threshold_only() {
+        // The mask is the window: threshold while packing the field for marching cubes.
+        progress.begin("surface", 1);
+        let t = Instant::now();
+        let (min_hu, max_hu) = (recipe.hu.min_hu(), recipe.hu.max_hu());
+        let (mask, segment_stats, surface) = recipe.apply_threshold_with(&volume.geometry, &volume.hu, |out| {
+            mesh::grid_surface_of_window(&volume.geometry, &volume.hu, min_hu, max_hu, Some(out))
+        })?;
+        let surface = surface?;
+        timings.surface_s = t.elapsed().as_secs_f64();
+        progress.end();
+        return finish(mask, segment_stats, Surface::Grid(surface), timings, options, progress);
+    }
     progress.begin("segmenting", 1);
     let t = Instant::now();
     let (mask, segment_stats) = recipe.apply(&volume.geometry, &volume.hu)?;
@@ -155,10 +185,16 @@ pub fn extract_bone(
     }
     progress.begin("surface", 1);
     let t = Instant::now();
-    let surface = surface_of_mask(volume, &mask, iso_for(recipe.hu.min_hu()))?;
+    let surface = grid_surface_of_mask(volume, &mask, iso_for(recipe.hu.min_hu()))?;
     timings.surface_s = t.elapsed().as_secs_f64();
     progress.end();
-    finish(mask, segment_stats, surface, timings, options, progress)
+    finish(mask, segment_stats, Surface::Grid(surface), timings, options, progress)
+}
+
+/// A surface to finish: straight from marching cubes (checked from its construction if left as it is), or any mesh.
+enum Surface {
+    Grid(GridSurface),
+    Mesh(Mesh),
 }
 
 /// Smooth and decimate an already checked model again with other options (e.g. to a fraction of its triangles),
@@ -167,7 +203,7 @@ pub fn refine(model: BoneModel, options: &SurfaceOptions, progress: &dyn Progres
     finish(
         model.mask,
         model.segment_stats,
-        model.mesh,
+        Surface::Mesh(model.mesh),
         model.timings,
         options,
         progress,
@@ -177,11 +213,76 @@ pub fn refine(model: BoneModel, options: &SurfaceOptions, progress: &dyn Progres
 fn finish(
     mask: Mask,
     segment_stats: SegmentStats,
-    mut surface: Mesh,
+    surface: Surface,
     mut timings: BoneTimings,
     options: &SurfaceOptions,
     progress: &dyn Progress,
 ) -> Result<BoneModel, BoneError> {
+    let triangles = match &surface {
+        Surface::Grid(g) => g.mesh().triangles.len(),
+        Surface::Mesh(m) => m.triangles.len(),
+    };
+    let decimate = resolved_decimation(options, triangles)?;
+    let (surface, report) = match surface {
+        Surface::Grid(grid) if options.smooth_iterations == 0 && decimate.is_none() => {
+            // Still the raw marching-cubes surface: proven from its construction.
+            progress.begin("checking", 1);
+            let t = Instant::now();
+            let report = grid.report();
+            timings.check_s = t.elapsed().as_secs_f64();
+            progress.end();
+            (grid.into_mesh(), report)
+        }
+        surface => {
+            let mesh = match surface {
+                Surface::Grid(g) => g.into_mesh(),
+                Surface::Mesh(m) => m,
+            };
+            let mesh = post_process(mesh, options, decimate, &mut timings, progress)?;
+            progress.begin("checking", 1);
+            let t = Instant::now();
+            let report = MeshReport::new(&mesh);
+            timings.check_s = t.elapsed().as_secs_f64();
+            progress.end();
+            (mesh, report)
+        }
+    };
+    if !report.is_valid() {
+        return Err(BoneError::Invalid(Box::new(report)));
+    }
+    Ok(BoneModel {
+        mask,
+        segment_stats,
+        mesh: surface,
+        report,
+        timings,
+    })
+}
+
+/// The decimation `options` ask for on a surface of `triangles` triangles, `None` for none.
+fn resolved_decimation(options: &SurfaceOptions, triangles: usize) -> Result<Option<DecimateOptions>, BoneError> {
+    let mut decimate = options.decimate;
+    if let Some(fraction) = options.decimate_keep_fraction {
+        if !(fraction > 0.0 && fraction <= 1.0) {
+            return Err(BoneError::Mesh(MeshError::InvalidOption(format!(
+                "the fraction of triangles to keep must be in (0, 1], not {fraction}"
+            ))));
+        }
+        let from_fraction = ((triangles as f64 * fraction).round() as usize).max(4);
+        let d = decimate.get_or_insert_with(DecimateOptions::default);
+        d.target_triangles = Some(d.target_triangles.map_or(from_fraction, |t| t.min(from_fraction)));
+    }
+    Ok(decimate.filter(|d| d.target_triangles.is_some() || d.max_error_mm.is_some()))
+}
+
+/// Smoothing and decimation.
+fn post_process(
+    mut surface: Mesh,
+    options: &SurfaceOptions,
+    decimate: Option<DecimateOptions>,
+    timings: &mut BoneTimings,
+    progress: &dyn Progress,
+) -> Result<Mesh, BoneError> {
     if options.smooth_iterations > 0 {
         progress.begin("smoothing", 1);
         let t = Instant::now();
@@ -194,39 +295,12 @@ fn finish(
         timings.smooth_s = t.elapsed().as_secs_f64();
         progress.end();
     }
-    let mut decimate = options.decimate;
-    if let Some(fraction) = options.decimate_keep_fraction {
-        if !(fraction > 0.0 && fraction <= 1.0) {
-            return Err(BoneError::Mesh(MeshError::InvalidOption(format!(
-                "the fraction of triangles to keep must be in (0, 1], not {fraction}"
-            ))));
-        }
-        let from_fraction = ((surface.triangles.len() as f64 * fraction).round() as usize).max(4);
-        let d = decimate.get_or_insert_with(DecimateOptions::default);
-        d.target_triangles = Some(d.target_triangles.map_or(from_fraction, |t| t.min(from_fraction)));
-    }
     if let Some(decimate) = decimate {
-        if decimate.target_triangles.is_some() || decimate.max_error_mm.is_some() {
-            progress.begin("decimating", 1);
-            let t = Instant::now();
-            surface = mesh::decimate_checked(&surface, decimate)?;
-            timings.decimate_s = t.elapsed().as_secs_f64();
-            progress.end();
-        }
+        progress.begin("decimating", 1);
+        let t = Instant::now();
+        surface = mesh::decimate_checked(&surface, decimate)?;
+        timings.decimate_s = t.elapsed().as_secs_f64();
+        progress.end();
     }
-    progress.begin("checking", 1);
-    let t = Instant::now();
-    let report = MeshReport::new(&surface);
-    timings.check_s = t.elapsed().as_secs_f64();
-    progress.end();
-    if !report.is_valid() {
-        return Err(BoneError::Invalid(Box::new(report)));
-    }
-    Ok(BoneModel {
-        mask,
-        segment_stats,
-        mesh: surface,
-        report,
-        timings,
-    })
+    Ok(surface)
 }

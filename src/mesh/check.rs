@@ -24,6 +24,7 @@
 //! every other check, so no check ever panics on malformed input.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use rayon::prelude::*;
 use serde::Serialize;
@@ -128,6 +129,14 @@ pub struct DefectList<T> {
 }
 
 impl<T> DefectList<T> {
+    /// No failure.
+    pub(crate) fn none() -> Self {
+        DefectList {
+            count: 0,
+            examples: Vec::new(),
+        }
+    }
+
     fn from_vec(mut all: Vec<T>) -> Self {
         let count = all.len();
         all.truncate(MAX_EXAMPLES);
@@ -137,7 +146,7 @@ impl<T> DefectList<T> {
 
 /// Corner positions of a triangle whose indices are in range and corners finite.
 #[inline]
-fn points(mesh: &Mesh, t: [u32; 3]) -> Option<[[f64; 3]; 3]> {
+pub(super) fn points(mesh: &Mesh, t: [u32; 3]) -> Option<[[f64; 3]; 3]> {
     let p = mesh.triangle_points(t)?;
     if p.iter().flatten().all(|c| c.is_finite()) {
         Some(p)
@@ -273,28 +282,60 @@ pub(crate) struct VertexTriangles {
 }
 
 impl VertexTriangles {
+    /// The adjacency, each vertex's triangles in increasing order (as a sequential fill would leave them).
+    ///
+    /// Built in parallel without changing that order: the triangles are cut into one block per thread, each block
+    /// counts its own vertex uses, and the offsets put block `b`'s entries for a vertex after those of blocks
+    /// `0..b`. Each slot is written by exactly one block (through relaxed atomic stores, plain stores on common
+    /// hardware, because the slots of a block are scattered).
     pub(crate) fn build(mesh: &Mesh) -> VertexTriangles {
         let n = mesh.positions.len();
         let usable = |t: &[u32; 3]| t.iter().all(|&v| (v as usize) < n) && t[0] != t[1] && t[1] != t[2] && t[0] != t[2];
-        let mut start = vec![0usize; n + 1];
-        for t in mesh.triangles.iter().filter(|t| usable(t)) {
-            for &v in t {
-                start[v as usize + 1] += 1;
-            }
-        }
-        for v in 0..n {
-            start[v + 1] += start[v];
-        }
-        let mut fill = start.clone();
-        let mut tris = vec![0u32; start[n]];
-        for (i, t) in mesh.triangles.iter().enumerate() {
-            if usable(t) {
-                for &v in t {
-                    tris[fill[v as usize]] = i as u32;
-                    fill[v as usize] += 1;
+        let blocks = rayon::current_num_threads().clamp(1, 8);
+        let block_len = mesh.triangles.len().div_ceil(blocks).max(1);
+        let mut cursors: Vec<Vec<usize>> = mesh
+            .triangles
+            .par_chunks(block_len)
+            .map(|block| {
+                let mut count = vec![0usize; n];
+                for t in block.iter().filter(|t| usable(t)) {
+                    for &v in t {
+                        count[v as usize] += 1;
+                    }
                 }
+                count
+            })
+            .collect();
+        // start[v] = uses of vertices before v; block b's cursor for v starts after blocks 0..b.
+        let mut start = vec![0usize; n + 1];
+        let mut total = 0usize;
+        for v in 0..n {
+            start[v] = total;
+            for c in cursors.iter_mut() {
+                let uses = c[v];
+                c[v] = total;
+                total += uses;
             }
         }
+        start[n] = total;
+        let slots: Vec<AtomicU32> = (0..total).into_par_iter().map(|_| AtomicU32::new(0)).collect();
+        mesh.triangles
+            .par_chunks(block_len)
+            .zip(cursors.par_iter_mut())
+            .enumerate()
+            .for_each(|(b, (block, cursor))| {
+                let first = b * block_len;
+                for (i, t) in block.iter().enumerate() {
+                    if usable(t) {
+                        for &v in t {
+                            let slot = &mut cursor[v as usize];
+                            slots[*slot].store((first + i) as u32, Ordering::Relaxed);
+                            *slot += 1;
+                        }
+                    }
+                }
+            });
+        let tris = slots.into_iter().map(AtomicU32::into_inner).collect();
         VertexTriangles { start, tris }
     }
 
@@ -339,6 +380,68 @@ pub(crate) fn fan_count(mesh: &Mesh, v: u32, tris: &[u32]) -> usize {
     (0..tris.len() as u32).filter(|&i| find(&mut parent, i) == i).count()
 }
 
+/// True when the triangles around every vertex form one closed fan in which each edge at the vertex is used once in
+/// each direction. Every edge is seen from both its ends, so then no edge is a boundary, non-manifold or
+/// inconsistently oriented edge and no vertex is non-manifold. Only meaningful when every triangle is usable (indices
+/// in range, no repeated vertex), because [`VertexTriangles`] leaves the others out.
+///
+/// Why: it is one linear pass over small fans, where naming the failing edges needs a sort of all half-edges;
+/// [`MeshReport::new`] runs that sort only when this fails.
+pub(crate) fn fans_are_closed_disks(mesh: &Mesh, vt: &VertexTriangles) -> bool {
+    (0..mesh.positions.len())
+        .into_par_iter()
+        .with_min_len(1 << 12)
+        .all(|v| fan_is_closed_disk(mesh, v as u32, vt.of(v)))
+}
+
+fn fan_is_closed_disk(mesh: &Mesh, v: u32, tris: &[u32]) -> bool {
+    if tris.is_empty() {
+        return true;
+    }
+    // (next, previous) vertex of each triangle, walking counter-clockwise around v.
+    let mut ends: SmallVec<[(u32, u32); 16]> = SmallVec::new();
+    for &t in tris {
+        let tri = mesh.triangles[t as usize];
+        let k = if tri[0] == v {
+            0
+        } else if tri[1] == v {
+            1
+        } else {
+            2
+        };
+        ends.push((tri[(k + 1) % 3], tri[(k + 2) % 3]));
+    }
+    // Walk the fan: the triangle after `cur` is the one whose previous vertex is `cur`'s next (they share that edge
+    // in opposite directions). Each step must find exactly one, and the walk must visit every triangle once and come
+    // back to the first.
+    let n = ends.len();
+    let mut visited: SmallVec<[bool; 16]> = SmallVec::from_elem(false, n);
+    let mut cur = 0;
+    for step in 0..n {
+        visited[cur] = true;
+        let target = ends[cur].0;
+        let mut count = 0;
+        let mut found = 0;
+        for (j, e) in ends.iter().enumerate() {
+            if e.1 == target {
+                count += 1;
+                found = j;
+            }
+        }
+        if count != 1 {
+            return false;
+        }
+        if step + 1 == n {
+            return found == 0;
+        }
+        if visited[found] {
+            return false;
+        }
+        cur = found;
+    }
+    false
+}
+
 fn non_manifold_vertices_with(mesh: &Mesh, vt: &VertexTriangles) -> Vec<VertexDefect> {
     (0..mesh.positions.len())
         .into_par_iter()
@@ -362,7 +465,7 @@ pub fn non_manifold_vertices(mesh: &Mesh) -> Vec<VertexDefect> {
 
 /// Twice the area vector of a triangle.
 #[inline]
-fn area_vector(p: &[[f64; 3]; 3]) -> [f64; 3] {
+pub(super) fn area_vector(p: &[[f64; 3]; 3]) -> [f64; 3] {
     cross(sub(p[1], p[0]), sub(p[2], p[0]))
 }
 
@@ -486,11 +589,13 @@ struct ComponentInfo {
     first: Vec<u32>,
 }
 
-fn component_info(mesh: &Mesh, table: &EdgeTable) -> ComponentInfo {
+/// Components, their closedness, volumes and first triangles. `table` is `None` when every edge is known to have
+/// exactly two triangles.
+fn component_info(mesh: &Mesh, table: Option<&EdgeTable>) -> ComponentInfo {
     let comps = mesh.connected_components();
     let c = comps.count;
     let mut closed = vec![true; c];
-    for g in table.groups() {
+    for g in table.iter().flat_map(|t| t.groups()) {
         if g.len() != 2 {
             for h in g {
                 closed[comps.labels[h.1 as usize] as usize] = false;
@@ -602,7 +707,7 @@ fn component_box(mesh: &Mesh, labels: &[u32], c: u32) -> Option<BoundingBox> {
 /// boundary-edge check reports them).
 pub fn inward_components(mesh: &Mesh) -> Vec<ComponentDefect> {
     let table = EdgeTable::build(mesh);
-    let info = component_info(mesh, &table);
+    let info = component_info(mesh, Some(&table));
     inward_components_with(mesh, &info, &triangle_bvh(mesh))
 }
 
@@ -642,12 +747,34 @@ pub struct MeshReport {
 }
 
 impl MeshReport {
-    /// Runs every check (the edge table, components and BVH are built once and shared).
+    /// Runs every check (the edge table, components and BVH are built once and shared). The edge and vertex checks
+    /// first try the linear fan test ([`fans_are_closed_disks`]); the sort that names failing edges runs only when
+    /// it fails.
     pub fn new(mesh: &Mesh) -> MeshReport {
-        let table = EdgeTable::build(mesh);
-        let edges = classify_edges(mesh, &table);
+        let invalid = invalid_triangles(mesh);
         let vt = VertexTriangles::build(mesh);
-        let info = component_info(mesh, &table);
+        let all_usable = invalid.is_empty()
+            && mesh
+                .triangles
+                .par_iter()
+                .all(|t| t[0] != t[1] && t[1] != t[2] && t[0] != t[2]);
+        let (edges, non_manifold_vertices, info) = if all_usable && fans_are_closed_disks(mesh, &vt) {
+            let none = EdgeDefects {
+                boundary: Vec::new(),
+                non_manifold: Vec::new(),
+                inconsistent: Vec::new(),
+            };
+            (none, Vec::new(), component_info(mesh, None))
+        } else {
+            let table = EdgeTable::build(mesh);
+            let info = component_info(mesh, Some(&table));
+            (
+                classify_edges(mesh, &table),
+                non_manifold_vertices_with(mesh, &vt),
+                info,
+            )
+        };
+        drop(vt);
         let bvh = triangle_bvh(mesh);
         MeshReport {
             vertices: mesh.positions.len(),
@@ -657,10 +784,10 @@ impl MeshReport {
             volume_mm3: mesh.signed_volume_mm3(),
             area_mm2: mesh.area_mm2(),
             bounding_box: mesh.bounding_box(),
-            invalid_triangles: DefectList::from_vec(invalid_triangles(mesh)),
+            invalid_triangles: DefectList::from_vec(invalid),
             boundary_edges: DefectList::from_vec(edges.boundary),
             non_manifold_edges: DefectList::from_vec(edges.non_manifold),
-            non_manifold_vertices: DefectList::from_vec(non_manifold_vertices_with(mesh, &vt)),
+            non_manifold_vertices: DefectList::from_vec(non_manifold_vertices),
             inconsistent_edges: DefectList::from_vec(edges.inconsistent),
             inward_components: DefectList::from_vec(inward_components_with(mesh, &info, &bvh)),
             degenerate_triangles: DefectList::from_vec(degenerate_triangles(mesh)),

@@ -22,12 +22,15 @@ mod bvh;
 pub mod check;
 pub mod crop;
 pub mod decimate;
+mod grid_check;
 mod intersect;
 pub mod marching_cubes;
 pub mod sliver;
 pub mod smooth;
 pub mod stl;
 mod tables;
+
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use nalgebra::{Matrix4, Point3};
 use rayon::prelude::*;
@@ -40,7 +43,7 @@ pub use check::{
     InvalidTriangle, MeshReport, TriangleDefect, VertexDefect,
 };
 pub use decimate::{decimate, decimate_checked, decimate_with_locks, DecimateOptions};
-pub use marching_cubes::marching_cubes;
+pub use marching_cubes::{grid_surface, grid_surface_of_window, marching_cubes, GridSurface};
 pub use smooth::{taubin_smooth, TAUBIN_LAMBDA, TAUBIN_MU};
 pub use stl::{read_stl, read_stl_file, write_stl_binary, write_stl_file};
 
@@ -282,6 +285,49 @@ impl Mesh {
         self.chunked_sum(|p| 0.5 * norm(cross(sub(p[1], p[0]), sub(p[2], p[0]))))
     }
 
+    /// The signed volume and area as [`Self::signed_volume_mm3`] and [`Self::area_mm2`] compute them (same chunks,
+    /// same order, so the same bits), with each triangle's volume term, in one pass; `None` when a triangle has an
+    /// index out of range, a repeated vertex, a non-finite corner or an area below `min_area_mm2`.
+    pub(crate) fn checked_volume_terms(&self, min_area_mm2: f64) -> Option<(f64, f64, Vec<f64>)> {
+        let n = self.positions.len();
+        let mut terms = vec![0.0f64; self.triangles.len()];
+        let partial: Vec<Option<(f64, f64)>> = self
+            .triangles
+            .par_chunks(SUM_CHUNK)
+            .zip(terms.par_chunks_mut(SUM_CHUNK))
+            .map(|(chunk, out)| {
+                let mut area = [0.0f64; SUM_CHUNK];
+                for ((t, o), a) in chunk.iter().zip(out.iter_mut()).zip(area.iter_mut()) {
+                    if t.iter().any(|&v| v as usize >= n) || t[0] == t[1] || t[1] == t[2] || t[0] == t[2] {
+                        return None;
+                    }
+                    let p = self.triangle_points(*t)?;
+                    if !p.iter().flatten().all(|c| c.is_finite()) {
+                        return None;
+                    }
+                    let c = cross(sub(p[1], p[0]), sub(p[2], p[0]));
+                    *a = 0.5 * norm(c);
+                    if *a < min_area_mm2 {
+                        return None;
+                    }
+                    *o = dot(p[0], c) / 6.0;
+                }
+                Some((
+                    out.iter().copied().sum::<f64>(),
+                    area[..chunk.len()].iter().copied().sum::<f64>(),
+                ))
+            })
+            .collect();
+        let mut volume = Vec::with_capacity(partial.len());
+        let mut area = Vec::with_capacity(partial.len());
+        for p in partial {
+            let (v, a) = p?;
+            volume.push(v);
+            area.push(a);
+        }
+        Some((volume.iter().sum(), area.iter().sum(), terms))
+    }
+
     fn chunked_sum(&self, f: impl Fn(&[[f64; 3]; 3]) -> f64 + Sync) -> f64 {
         let partial: Vec<f64> = self
             .triangles
@@ -332,20 +378,14 @@ impl Mesh {
     /// A triangle with an out-of-range index is joined through its valid vertices only.
     pub fn connected_components(&self) -> Components {
         let n = self.positions.len();
-        let mut uf = UnionFind::new(n);
-        for t in &self.triangles {
-            let valid: smallvec::SmallVec<[u32; 3]> = t.iter().copied().filter(|&v| (v as usize) < n).collect();
-            for w in valid.windows(2) {
-                uf.union(w[0], w[1]);
-            }
-        }
+        let root = self.vertex_roots();
         let mut root_label = vec![u32::MAX; n];
         let mut labels = Vec::with_capacity(self.triangles.len());
         let mut count: u32 = 0;
         for t in &self.triangles {
             let label = match t.iter().find(|&&v| (v as usize) < n) {
                 Some(&v) => {
-                    let r = uf.find(v) as usize;
+                    let r = root[v as usize] as usize;
                     if root_label[r] == u32::MAX {
                         root_label[r] = count;
                         count += 1;
@@ -363,6 +403,20 @@ impl Mesh {
             labels,
             count: count as usize,
         }
+    }
+
+    /// For each vertex, a representative vertex of its component (the same for all vertices of a component; unused
+    /// vertices are their own). Triangles with out-of-range indices join their valid vertices only.
+    pub(crate) fn vertex_roots(&self) -> Vec<u32> {
+        let n = self.positions.len();
+        let uf = ConcurrentUnionFind::new(n);
+        self.triangles.par_iter().with_min_len(1 << 12).for_each(|t| {
+            let valid: smallvec::SmallVec<[u32; 3]> = t.iter().copied().filter(|&v| (v as usize) < n).collect();
+            for w in valid.windows(2) {
+                uf.union(w[0], w[1]);
+            }
+        });
+        uf.into_roots()
     }
 
     /// One mesh per connected component, in label order, each with only the vertices it uses (in their original
@@ -455,34 +509,61 @@ pub(crate) fn compact(positions: &[[f64; 3]], triangles: Vec<[u32; 3]>) -> Mesh 
 }
 
 /// Union-find with path halving; the smaller index becomes the root so results never depend on processing order.
-pub(crate) struct UnionFind {
-    parent: Vec<u32>,
+/// Union-find over `0..n` that threads share without locks: a root is only ever linked under a smaller root (by
+/// compare-and-swap, so two unions cannot both link it) and paths are only ever shortened to an ancestor, so a parent
+/// always has a smaller index, every find terminates, and the final partition is the connected components whatever
+/// order the unions ran in.
+pub(crate) struct ConcurrentUnionFind {
+    parent: Vec<AtomicU32>,
 }
 
-impl UnionFind {
+impl ConcurrentUnionFind {
     pub(crate) fn new(n: usize) -> Self {
-        UnionFind {
-            parent: (0..n as u32).collect(),
+        ConcurrentUnionFind {
+            parent: (0..n as u32).into_par_iter().map(AtomicU32::new).collect(),
         }
     }
 
-    pub(crate) fn find(&mut self, mut x: u32) -> u32 {
-        while self.parent[x as usize] != x {
-            let p = self.parent[x as usize];
-            self.parent[x as usize] = self.parent[p as usize];
-            x = p;
+    pub(crate) fn find(&self, mut x: u32) -> u32 {
+        loop {
+            let p = self.parent[x as usize].load(Ordering::Relaxed);
+            if p == x {
+                return x;
+            }
+            let g = self.parent[p as usize].load(Ordering::Relaxed);
+            if g != p {
+                // Path halving: any ancestor is a valid parent.
+                self.parent[x as usize].store(g, Ordering::Relaxed);
+            }
+            x = g;
         }
-        x
     }
 
-    pub(crate) fn union(&mut self, a: u32, b: u32) {
-        let ra = self.find(a);
-        let rb = self.find(b);
-        if ra < rb {
-            self.parent[rb as usize] = ra;
-        } else if rb < ra {
-            self.parent[ra as usize] = rb;
+    pub(crate) fn union(&self, a: u32, b: u32) {
+        let (mut a, mut b) = (a, b);
+        loop {
+            let ra = self.find(a);
+            let rb = self.find(b);
+            if ra == rb {
+                return;
+            }
+            let (hi, lo) = if ra > rb { (ra, rb) } else { (rb, ra) };
+            match self.parent[hi as usize].compare_exchange(hi, lo, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return,
+                // `hi` was linked meanwhile: start again from the two roots.
+                Err(_) => (a, b) = (hi, lo),
+            }
         }
+    }
+
+    /// The root of every element.
+    pub(crate) fn into_roots(self) -> Vec<u32> {
+        let roots: Vec<u32> = (0..self.parent.len() as u32)
+            .into_par_iter()
+            .with_min_len(1 << 12)
+            .map(|x| self.find(x))
+            .collect();
+        roots
     }
 }
 

@@ -25,7 +25,7 @@ use super::error::SegmentError;
 use super::fill::{fill_cavities, fill_holes_slice_by_slice};
 use super::mask::Mask;
 use super::morphology::{close_mm, open_mm, radius_sq};
-use super::threshold::{threshold, HuRange};
+use super::threshold::{check_volume, threshold, HuRange};
 use crate::grid::GridGeometry;
 use nalgebra::{Point3, Vector3};
 use schemars::JsonSchema;
@@ -155,6 +155,41 @@ impl SegmentRecipe {
             }
             _ => Ok(()),
         }
+    }
+
+    /// True when the recipe only thresholds (every component kept, no cut, morphology or fill): its mask is then
+    /// exactly the HU window, so the surface can be taken on the window directly while the mask is written in the
+    /// same pass (see `bone`).
+    pub fn is_threshold_only(&self) -> bool {
+        matches!(self.keep, Keep::All)
+            && !self.has_cuts()
+            && self.close_mm == 0.0
+            && self.open_mm == 0.0
+            && !self.fill_cavities
+            && !self.fill_holes_2d
+    }
+
+    /// Runs a threshold-only recipe ([`Self::is_threshold_only`]) whose thresholding `kernel` does: it gets a zeroed
+    /// byte per voxel and must set exactly the voxels in the window to 1 (its own result is passed back). Validation,
+    /// errors and statistics are those of [`apply`].
+    pub(crate) fn apply_threshold_with<T>(
+        &self,
+        geometry: &GridGeometry,
+        hu: &[i16],
+        kernel: impl FnOnce(&mut [u8]) -> T,
+    ) -> Result<(Mask, SegmentStats, T), SegmentError> {
+        debug_assert!(
+            self.is_threshold_only(),
+            "only a threshold-only recipe can be run by its threshold"
+        );
+        self.validate()?;
+        let n = check_volume(geometry, hu)?;
+        let mut data = vec![0u8; n];
+        let out = kernel(&mut data);
+        let mask = Mask::from_raw(geometry.clone(), data);
+        let mut stats = SegmentStats::default();
+        stats.record(Step::Threshold, &mask)?;
+        Ok((mask, stats, out))
     }
 
     fn has_cuts(&self) -> bool {
