@@ -1,5 +1,5 @@
 //! Where `guidesmith segment` spends its time, step by step and check by check:
-//! `cargo run --release --example segment_timing -- <DICOM DIR> [MIN_HU] [RUNS] [quick]`.
+//! `cargo run --release --example segment_timing -- <DICOM DIR> [MIN..MAX HU] [RUNS] [quick]`.
 //!
 //! Each step is printed with its wall time and the CPU time of all the process's threads (from
 //! `/proc/self/task/*/schedstat`, Linux only), which is what a step costs whatever else loads a shared machine.
@@ -8,22 +8,13 @@
 //! large surface).
 use std::time::Instant;
 
+#[path = "support/cpu.rs"]
+mod cpu;
+use cpu::cpu_s;
 use guidesmith::bone;
 use guidesmith::mesh::{self, MeshReport};
 use guidesmith::progress::NoProgress;
 use guidesmith::segment::{HuRange, SegmentRecipe};
-
-/// CPU time of all threads of this process so far, in seconds (0 where `/proc` is not available).
-fn cpu_s() -> f64 {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return 0.0;
-    };
-    tasks
-        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("schedstat")).ok())
-        .filter_map(|s| s.split_whitespace().next()?.parse::<f64>().ok())
-        .sum::<f64>()
-        * 1e-9
-}
 
 /// Runs `f`, prints its wall and CPU time under `name`, and returns its result.
 fn step<T>(name: &str, f: impl FnOnce() -> T) -> T {
@@ -41,21 +32,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let dir = args
         .next()
-        .ok_or("usage: segment_timing <DICOM DIR> [MIN_HU] [RUNS] [quick]")?;
-    let min_hu: i16 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(300);
+        .ok_or("usage: segment_timing <DICOM DIR> [MIN..MAX HU] [RUNS] [quick]")?;
+    let range: HuRange = args.next().as_deref().unwrap_or("300..3071").parse()?;
+    let (min_hu, max_hu) = (range.min_hu(), range.max_hu());
     let runs: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(1);
     let quick = args.next().is_some_and(|a| a == "quick");
     for run in 0..runs {
         println!("run {}", run + 1);
         let (volume, _) = step("load", || guidesmith::volume::load(dir.as_ref(), None, &NoProgress))?;
-        let recipe = SegmentRecipe::new(HuRange::new(min_hu, 3071)?);
+        let recipe = SegmentRecipe::new(range);
         let (mask, _) = step("threshold", || recipe.apply(&volume.geometry, &volume.hu))?;
         let surface = step("surface restricted to the mask", || {
             bone::grid_surface_of_mask(&volume, &mask, bone::iso_for(min_hu))
         })?;
         let fused = step("fused threshold + surface", || {
             let mut inside = vec![0u8; volume.hu.len()];
-            let s = mesh::grid_surface_of_window(&volume.geometry, &volume.hu, min_hu, 3071, Some(&mut inside));
+            let s = mesh::grid_surface_of_window(&volume.geometry, &volume.hu, min_hu, max_hu, Some(&mut inside));
             (s, inside)
         });
         let (fused, inside) = (fused.0?, fused.1);

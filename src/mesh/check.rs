@@ -293,11 +293,12 @@ impl VertexTriangles {
         let usable = |t: &[u32; 3]| t.iter().all(|&v| (v as usize) < n) && t[0] != t[1] && t[1] != t[2] && t[0] != t[2];
         let blocks = rayon::current_num_threads().clamp(1, 8);
         let block_len = mesh.triangles.len().div_ceil(blocks).max(1);
-        let mut cursors: Vec<Vec<usize>> = mesh
+        // Per block: how often each vertex is used, then where the block's entries start within the vertex's list.
+        let mut offsets: Vec<Vec<u32>> = mesh
             .triangles
             .par_chunks(block_len)
             .map(|block| {
-                let mut count = vec![0usize; n];
+                let mut count = vec![0u32; n];
                 for t in block.iter().filter(|t| usable(t)) {
                     for &v in t {
                         count[v as usize] += 1;
@@ -306,35 +307,37 @@ impl VertexTriangles {
                 count
             })
             .collect();
-        // start[v] = uses of vertices before v; block b's cursor for v starts after blocks 0..b.
         let mut start = vec![0usize; n + 1];
         let mut total = 0usize;
         for v in 0..n {
             start[v] = total;
-            for c in cursors.iter_mut() {
-                let uses = c[v];
-                c[v] = total;
-                total += uses;
+            let mut within = 0u32;
+            for block in offsets.iter_mut() {
+                let uses = block[v];
+                block[v] = within;
+                within += uses;
             }
+            total += within as usize;
         }
         start[n] = total;
         let slots: Vec<AtomicU32> = (0..total).into_par_iter().map(|_| AtomicU32::new(0)).collect();
         mesh.triangles
             .par_chunks(block_len)
-            .zip(cursors.par_iter_mut())
+            .zip(offsets.par_iter_mut())
             .enumerate()
-            .for_each(|(b, (block, cursor))| {
+            .for_each(|(b, (block, offset))| {
                 let first = b * block_len;
                 for (i, t) in block.iter().enumerate() {
                     if usable(t) {
                         for &v in t {
-                            let slot = &mut cursor[v as usize];
-                            slots[*slot].store((first + i) as u32, Ordering::Relaxed);
-                            *slot += 1;
+                            let o = &mut offset[v as usize];
+                            slots[start[v as usize] + *o as usize].store((first + i) as u32, Ordering::Relaxed);
+                            *o += 1;
                         }
                     }
                 }
             });
+        drop(offsets);
         let tris = slots.into_iter().map(AtomicU32::into_inner).collect();
         VertexTriangles { start, tris }
     }
@@ -395,47 +398,64 @@ pub(crate) fn fans_are_closed_disks(mesh: &Mesh, vt: &VertexTriangles) -> bool {
 }
 
 fn fan_is_closed_disk(mesh: &Mesh, v: u32, tris: &[u32]) -> bool {
-    if tris.is_empty() {
+    // (next, previous) vertex of each triangle, walking counter-clockwise around v.
+    let ends: SmallVec<[(u32, u32); 16]> = tris
+        .iter()
+        .map(|&t| {
+            let tri = mesh.triangles[t as usize];
+            let k = if tri[0] == v {
+                0
+            } else if tri[1] == v {
+                1
+            } else {
+                2
+            };
+            (tri[(k + 1) % 3], tri[(k + 2) % 3])
+        })
+        .collect();
+    ends_form_one_disk(&ends)
+}
+
+/// The triangles around a vertex, given as (next, previous) vertex of each in counter-clockwise order, form one
+/// closed fan in which each edge at the vertex is used once in each direction.
+///
+/// The triangle after triangle `i` in the fan is the one whose previous vertex is `i`'s next (they share that edge
+/// in opposite directions). Walking from the first triangle, each step must find exactly one successor, and the
+/// walk must visit every triangle once before coming back: one cycle, one fan. (Fans have about six triangles, so
+/// the quadratic search is cheaper than sorting.)
+pub(crate) fn ends_form_one_disk(ends: &[(u32, u32)]) -> bool {
+    let n = ends.len();
+    if n == 0 {
         return true;
     }
-    // (next, previous) vertex of each triangle, walking counter-clockwise around v.
-    let mut ends: SmallVec<[(u32, u32); 16]> = SmallVec::new();
-    for &t in tris {
-        let tri = mesh.triangles[t as usize];
-        let k = if tri[0] == v {
-            0
-        } else if tri[1] == v {
-            1
-        } else {
-            2
-        };
-        ends.push((tri[(k + 1) % 3], tri[(k + 2) % 3]));
-    }
-    // Walk the fan: the triangle after `cur` is the one whose previous vertex is `cur`'s next (they share that edge
-    // in opposite directions). Each step must find exactly one, and the walk must visit every triangle once and come
-    // back to the first.
-    let n = ends.len();
-    let mut visited: SmallVec<[bool; 16]> = SmallVec::from_elem(false, n);
+    let mut small = 0u64;
+    let mut large = vec![false; if n > 64 { n } else { 0 }];
     let mut cur = 0;
     for step in 0..n {
-        visited[cur] = true;
+        // Mark `cur` visited; it must not have been.
+        let seen = if n > 64 {
+            std::mem::replace(&mut large[cur], true)
+        } else {
+            let was = small >> cur & 1 == 1;
+            small |= 1 << cur;
+            was
+        };
+        if seen {
+            return false;
+        }
         let target = ends[cur].0;
-        let mut count = 0;
-        let mut found = 0;
+        let mut count = 0u32;
+        let mut found = 0usize;
         for (j, e) in ends.iter().enumerate() {
-            if e.1 == target {
-                count += 1;
-                found = j;
-            }
+            let hit = e.1 == target;
+            count += u32::from(hit);
+            found = if hit { j } else { found };
         }
         if count != 1 {
             return false;
         }
         if step + 1 == n {
             return found == 0;
-        }
-        if visited[found] {
-            return false;
         }
         cur = found;
     }

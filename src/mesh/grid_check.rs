@@ -37,13 +37,116 @@
 
 use rayon::prelude::*;
 
-use super::check::{fans_are_closed_disks, points, DefectList, MeshReport, VertexTriangles, DEGENERATE_AREA_MM2};
-use super::intersect::{triangles_intersect, Plane};
+use super::check::{ends_form_one_disk, points, DefectList, MeshReport, DEGENERATE_AREA_MM2};
+use super::intersect::{certainly_apart, triangles_intersect, Plane, QuickPlane};
 use super::marching_cubes::{vertex_edge, GridSurface};
 use super::Mesh;
+use super::{cross, dot, norm, sub, SUM_CHUNK};
 
 /// Cells per parallel task of the within-cell intersection test.
 const CELL_BLOCK: usize = 1 << 13;
+
+/// Relative size (to the sum of the magnitudes of its terms) below which a component's volume is too close to zero
+/// for its sign to be trusted whatever the summation order (rounding is about `1e-16` per term); such a component
+/// sends the surface to the general check.
+const VOLUME_SIGN_MARGIN: f64 = 1e-9;
+
+/// A component's signed volume, summed over its triangles.
+struct ComponentVolume {
+    /// The component's root vertex (see `Mesh::vertex_roots`).
+    root: u32,
+    /// Signed volume, mm^3.
+    volume_mm3: f64,
+    /// Sum of the magnitudes of the triangles' volume terms, mm^3.
+    magnitude_mm3: f64,
+}
+
+/// What one pass over the triangles establishes.
+struct TriangleSums {
+    /// As `Mesh::signed_volume_mm3` computes it (same chunks, same order, same bits).
+    volume_mm3: f64,
+    /// As `Mesh::area_mm2` computes it.
+    area_mm2: f64,
+    /// Every component's volume, by root.
+    components: Vec<ComponentVolume>,
+}
+
+impl TriangleSums {
+    /// The sums, or `None` when a triangle has an index out of range, a repeated vertex, a non-finite corner or an
+    /// area below [`DEGENERATE_AREA_MM2`] (the general check then names it).
+    fn of(mesh: &Mesh, root: &[u32]) -> Option<TriangleSums> {
+        let chunks: Vec<Option<(f64, f64, Vec<ComponentVolume>)>> = mesh
+            .triangles
+            .par_chunks(SUM_CHUNK)
+            .map(|chunk| chunk_sums(mesh, root, chunk))
+            .collect();
+        let (mut volume, mut area, mut parts) = (Vec::new(), Vec::new(), Vec::new());
+        for c in chunks {
+            let (v, a, p) = c?;
+            volume.push(v);
+            area.push(a);
+            parts.extend(p);
+        }
+        // Stable: a component's parts stay in chunk order, so its sum does not depend on the thread count.
+        parts.sort_by_key(|p| p.root);
+        let components = parts
+            .chunk_by(|a, b| a.root == b.root)
+            .map(|run| ComponentVolume {
+                root: run[0].root,
+                volume_mm3: run.iter().map(|p| p.volume_mm3).sum(),
+                magnitude_mm3: run.iter().map(|p| p.magnitude_mm3).sum(),
+            })
+            .collect();
+        Some(TriangleSums {
+            volume_mm3: volume.iter().sum(),
+            area_mm2: area.iter().sum(),
+            components,
+        })
+    }
+}
+
+/// One chunk's volume and area sums (each as `Mesh::chunked_sum` folds them) and its components' volumes.
+fn chunk_sums(mesh: &Mesh, root: &[u32], chunk: &[[u32; 3]]) -> Option<(f64, f64, Vec<ComponentVolume>)> {
+    let n = mesh.positions.len();
+    let mut volume = [0.0f64; SUM_CHUNK];
+    let mut area = [0.0f64; SUM_CHUNK];
+    let mut parts: Vec<ComponentVolume> = Vec::new();
+    for ((t, v), a) in chunk.iter().zip(volume.iter_mut()).zip(area.iter_mut()) {
+        if t.iter().any(|&i| i as usize >= n) || t[0] == t[1] || t[1] == t[2] || t[0] == t[2] {
+            return None;
+        }
+        let p = points(mesh, *t)?;
+        let c = cross(sub(p[1], p[0]), sub(p[2], p[0]));
+        *a = 0.5 * norm(c);
+        if *a < DEGENERATE_AREA_MM2 {
+            return None;
+        }
+        *v = dot(p[0], c) / 6.0;
+        let r = root[t[0] as usize];
+        // Triangles of one component mostly follow each other: try the last component first.
+        let part = match parts.last_mut() {
+            Some(last) if last.root == r => Some(last),
+            _ => parts.iter_mut().find(|q| q.root == r),
+        };
+        match part {
+            Some(q) => {
+                q.volume_mm3 += *v;
+                q.magnitude_mm3 += v.abs();
+            }
+            None => parts.push(ComponentVolume {
+                root: r,
+                volume_mm3: *v,
+                magnitude_mm3: v.abs(),
+            }),
+        }
+    }
+    let len = chunk.len();
+    Some((
+        volume[..len].iter().copied().sum::<f64>(),
+        area[..len].iter().copied().sum::<f64>(),
+        parts,
+    ))
+}
 
 impl GridSurface {
     /// Every check of [`MeshReport`], proven from the construction where possible (see the module documentation);
@@ -58,24 +161,26 @@ impl GridSurface {
         if mesh.triangles.is_empty() || self.vertex_edges.len() != mesh.positions.len() {
             return None;
         }
-        let (volume_mm3, area_mm2, volume_terms) = mesh.checked_volume_terms(DEGENERATE_AREA_MM2)?;
-        let vt = VertexTriangles::build(mesh);
-        if !fans_are_closed_disks(mesh, &vt) {
+        let root = mesh.vertex_roots();
+        let sums = TriangleSums::of(mesh, &root)?;
+        if !self.fans_are_closed_disks(mesh) {
             return None;
         }
-        drop(vt);
-        let components = self.outward_components(mesh, &volume_terms)?;
-        drop(volume_terms);
+        if !self.components_outward(&root, &sums.components) {
+            return None;
+        }
+        drop(root);
         if !self.cells_free_of_intersections(mesh) {
             return None;
         }
+        let components = sums.components.len();
         Some(MeshReport {
             vertices: mesh.positions.len(),
             triangles: mesh.triangles.len(),
             components,
             closed_components: components,
-            volume_mm3,
-            area_mm2,
+            volume_mm3: sums.volume_mm3,
+            area_mm2: sums.area_mm2,
             bounding_box: mesh.bounding_box(),
             invalid_triangles: DefectList::none(),
             boundary_edges: DefectList::none(),
@@ -88,43 +193,64 @@ impl GridSurface {
         })
     }
 
-    /// The number of components when each is oriented as its nesting requires, else `None`. Needs a closed,
-    /// consistently oriented mesh; `volume_terms` are the triangles' signed volume terms.
-    fn outward_components(&self, mesh: &Mesh, volume_terms: &[f64]) -> Option<usize> {
-        let root = mesh.vertex_roots();
-        // Each component's volume, summed in triangle order as the general check sums it (so the signs agree), kept
-        // at the component's root vertex.
-        let mut volume = vec![0.0f64; mesh.positions.len()];
-        let mut used = vec![false; mesh.positions.len()];
-        for (t, term) in mesh.triangles.iter().zip(volume_terms) {
-            let r = root[t[0] as usize] as usize;
-            volume[r] += term;
-            used[r] = true;
+    /// True when the triangles around every vertex form one closed fan with each edge used once in each direction
+    /// (the fan test of the general check), and every triangle uses only vertices of the two slices its cell spans.
+    ///
+    /// The triangles around a vertex of slice `k` all come from the cells of cell slices `k - 1` and `k`, so each
+    /// slice's fans are gathered from those two cell slices alone, in parallel, in memory that stays in cache; the
+    /// range test makes sure no triangle elsewhere uses the vertex.
+    fn fans_are_closed_disks(&self, mesh: &Mesh) -> bool {
+        let (sv, st) = (&self.slice_vertices, &self.slice_triangles);
+        if sv.len() < 2 || st.is_empty() || st[st.len() - 1] as usize != mesh.triangles.len() {
+            return false;
         }
-        // Some(true): a cavity, Some(false): an outer shell; from the sample before the component's first x-vertex.
-        let mut cavity: Vec<Option<bool>> = vec![None; mesh.positions.len()];
-        for (&kind, &r) in self.vertex_edges.iter().zip(&root) {
-            let slot = &mut cavity[r as usize];
-            if kind != vertex_edge::OTHER && slot.is_none() {
-                *slot = Some(kind == vertex_edge::X_FROM_INSIDE);
+        let cell_slices = st.len() - 1;
+        (0..sv.len() - 1)
+            .into_par_iter()
+            .map_init(SliceFans::default, |scratch, k| {
+                // Triangles of cell slice k only use vertices of slices k and k + 1.
+                let own = st.get(k).zip(st.get(k + 1));
+                let in_range = own.is_none_or(|(&t0, &t1)| {
+                    let (v0, v1) = (sv[k], sv[(k + 2).min(sv.len() - 1)]);
+                    mesh.triangles[t0 as usize..t1 as usize]
+                        .iter()
+                        .flatten()
+                        .all(|&v| v >= v0 && v < v1)
+                });
+                let t0 = st[k.saturating_sub(1).min(cell_slices)] as usize;
+                let t1 = st[(k + 1).min(cell_slices)] as usize;
+                in_range && scratch.all_disks(&mesh.triangles[t0..t1], sv[k], sv[k + 1])
+            })
+            .all(|ok| ok)
+    }
+
+    /// True when every component is oriented as its nesting requires (needs a closed, consistently oriented mesh):
+    /// an outer shell has a positive volume, a cavity a negative one, and which it is comes from the sample before
+    /// the component's first x-vertex (see the module documentation).
+    fn components_outward(&self, root: &[u32], components: &[ComponentVolume]) -> bool {
+        const UNSEEN: u8 = 0;
+        const SHELL: u8 = 1;
+        const CAVITY: u8 = 2;
+        let mut kind = vec![UNSEEN; root.len()];
+        for (&edge, &r) in self.vertex_edges.iter().zip(root) {
+            let k = &mut kind[r as usize];
+            if edge != vertex_edge::OTHER && *k == UNSEEN {
+                *k = if edge == vertex_edge::X_FROM_INSIDE {
+                    CAVITY
+                } else {
+                    SHELL
+                };
             }
         }
-        let mut components = 0;
-        for ((&u, c), &v) in used.iter().zip(&cavity).zip(&volume) {
-            if !u {
-                continue;
+        components.iter().all(|c| {
+            // A sum this close to zero could have the other sign in the general check's summation order.
+            let sure = c.volume_mm3.abs() > VOLUME_SIGN_MARGIN * c.magnitude_mm3;
+            sure && match kind[c.root as usize] {
+                SHELL => c.volume_mm3 > 0.0,
+                CAVITY => c.volume_mm3 < 0.0,
+                _ => false,
             }
-            components += 1;
-            let outward = match c {
-                Some(true) => v < 0.0,
-                Some(false) => v > 0.0,
-                None => false,
-            };
-            if !outward {
-                return None;
-            }
-        }
-        Some(components)
+        })
     }
 
     /// True when no two triangles of the same cell intersect (the only pairs that can; see the module doc).
@@ -153,24 +279,73 @@ impl GridSurface {
     }
 }
 
-/// A triangle's indices, corners and plane, as the exact intersection test takes them.
-type EvaluatedTriangle = ([u32; 3], [[f64; 3]; 3], Plane);
+/// Reused buffers for the fans of one slice's vertices.
+#[derive(Default)]
+struct SliceFans {
+    /// Per local vertex: where its fan starts in `ends`.
+    start: Vec<u32>,
+    /// Per local vertex, while filling: where its next entry goes.
+    fill: Vec<u32>,
+    /// (next, previous) vertex of each triangle around each vertex, grouped by vertex.
+    ends: Vec<(u32, u32)>,
+}
 
-/// No two of the `n` triangles from `first` intersect.
+impl SliceFans {
+    /// True when the fans of vertices `v0..v1`, made of the corners of `triangles` at those vertices, are closed
+    /// disks.
+    fn all_disks(&mut self, triangles: &[[u32; 3]], v0: u32, v1: u32) -> bool {
+        let n = (v1 - v0) as usize;
+        self.start.clear();
+        self.start.resize(n + 1, 0);
+        let local = |v: u32| v.wrapping_sub(v0) as usize;
+        for &v in triangles.iter().flatten() {
+            let i = local(v);
+            if i < n {
+                self.start[i + 1] += 1;
+            }
+        }
+        for i in 0..n {
+            self.start[i + 1] += self.start[i];
+        }
+        self.ends.clear();
+        self.ends.resize(self.start[n] as usize, (0, 0));
+        self.fill.clear();
+        self.fill.extend_from_slice(&self.start[..n]);
+        for t in triangles {
+            for k in 0..3 {
+                let i = local(t[k]);
+                if i < n {
+                    self.ends[self.fill[i] as usize] = (t[(k + 1) % 3], t[(k + 2) % 3]);
+                    self.fill[i] += 1;
+                }
+            }
+        }
+        (0..n).all(|i| ends_form_one_disk(&self.ends[self.start[i] as usize..self.start[i + 1] as usize]))
+    }
+}
+
+/// A triangle's indices, corners and quick plane.
+type EvaluatedTriangle = ([u32; 3], [[f64; 3]; 3], QuickPlane);
+
+/// No two of the `n` triangles from `first` intersect: almost every pair is settled by [`certainly_apart`], the rest
+/// by the exact test of the general check.
 fn cell_free_of_intersections(mesh: &Mesh, first: usize, n: usize) -> bool {
-    let mut planes: smallvec::SmallVec<[EvaluatedTriangle; 12]> = smallvec::SmallVec::new();
+    let mut tris: smallvec::SmallVec<[EvaluatedTriangle; 12]> = smallvec::SmallVec::new();
     for t in &mesh.triangles[first..first + n] {
         let Some(p) = points(mesh, *t) else {
             return false;
         };
-        let Some(plane) = Plane::of(&p) else {
-            return false;
-        };
-        planes.push((*t, p, plane));
+        tris.push((*t, p, QuickPlane::of(&p)));
     }
-    for (a, (ia, pa, qa)) in planes.iter().enumerate() {
-        for (ib, pb, qb) in &planes[a + 1..] {
-            if triangles_intersect(*ia, pa, qa, *ib, pb, qb) {
+    for (k, (ia, pa, qa)) in tris.iter().enumerate() {
+        for (ib, pb, qb) in &tris[k + 1..] {
+            if certainly_apart(*ia, pa, qa, *ib, pb, qb) {
+                continue;
+            }
+            let (Some(plane_a), Some(plane_b)) = (Plane::of(pa), Plane::of(pb)) else {
+                return false;
+            };
+            if triangles_intersect(*ia, pa, &plane_a, *ib, pb, &plane_b) {
                 return false;
             }
         }

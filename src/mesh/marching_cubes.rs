@@ -198,6 +198,11 @@ fn extract(
         }
     }
     let n_tris: usize = parts.iter().map(|p| p.triangles.len()).sum();
+    if n_tris > u32::MAX as usize {
+        return Err(MeshError::InvalidGeometry(format!(
+            "grid {dims:?} gives {n_tris} triangles, more than 32-bit triangle indices can address"
+        )));
+    }
     let mut positions = vec![[0.0f64; 3]; total as usize];
     let mut triangles = vec![[0u32; 3]; n_tris];
     let mut pos_chunks = Vec::with_capacity(parts.len());
@@ -223,14 +228,25 @@ fn extract(
         });
     let mut cell_triangles = Vec::with_capacity(parts.iter().map(|p| p.cell_triangles.len()).sum());
     let mut vertex_edges = Vec::with_capacity(total as usize);
-    for p in &parts {
+    let mut slice_vertices = Vec::with_capacity(lay.pz + 1);
+    let mut slice_triangles = Vec::with_capacity(lay.pz);
+    let mut first_triangle = 0u32;
+    for (p, &off) in parts.iter().zip(&offsets) {
         cell_triangles.extend_from_slice(&p.cell_triangles);
         vertex_edges.extend_from_slice(&p.vertex_edges);
+        slice_vertices.extend(p.slice_vertices.iter().map(|&v| v + off));
+        slice_triangles.extend(p.slice_triangles.iter().map(|&t| t + first_triangle));
+        first_triangle += p.triangles.len() as u32;
     }
+    slice_vertices.push(total as u32);
+    slice_triangles.push(n_tris as u32);
     Ok(GridSurface {
         mesh: Mesh { positions, triangles },
         cell_triangles,
         vertex_edges,
+        slice_vertices,
+        slice_triangles,
+        inside_samples: parts.iter().map(|p| p.inside_samples).sum(),
     })
 }
 
@@ -242,8 +258,15 @@ pub struct GridSurface {
     pub(super) mesh: Mesh,
     /// Number of triangles made by each active cell, in the order of the triangles (a cell's are consecutive).
     pub(super) cell_triangles: Vec<u8>,
-    /// Grid edge of each vertex: [`VertexEdge`] as `u8`.
+    /// Grid edge of each vertex (see [`vertex_edge`]).
     pub(super) vertex_edges: Vec<u8>,
+    /// First vertex id of each padded slice (its rows' x-, y- and z-edges), and the number of vertices at the end.
+    pub(super) slice_vertices: Vec<u32>,
+    /// First triangle of each cell slice (cells whose lower corners are in padded slice `k`), and the number of
+    /// triangles at the end.
+    pub(super) slice_triangles: Vec<u32>,
+    /// Number of samples inside the surface.
+    inside_samples: u64,
 }
 
 /// Which kind of grid edge carries a vertex, as stored in [`GridSurface`].
@@ -265,6 +288,12 @@ impl GridSurface {
     /// The mesh, giving up what is known about its construction.
     pub fn into_mesh(self) -> Mesh {
         self.mesh
+    }
+
+    /// Number of grid samples inside the surface (above the iso value and in the region or window), counted while
+    /// the field was packed.
+    pub fn inside_samples(&self) -> u64 {
+        self.inside_samples
     }
 }
 
@@ -364,7 +393,12 @@ fn fill_row(
             flags[chunk.len()..].fill(0);
         }
         if let Some(fo) = flags_out.as_deref_mut() {
-            fo[c * 64..c * 64 + chunk.len()].copy_from_slice(&flags[..chunk.len()]);
+            let dst = &mut fo[c * 64..c * 64 + chunk.len()];
+            match <&mut [u8; 64]>::try_from(&mut *dst) {
+                // A fixed-size copy is a few vector stores, not a call.
+                Ok(full) => *full = flags,
+                Err(_) => dst.copy_from_slice(&flags[..chunk.len()]),
+            }
         }
         let word = gather_bits(&flags);
         out[c] = (word << 1) | carry;
@@ -464,8 +498,14 @@ struct SlabOutput {
     triangles: Vec<[u32; 3]>,
     /// Triangles of each active cell (see [`GridSurface`]).
     cell_triangles: Vec<u8>,
+    /// Local id of the first vertex of each slice `k0..k1`.
+    slice_vertices: Vec<u32>,
+    /// Local index of the first triangle of each cell slice of the slab.
+    slice_triangles: Vec<u32>,
     /// Grid edge kind of each vertex (see [`vertex_edge`]).
     vertex_edges: Vec<u8>,
+    /// Inside samples of the slab's own slices.
+    inside_samples: u64,
     /// Largest local id handed out (for the overflow check).
     max_local_id: u64,
 }
@@ -519,35 +559,49 @@ impl Extractor<'_> {
         let mut vertex_edges = Vec::new();
         let slice_len = lay.nx * lay.ny;
         let first_own = k0.max(1);
-        let mut fill = |sb: &mut SlabBits, pk: usize| {
+        let mut fill = |sb: &mut SlabBits, pk: usize, pj: usize| {
+            if pk == 0 || pk > lay.nz || pj == 0 || pj > lay.ny {
+                return;
+            }
             // Only this slab's own slices report their flags (each real slice is owned by one slab).
             let flags = match flags_out.as_deref_mut() {
-                Some(f) if pk >= first_own && pk < k1 && pk <= lay.nz => {
-                    Some(&mut f[(pk - first_own) * slice_len..(pk - first_own + 1) * slice_len])
+                Some(f) if pk >= first_own && pk < k1 => {
+                    let start = (pk - first_own) * slice_len + (pj - 1) * lay.nx;
+                    Some(&mut f[start..start + lay.nx])
                 }
                 _ => None,
             };
-            self.fill_slice(
-                &mut sb.bits[(pk - k0) * slice_words..(pk - k0 + 1) * slice_words],
-                pk,
-                flags,
-            );
+            let r = (pk - k0) * lay.py + pj;
+            self.fill_row(&mut sb.bits[r * lay.w..(r + 1) * lay.w], pk, pj, flags);
         };
+        // Slices before `filled` are packed. Slice pk + 1 is packed row by row just before the vertices of the same
+        // row of slice pk are placed, so the field samples those read (rows of slices pk and pk + 1) are still in
+        // cache.
+        let mut slice_vertices = Vec::with_capacity(k1 - k0);
         let mut filled = k0;
         for pk in k0..k1 {
-            // Pack just ahead of use, so the field samples read below are still in cache.
-            while filled < (pk + 2).min(kend) {
-                fill(&mut sb, filled);
+            slice_vertices.push(positions.len() as u32);
+            while filled <= pk {
+                (0..lay.py).for_each(|pj| fill(&mut sb, filled, pj));
                 filled += 1;
             }
+            let interleave = filled == pk + 1 && filled < kend;
             for pj in 0..lay.py {
+                if interleave {
+                    fill(&mut sb, pk + 1, pj);
+                }
                 self.row_vertices(&mut sb, pj, pk, &mut positions, &mut vertex_edges);
+            }
+            if interleave {
+                filled += 1;
             }
         }
         while filled < kend {
-            fill(&mut sb, filled);
+            (0..lay.py).for_each(|pj| fill(&mut sb, filled, pj));
             filled += 1;
         }
+        let own_words = (first_own.min(k1) - k0) * slice_words..(k1.min(lay.nz + 1).max(first_own) - k0) * slice_words;
+        let inside_samples = sb.bits[own_words].iter().map(|w| u64::from(w.count_ones())).sum();
         // Ids of the next slab's first slice continue after this slab's vertices.
         let mut next_id = positions.len() as u64;
         if k1 < lay.pz {
@@ -560,41 +614,30 @@ impl Extractor<'_> {
                 }
             }
         }
-        let (triangles, cell_triangles) = self.slab_triangles(&sb, k0, k1);
+        let (triangles, cell_triangles, slice_triangles) = self.slab_triangles(&sb, k0, k1);
         SlabOutput {
             positions,
             triangles,
             cell_triangles,
+            slice_vertices,
+            slice_triangles,
             vertex_edges,
+            inside_samples,
             max_local_id: next_id,
         }
     }
 
-    /// Packs padded slice `pk` (all zero for the padding slices).
-    fn fill_slice(&self, out: &mut [u64], pk: usize, mut flags_out: Option<&mut [u8]>) {
+    /// Packs padded row `pj` of padded slice `pk`, both inside the real grid (padding rows stay zero).
+    fn fill_row(&self, out: &mut [u64], pk: usize, pj: usize, flags_out: Option<&mut [u8]>) {
         let lay = self.lay;
-        if pk == 0 || pk > lay.nz {
-            return;
-        }
-        let k = pk - 1;
-        for j in 0..lay.ny {
-            let start = (k * lay.ny + j) * lay.nx;
-            let frow = &self.field[start..start + lay.nx];
-            let (rrow, window) = match self.inside {
-                Inside::Above => (None, None),
-                Inside::Region(r) => (Some(&r[start..start + lay.nx]), None),
-                Inside::Window { max } => (None, Some((self.thr, max))),
-            };
-            let frow_out = flags_out.as_deref_mut().map(|f| &mut f[j * lay.nx..(j + 1) * lay.nx]);
-            fill_row(
-                frow,
-                rrow,
-                window,
-                self.thr,
-                &mut out[(j + 1) * lay.w..(j + 2) * lay.w],
-                frow_out,
-            );
-        }
+        let start = ((pk - 1) * lay.ny + (pj - 1)) * lay.nx;
+        let frow = &self.field[start..start + lay.nx];
+        let (rrow, window) = match self.inside {
+            Inside::Above => (None, None),
+            Inside::Region(r) => (Some(&r[start..start + lay.nx]), None),
+            Inside::Window { max } => (None, Some((self.thr, max))),
+        };
+        fill_row(frow, rrow, window, self.thr, out, flags_out);
     }
 
     /// Crossed x-, y- and z-edges of row `(pj, pk)`.
@@ -706,19 +749,21 @@ impl Extractor<'_> {
     }
 
     /// Triangles of the cells whose lower slice is in `k0..k1`, in (slice, row, column) order, with local ids.
-    /// Also returns the number of triangles of each active cell.
-    fn slab_triangles(&self, sb: &SlabBits, k0: usize, k1: usize) -> (Vec<[u32; 3]>, Vec<u8>) {
+    /// Also returns the number of triangles of each active cell and the index of each cell slice's first triangle.
+    fn slab_triangles(&self, sb: &SlabBits, k0: usize, k1: usize) -> (Vec<[u32; 3]>, Vec<u8>, Vec<u32>) {
         let lay = self.lay;
         let table = case_table();
         let w = lay.w;
         let mut tris = Vec::new();
         let mut cells = Vec::new();
+        let mut slices = Vec::with_capacity(k1 - k0);
         // Per cell row: the 8 crossing masks, their running popcounts and base ids (see EDGE_SLOT).
         let mut masks = vec![0u64; 8 * w];
         let mut cum = vec![0u32; 8 * w];
         let mut or = vec![0u64; w + 1];
         let mut and = vec![0u64; w + 1];
         for ck in k0..k1.min(lay.pz - 1) {
+            slices.push(tris.len() as u32);
             for cj in 0..lay.py - 1 {
                 let rows: [&[u64]; 4] = [
                     sb.words(cj, ck),
@@ -754,7 +799,11 @@ impl Extractor<'_> {
                     let mut acc = 0u32;
                     for x in 0..w {
                         cum[s * w + x] = acc;
-                        acc += masks[s * w + x].count_ones();
+                        // Most words of a row are empty: skip their (software, on baseline x86-64) popcount.
+                        let m = masks[s * w + x];
+                        if m != 0 {
+                            acc += m.count_ones();
+                        }
                     }
                 }
                 for x in 0..w {
@@ -790,7 +839,7 @@ impl Extractor<'_> {
                 }
             }
         }
-        (tris, cells)
+        (tris, cells, slices)
     }
 }
 

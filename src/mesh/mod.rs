@@ -202,7 +202,7 @@ pub struct Components {
 
 /// Triangles per chunk of the deterministic parallel sums: the partition does not depend on the thread count, so the
 /// floating-point summation order (and the result) is the same on every machine.
-const SUM_CHUNK: usize = 4096;
+pub(crate) const SUM_CHUNK: usize = 4096;
 
 impl Mesh {
     /// A mesh from positions and triangles, refusing out-of-range indices and non-finite positions.
@@ -283,49 +283,6 @@ impl Mesh {
     /// Total surface area in mm^2. Triangles with out-of-range indices are ignored.
     pub fn area_mm2(&self) -> f64 {
         self.chunked_sum(|p| 0.5 * norm(cross(sub(p[1], p[0]), sub(p[2], p[0]))))
-    }
-
-    /// The signed volume and area as [`Self::signed_volume_mm3`] and [`Self::area_mm2`] compute them (same chunks,
-    /// same order, so the same bits), with each triangle's volume term, in one pass; `None` when a triangle has an
-    /// index out of range, a repeated vertex, a non-finite corner or an area below `min_area_mm2`.
-    pub(crate) fn checked_volume_terms(&self, min_area_mm2: f64) -> Option<(f64, f64, Vec<f64>)> {
-        let n = self.positions.len();
-        let mut terms = vec![0.0f64; self.triangles.len()];
-        let partial: Vec<Option<(f64, f64)>> = self
-            .triangles
-            .par_chunks(SUM_CHUNK)
-            .zip(terms.par_chunks_mut(SUM_CHUNK))
-            .map(|(chunk, out)| {
-                let mut area = [0.0f64; SUM_CHUNK];
-                for ((t, o), a) in chunk.iter().zip(out.iter_mut()).zip(area.iter_mut()) {
-                    if t.iter().any(|&v| v as usize >= n) || t[0] == t[1] || t[1] == t[2] || t[0] == t[2] {
-                        return None;
-                    }
-                    let p = self.triangle_points(*t)?;
-                    if !p.iter().flatten().all(|c| c.is_finite()) {
-                        return None;
-                    }
-                    let c = cross(sub(p[1], p[0]), sub(p[2], p[0]));
-                    *a = 0.5 * norm(c);
-                    if *a < min_area_mm2 {
-                        return None;
-                    }
-                    *o = dot(p[0], c) / 6.0;
-                }
-                Some((
-                    out.iter().copied().sum::<f64>(),
-                    area[..chunk.len()].iter().copied().sum::<f64>(),
-                ))
-            })
-            .collect();
-        let mut volume = Vec::with_capacity(partial.len());
-        let mut area = Vec::with_capacity(partial.len());
-        for p in partial {
-            let (v, a) = p?;
-            volume.push(v);
-            area.push(a);
-        }
-        Some((volume.iter().sum(), area.iter().sum(), terms))
     }
 
     fn chunked_sum(&self, f: impl Fn(&[[f64; 3]; 3]) -> f64 + Sync) -> f64 {
@@ -540,6 +497,10 @@ impl ConcurrentUnionFind {
     }
 
     pub(crate) fn union(&self, a: u32, b: u32) {
+        // Most unions of a surface join vertices already joined, whose parents are often the same root.
+        if self.parent[a as usize].load(Ordering::Relaxed) == self.parent[b as usize].load(Ordering::Relaxed) {
+            return;
+        }
         let (mut a, mut b) = (a, b);
         loop {
             let ra = self.find(a);
@@ -556,14 +517,25 @@ impl ConcurrentUnionFind {
         }
     }
 
-    /// The root of every element.
+    /// The root of every element (the parent array, fully compressed in place).
     pub(crate) fn into_roots(self) -> Vec<u32> {
-        let roots: Vec<u32> = (0..self.parent.len() as u32)
+        (0..self.parent.len() as u32)
             .into_par_iter()
             .with_min_len(1 << 12)
-            .map(|x| self.find(x))
-            .collect();
-        roots
+            .for_each(|x| {
+                // A read-only walk: the only writes now are these, each of a root to its own element, so no
+                // element can be given a non-root parent after its own store.
+                let mut r = x;
+                loop {
+                    let p = self.parent[r as usize].load(Ordering::Relaxed);
+                    if p == r {
+                        break;
+                    }
+                    r = p;
+                }
+                self.parent[x as usize].store(r, Ordering::Relaxed);
+            });
+        self.parent.into_iter().map(AtomicU32::into_inner).collect()
     }
 }
 

@@ -169,26 +169,32 @@ impl SegmentRecipe {
             && !self.fill_holes_2d
     }
 
-    /// Runs a threshold-only recipe ([`Self::is_threshold_only`]) whose thresholding `kernel` does: it gets a zeroed
-    /// byte per voxel and must set exactly the voxels in the window to 1 (its own result is passed back). Validation,
-    /// errors and statistics are those of [`apply`].
+    /// Runs a threshold-only recipe ([`Self::is_threshold_only`]) whose thresholding `kernel` does (fused with other
+    /// work). With `with_mask` the kernel gets a zeroed byte per voxel and must set exactly the voxels in the window
+    /// to 1; without, it gets `None` and no mask is made. It returns its own result and the number of voxels in the
+    /// window. Validation, errors and statistics are those of [`apply`].
     pub(crate) fn apply_threshold_with<T>(
         &self,
         geometry: &GridGeometry,
         hu: &[i16],
-        kernel: impl FnOnce(&mut [u8]) -> T,
-    ) -> Result<(Mask, SegmentStats, T), SegmentError> {
+        with_mask: bool,
+        kernel: impl FnOnce(Option<&mut [u8]>) -> (T, usize),
+    ) -> Result<(Option<Mask>, SegmentStats, T), SegmentError> {
         debug_assert!(
             self.is_threshold_only(),
             "only a threshold-only recipe can be run by its threshold"
         );
         self.validate()?;
         let n = check_volume(geometry, hu)?;
-        let mut data = vec![0u8; n];
-        let out = kernel(&mut data);
-        let mask = Mask::from_raw(geometry.clone(), data);
+        let (mask, (out, voxels)) = if with_mask {
+            let mut data = vec![0u8; n];
+            let out = kernel(Some(&mut data));
+            (Some(Mask::from_raw(geometry.clone(), data)), out)
+        } else {
+            (None, kernel(None))
+        };
         let mut stats = SegmentStats::default();
-        stats.record(Step::Threshold, &mask)?;
+        stats.record_count(Step::Threshold, voxels, geometry)?;
         Ok((mask, stats, out))
     }
 
@@ -282,11 +288,14 @@ impl SegmentStats {
     }
 
     fn record(&mut self, step: Step, mask: &Mask) -> Result<(), SegmentError> {
-        let voxels = mask.count();
+        self.record_count(step, mask.count(), mask.geometry())
+    }
+
+    fn record_count(&mut self, step: Step, voxels: usize, geometry: &GridGeometry) -> Result<(), SegmentError> {
         self.steps.push(StepStats {
             step,
             voxels,
-            volume_mm3: voxels as f64 * mask.geometry().voxel_volume_mm3(),
+            volume_mm3: voxels as f64 * geometry.voxel_volume_mm3(),
         });
         if voxels == 0 {
             return Err(SegmentError::EmptyResult { step: step.name() });
