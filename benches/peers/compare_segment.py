@@ -50,6 +50,17 @@ def run(cmd: list[str]) -> dict:
     return {"wall_s": wall, "cpu_s": cpu, "busy": busy}
 
 
+def wait_quiet(max_wait_s: float, threshold: float = 0.25) -> float:
+    """Waits up to `max_wait_s` until everything else uses under `threshold` cores; returns the last load seen."""
+    t0 = time.perf_counter()
+    while True:
+        b0 = busy_cpu_s()
+        time.sleep(0.5)
+        load = (busy_cpu_s() - b0) / 0.5
+        if load < threshold or time.perf_counter() - t0 >= max_wait_s:
+            return load
+
+
 def stl_triangles(path: Path) -> int:
     with open(path, "rb") as f:
         f.seek(80)
@@ -64,6 +75,7 @@ def main() -> None:
     ap.add_argument("--guidesmith", default="target/release/guidesmith", help="guidesmith binary")
     ap.add_argument("--python", default=sys.executable, help="Python with pydicom and vtk for the peer")
     ap.add_argument("--out-dir", type=Path, default=Path("/tmp/peers/segment-compare"), help="where the STLs go")
+    ap.add_argument("--quiet-wait", type=float, default=0.0, help="before each run, wait up to S s for a quiet machine")
     args = ap.parse_args()
     args.out_dir.mkdir(parents=True, exist_ok=True)
     ours_stl, peer_stl = args.out_dir / "guidesmith.stl", args.out_dir / "vtk-flying-edges.stl"
@@ -84,6 +96,8 @@ def main() -> None:
     results: dict[str, list[dict]] = {name: [] for name in tools}
     for i in range(args.runs):
         for name, cmd in tools.items():
+            if args.quiet_wait > 0:
+                wait_quiet(args.quiet_wait)
             r = run(cmd)
             results[name].append(r)
             print(f"run {i + 1}/{args.runs} {name}: wall {r['wall_s']:.3f} s, cpu {r['cpu_s']:.3f} s, "

@@ -1060,4 +1060,77 @@ mod tests {
         assert_eq!(json["triangles"], 11);
         assert!(json["boundary_edges"]["examples"][0]["from_mm"].is_array());
     }
+
+    /// The adjacency as the sequential fill made it: each vertex's triangles in increasing order.
+    fn sequential_adjacency(mesh: &Mesh) -> Vec<Vec<u32>> {
+        let n = mesh.positions.len();
+        let mut out = vec![Vec::new(); n];
+        for (i, t) in mesh.triangles.iter().enumerate() {
+            let usable = t.iter().all(|&v| (v as usize) < n) && t[0] != t[1] && t[1] != t[2] && t[0] != t[2];
+            if usable {
+                for &v in t {
+                    out[v as usize].push(i as u32);
+                }
+            }
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(500))]
+        #[test]
+        fn fan_test_agrees_with_the_edge_and_vertex_checks(
+            tris in proptest::collection::vec(proptest::array::uniform3(0u32..9), 0..40),
+            closed in proptest::bool::ANY,
+            threads in 1usize..4,
+        ) {
+            use proptest::prelude::*;
+            // Either random soup over nine vertices, or a closed cube with random extra triangles (often broken in
+            // only one way).
+            let mut mesh = if closed { cube([0.0; 3], [1.0; 3]) } else { Mesh::default() };
+            mesh.positions.resize(9, [0.3, 0.7, 0.2]);
+            for (v, p) in mesh.positions.iter_mut().enumerate().skip(8) {
+                *p = [0.1 * v as f64, 0.5, 0.5];
+            }
+            mesh.triangles.extend(tris.iter().take(if closed { 2 } else { tris.len() }));
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool");
+            let vt = pool.install(|| VertexTriangles::build(&mesh));
+            let expected = sequential_adjacency(&mesh);
+            for (v, e) in expected.iter().enumerate() {
+                prop_assert_eq!(vt.of(v), &e[..]);
+            }
+            let all_usable = mesh.triangles.iter().all(|t| t[0] != t[1] && t[1] != t[2] && t[0] != t[2]);
+            if all_usable {
+                let e = classify_edges(&mesh, &EdgeTable::build(&mesh));
+                let clean = e.boundary.is_empty()
+                    && e.non_manifold.is_empty()
+                    && e.inconsistent.is_empty()
+                    && non_manifold_vertices_with(&mesh, &vt).is_empty();
+                prop_assert_eq!(fans_are_closed_disks(&mesh, &vt), clean);
+            }
+        }
+    }
+
+    #[test]
+    fn a_large_fan_is_one_disk() {
+        // A cone of 100 triangles around its tip (more than fit the fan test's bit mask), closed by a fan at the base.
+        let n = 100u32;
+        let mut positions = vec![[0.0, 0.0, 1.0], [0.0, 0.0, 0.0]];
+        positions.extend((0..n).map(|k| {
+            let a = f64::from(k) * std::f64::consts::TAU / f64::from(n);
+            [a.cos(), a.sin(), 0.0]
+        }));
+        let mut triangles = Vec::new();
+        for k in 0..n {
+            let (a, b) = (2 + k, 2 + (k + 1) % n);
+            triangles.push([0, a, b]);
+            triangles.push([1, b, a]);
+        }
+        let mesh = Mesh { positions, triangles };
+        assert!(fans_are_closed_disks(&mesh, &VertexTriangles::build(&mesh)));
+        assert!(MeshReport::new(&mesh).is_valid());
+        let mut pinched = mesh.clone();
+        pinched.triangles.swap_remove(0);
+        assert!(!fans_are_closed_disks(&pinched, &VertexTriangles::build(&pinched)));
+    }
 }

@@ -352,3 +352,255 @@ fn cell_free_of_intersections(mesh: &Mesh, first: usize, n: usize) -> bool {
     }
     true
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::grid::GridGeometry;
+    use crate::mesh::intersect::triangles_intersect_points;
+    use crate::mesh::marching_cubes::tests::{blob_field, field_case, tilted_axes};
+    use crate::mesh::marching_cubes::{grid_surface, grid_surface_of_window, T_MIN};
+    use crate::mesh::tables::{case_table, EDGE_CORNERS};
+    use proptest::prelude::*;
+
+    /// Deterministic numbers in `[0, 1)`.
+    fn uniform(seed: &mut u64) -> f64 {
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 7;
+        *seed ^= *seed << 17;
+        (*seed >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    #[test]
+    fn triangles_of_one_cell_never_intersect_wherever_their_vertices_sit_on_the_edges() {
+        // Every case, 2000 placements of its vertices on their edges: at either clamp (T_MIN from a corner), at the
+        // midpoint (an excluded sample above the window) or anywhere between, mixed. No pair of the cell's
+        // triangles meets other than in shared vertices and edges (the exact test of the general check), and the
+        // quick test never calls a pair apart that the exact test finds touching. This is the evidence for the
+        // within-cell half of the grid check's argument; the check itself still tests those pairs.
+        let table = case_table();
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut pairs = 0usize;
+        for case in 0..256 {
+            let tris = &table.tris[table.tri_start[case] as usize..table.tri_start[case + 1] as usize];
+            for _ in 0..2000 {
+                let mut at = [[0.0f64; 3]; 12];
+                for (e, p) in at.iter_mut().enumerate() {
+                    let t = match (uniform(&mut seed) * 4.0) as u32 {
+                        0 => T_MIN,
+                        1 => 1.0 - T_MIN,
+                        2 => 0.5,
+                        _ => T_MIN + (1.0 - 2.0 * T_MIN) * uniform(&mut seed),
+                    };
+                    let [c0, c1] =
+                        EDGE_CORNERS[e].map(|c| [f64::from(c & 1), f64::from((c >> 1) & 1), f64::from(c >> 2)]);
+                    *p = std::array::from_fn(|a| c0[a] + t * (c1[a] - c0[a]));
+                }
+                for (k, ta) in tris.iter().enumerate() {
+                    for tb in &tris[k + 1..] {
+                        let (ia, ib) = (ta.map(u32::from), tb.map(u32::from));
+                        let (pa, pb) = (ia.map(|e| at[e as usize]), ib.map(|e| at[e as usize]));
+                        assert!(
+                            !triangles_intersect_points(ia, &pa, ib, &pb),
+                            "case {case}: triangles {ta:?} and {tb:?} intersect at {at:?}"
+                        );
+                        pairs += 1;
+                    }
+                }
+            }
+        }
+        assert!(pairs > 1_000_000, "{pairs}");
+    }
+
+    /// The grid check proves a valid surface by itself and says exactly what the general check says.
+    fn assert_proven_and_agrees(s: &GridSurface) {
+        let general = MeshReport::new(s.mesh());
+        assert!(general.is_valid(), "{general}");
+        assert!(
+            s.proven_report().is_some(),
+            "the grid check could not prove a valid surface"
+        );
+        assert_eq!(s.report(), general);
+    }
+
+    /// Small grids with windows and fields full of extreme values: samples at the window's ends and beyond (vertices
+    /// at edge midpoints), and far from the iso value (vertices clamped to T_MIN from a corner), where triangles of
+    /// neighbouring cells come closest.
+    fn window_case() -> impl Strategy<Value = (GridGeometry, Vec<i16>, i16, i16)> {
+        (1usize..7, 1usize..7, 1usize..7, -40.0f64..40.0, -50i16..50, 0i16..60).prop_flat_map(
+            |(nx, ny, nz, angle, lo, width)| {
+                let mut g = GridGeometry::axis_aligned([nx, ny, nz], [0.4, 0.7, 1.3], [3.0, -7.0, 11.0]);
+                g.axes = tilted_axes(angle);
+                let hi = lo + width;
+                let value = prop_oneof![
+                    Just(i16::MIN),
+                    Just(i16::MAX),
+                    Just(lo - 1),
+                    Just(lo),
+                    Just(hi),
+                    Just(hi + 1),
+                    -100i16..100,
+                ];
+                (Just(g), prop::collection::vec(value, nx * ny * nz), Just(lo), Just(hi))
+            },
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        #[test]
+        fn grid_check_proves_what_the_general_check_finds_on_random_fields((g, field, iso, region) in field_case()) {
+            let s = grid_surface(&g, &field, iso, region.as_deref()).expect("valid input");
+            if !s.mesh().is_empty() {
+                assert_proven_and_agrees(&s);
+            }
+        }
+
+        #[test]
+        fn window_surfaces_equal_region_surfaces_and_are_proven((g, field, lo, hi) in window_case()) {
+            let mut mask = vec![7u8; field.len()];
+            let s = grid_surface_of_window(&g, &field, lo, hi, Some(&mut mask)).expect("valid input");
+            let expected: Vec<u8> = field.iter().map(|&v| u8::from(v >= lo && v <= hi)).collect();
+            prop_assert_eq!(&mask, &expected);
+            prop_assert_eq!(s.inside_samples(), expected.iter().map(|&b| u64::from(b)).sum::<u64>());
+            let by_region = grid_surface(&g, &field, f32::from(lo) - 0.5, Some(&expected)).expect("valid input");
+            prop_assert_eq!(&s, &by_region);
+            let without_mask = grid_surface_of_window(&g, &field, lo, hi, None).expect("valid input");
+            prop_assert_eq!(&s, &without_mask);
+            if !s.mesh().is_empty() {
+                assert_proven_and_agrees(&s);
+            }
+        }
+    }
+
+    /// Three nested spheres (a bone, its marrow cavity and a ball in the cavity: nesting depths 0, 1 and 2) and a
+    /// blob elsewhere, on an anisotropic tilted grid.
+    fn nested_surface() -> GridSurface {
+        let mut g = GridGeometry::axis_aligned([34, 30, 26], [0.5, 0.55, 0.6], [-8.0, -8.0, -7.0]);
+        g.axes = tilted_axes(12.0);
+        let field: Vec<i16> = (0..g.len())
+            .map(|x| {
+                let [i, j, k] = g.ijk(x);
+                let p = g.to_patient([i as f64, j as f64, k as f64]);
+                let c = g.to_patient([15.5, 14.5, 12.5]);
+                let d = (p - c).norm();
+                let s = if d < 3.5 {
+                    2.5 - d
+                } else if d < 6.0 {
+                    d - 4.5
+                } else {
+                    7.5 - d
+                };
+                let blob = 1.2 - (p - g.to_patient([30.0, 4.0, 4.0])).norm();
+                (400.0 * s.max(blob)).clamp(-1000.0, 1000.0) as i16
+            })
+            .collect();
+        grid_surface(&g, &field, 0.0, None).expect("valid input")
+    }
+
+    #[test]
+    fn nested_components_are_proven_outward() {
+        let s = nested_surface();
+        assert_eq!(s.mesh().connected_components().count, 4);
+        assert_proven_and_agrees(&s);
+        assert!(s.report().volume_mm3 > 0.0);
+    }
+
+    #[test]
+    fn every_flipped_component_is_caught() {
+        let s = nested_surface();
+        let comps = s.mesh().connected_components();
+        for c in 0..comps.count as u32 {
+            let mut flipped = s.clone();
+            for (t, &l) in flipped.mesh.triangles.iter_mut().zip(&comps.labels) {
+                if l == c {
+                    t.swap(1, 2);
+                }
+            }
+            // Still closed and consistently oriented: only the nesting test can see it.
+            assert!(flipped.fans_are_closed_disks(&flipped.mesh), "component {c}");
+            assert!(flipped.proven_report().is_none(), "component {c}");
+            let report = flipped.report();
+            assert_eq!(report, MeshReport::new(flipped.mesh()));
+            assert_eq!(report.inward_components.count, 1, "component {c}: {report}");
+            assert_eq!(report.inward_components.examples[0].component, c);
+        }
+    }
+
+    /// `s` without triangle `t`, its cell and slice counts updated (so only the mesh is wrong, not the records).
+    fn without_triangle(s: &GridSurface, t: usize) -> GridSurface {
+        let mut out = s.clone();
+        out.mesh.triangles.remove(t);
+        let mut first = 0usize;
+        for n in out.cell_triangles.iter_mut() {
+            if t < first + usize::from(*n) {
+                *n -= 1;
+                break;
+            }
+            first += usize::from(*n);
+        }
+        for start in out.slice_triangles.iter_mut() {
+            if *start as usize > t {
+                *start -= 1;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_hole_is_caught() {
+        let g = GridGeometry::axis_aligned([20, 18, 16], [0.5, 0.6, 0.7], [1.0, 2.0, 3.0]);
+        let s = grid_surface(&g, &blob_field(g.dims, 5), 0.0, None).expect("valid input");
+        assert_proven_and_agrees(&s);
+        let holed = without_triangle(&s, s.mesh().triangles.len() / 2);
+        assert!(!holed.fans_are_closed_disks(&holed.mesh));
+        let report = holed.report();
+        assert_eq!(report, MeshReport::new(holed.mesh()));
+        assert_eq!(report.boundary_edges.count, 3, "{report}");
+    }
+
+    #[test]
+    fn an_intersection_inside_a_cell_is_caught() {
+        // Two triangles of one cell sharing an edge ac, with third vertices b and d: moving d into triangle abc
+        // folds acd onto abc. The within-cell test must find it; the general check then names the pair.
+        let g = GridGeometry::axis_aligned([20, 18, 16], [0.5, 0.6, 0.7], [1.0, 2.0, 3.0]);
+        let s = grid_surface(&g, &blob_field(g.dims, 11), 0.0, None).expect("valid input");
+        let mut first = 0usize;
+        let mut folded = None;
+        for &n in &s.cell_triangles {
+            let n = usize::from(n);
+            if n >= 2 && folded.is_none() {
+                let (ta, tb) = (s.mesh.triangles[first], s.mesh.triangles[first + 1]);
+                let shared: Vec<u32> = ta.iter().copied().filter(|v| tb.contains(v)).collect();
+                if shared.len() == 2 {
+                    let b = ta
+                        .iter()
+                        .copied()
+                        .find(|v| !shared.contains(v))
+                        .expect("a third vertex");
+                    let d = tb
+                        .iter()
+                        .copied()
+                        .find(|v| !shared.contains(v))
+                        .expect("a third vertex");
+                    let [pa, pb, pc] = [shared[0], b, shared[1]].map(|v| s.mesh.positions[v as usize]);
+                    let mut broken = s.clone();
+                    broken.mesh.positions[d as usize] =
+                        std::array::from_fn(|k| 0.25 * pa[k] + 0.5 * pb[k] + 0.25 * pc[k]);
+                    folded = Some((broken, [first as u32, first as u32 + 1]));
+                }
+            }
+            first += n;
+        }
+        let (broken, pair) = folded.expect("a cell with two triangles sharing an edge");
+        assert!(!broken.cells_free_of_intersections(&broken.mesh));
+        let report = broken.report();
+        assert_eq!(report, MeshReport::new(broken.mesh()));
+        assert!(
+            crate::mesh::self_intersections(broken.mesh())
+                .iter()
+                .any(|d| d.triangles == pair),
+            "{report}"
+        );
+    }
+}

@@ -377,4 +377,33 @@ mod tests {
             &[a[2], a[1], a[0]]
         ));
     }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+        #[test]
+        fn certainly_apart_never_contradicts_the_exact_test(
+            pool in proptest::collection::vec(
+                prop_oneof![
+                    // Points of a coarse lattice (coplanar and collinear configurations) and anywhere.
+                    proptest::array::uniform3(0i8..3).prop_map(|c| c.map(f64::from)),
+                    proptest::array::uniform3(-1.0f64..2.0),
+                ],
+                6,
+            ),
+            ia in proptest::array::uniform3(0u32..6),
+            ib in proptest::array::uniform3(0u32..6),
+        ) {
+            let corners = |i: [u32; 3]| i.map(|k| pool[k as usize]);
+            let (ta, tb) = (corners(ia), corners(ib));
+            let distinct = |i: [u32; 3]| i[0] != i[1] && i[1] != i[2] && i[0] != i[2];
+            if distinct(ia) && distinct(ib) {
+                if let (Some(pa), Some(pb)) = (Plane::of(&ta), Plane::of(&tb)) {
+                    let apart = certainly_apart(ia, &ta, &QuickPlane::of(&ta), ib, &tb, &QuickPlane::of(&tb));
+                    prop_assert!(!(apart && triangles_intersect(ia, &ta, &pa, ib, &tb, &pb)));
+                }
+            }
+        }
+    }
 }

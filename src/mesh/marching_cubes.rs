@@ -866,7 +866,7 @@ pub(crate) mod tests {
         f
     }
 
-    fn tilted_axes(deg: f64) -> [[f64; 3]; 3] {
+    pub(crate) fn tilted_axes(deg: f64) -> [[f64; 3]; 3] {
         let (s, c) = deg.to_radians().sin_cos();
         [[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]]
     }
@@ -1064,16 +1064,23 @@ pub(crate) mod tests {
                 .num_threads(threads)
                 .build()
                 .expect("thread pool")
-                .install(|| marching_cubes(&g, &field, 0.0, None).expect("valid input"))
+                .install(|| {
+                    let mut mask = vec![0u8; field.len()];
+                    let window = grid_surface_of_window(&g, &field, -300, 700, Some(&mut mask)).expect("valid input");
+                    (grid_surface(&g, &field, 0.0, None).expect("valid input"), window, mask)
+                })
         };
         let one = run(1);
         let two = run(2);
-        assert!(one.triangles.len() > 1000);
+        assert!(one.0.mesh().triangles.len() > 1000);
+        // Meshes, cell and slice records, vertex edges, counts and masks alike.
         assert_eq!(one, two);
-        assert!(MeshReport::new(&one).is_valid());
+        assert!(MeshReport::new(one.0.mesh()).is_valid());
+        assert!(one.1.inside_samples() > 0);
     }
 
-    fn field_case() -> impl Strategy<Value = (GridGeometry, Vec<i16>, f32, Option<Vec<u8>>)> {
+    /// Small random grids (tilted, anisotropic), fields, iso values and region masks.
+    pub(crate) fn field_case() -> impl Strategy<Value = (GridGeometry, Vec<i16>, f32, Option<Vec<u8>>)> {
         (
             1usize..7,
             1usize..7,

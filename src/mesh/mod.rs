@@ -695,4 +695,45 @@ mod tests {
         assert_eq!(bad.connected_components().count, 1);
         assert!(bad.split_components().is_empty());
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+        #[test]
+        fn components_do_not_depend_on_the_thread_count(
+            tris in proptest::collection::vec(proptest::array::uniform3(0u32..60), 0..80),
+            threads in 1usize..4,
+        ) {
+            use proptest::prelude::*;
+            let mesh = Mesh { positions: vec![[0.0; 3]; 50], triangles: tris };
+            // Reference: repeated relaxation of labels to the smallest vertex reachable.
+            let n = mesh.positions.len();
+            let mut label: Vec<usize> = (0..n).collect();
+            loop {
+                let mut changed = false;
+                for t in &mesh.triangles {
+                    let valid: Vec<usize> = t.iter().map(|&v| v as usize).filter(|&v| v < n).collect();
+                    let m = valid.iter().map(|&v| label[v]).min();
+                    for &v in &valid {
+                        if let Some(m) = m {
+                            if label[v] > m {
+                                label[v] = m;
+                                changed = true;
+                            }
+                        }
+                    }
+                }
+                if !changed {
+                    break;
+                }
+            }
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool");
+            let (roots, comps) = pool.install(|| (mesh.vertex_roots(), mesh.connected_components()));
+            for a in 0..n {
+                for b in 0..n {
+                    prop_assert_eq!(roots[a] == roots[b], label[a] == label[b]);
+                }
+            }
+            prop_assert_eq!(comps, pool.install(|| mesh.connected_components()));
+        }
+    }
 }

@@ -298,4 +298,33 @@ mod tests {
         };
         assert!(write_stl_binary(&huge, Vec::new(), "x").is_err());
     }
+
+    #[test]
+    fn records_are_the_bytes_stl_io_writes() {
+        // The parallel encoder replaced `stl_io::write_stl`; the files must not change.
+        let g = GridGeometry::axis_aligned([30, 30, 30], [0.5; 3], [-7.0, -7.0, -7.0]);
+        let mesh = marching_cubes(&g, &sphere_field(&g, [0.1, 0.2, -0.3], 5.0, 1.0), 0.0, None).expect("valid");
+        assert!(mesh.triangles.len() > RECORDS_PER_BATCH / 16);
+        let mut ours = Vec::new();
+        write_stl_binary(&mesh, &mut ours, "case=x").expect("write");
+        let triangles: Vec<stl_io::Triangle> = mesh
+            .triangles
+            .iter()
+            .map(|t| {
+                let v = t.map(|i| stl_io::Vertex::new(mesh.positions[i as usize].map(|c| c as f32)));
+                let p = v.map(|c| c.0.map(f64::from));
+                let n = crate::mesh::cross(crate::mesh::sub(p[1], p[0]), crate::mesh::sub(p[2], p[0]));
+                let len = crate::mesh::norm(n);
+                stl_io::Triangle {
+                    normal: stl_io::Normal::new(n.map(|c| (c / len) as f32)),
+                    vertices: v,
+                }
+            })
+            .collect();
+        let mut theirs = Vec::new();
+        stl_io::write_stl(&mut theirs, triangles.iter()).expect("write");
+        assert_eq!(ours.len(), theirs.len());
+        assert_eq!(ours[..HEADER_LEN], header_bytes("case=x"));
+        assert_eq!(ours[HEADER_LEN..], theirs[HEADER_LEN..]);
+    }
 }
