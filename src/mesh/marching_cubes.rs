@@ -23,6 +23,13 @@
 //! column) order and triangles follow cell order, whatever the slab size, so the output does not depend on the
 //! number of threads.
 //!
+//! What the construction knows is kept with the mesh in a [`GridSurface`] (triangles per active cell, the grid edge of
+//! each vertex, where each slice's vertices and each cell slice's triangles start), so its checks need no global
+//! search (see `grid_check`).
+//!
+//! HU windows: [`grid_surface_of_window`] evaluates `min <= v <= max` while packing, so a threshold costs no pass of
+//! its own, and can write the threshold mask from the same flags.
+//!
 //! Region masks: with `region`, a sample is inside only when it is above iso *and* in the region. On an edge from an
 //! inside sample to an excluded sample that is itself above iso (another bone touching this one, or voxels a
 //! segmentation cut away) the vertex goes to the midpoint, the unbiased guess for where the two separate; an

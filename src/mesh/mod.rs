@@ -15,7 +15,8 @@
 //!   because a planning tool must be reproducible for regulatory review.
 //!
 //! Pipeline: [`marching_cubes::marching_cubes`] -> [`smooth::taubin_smooth`] -> [`decimate::decimate`] ->
-//! [`check::MeshReport`] -> [`stl::write_stl_binary`].
+//! [`check::MeshReport`] -> [`stl::write_stl_binary`]; a surface left as marching cubes made it is checked by
+//! [`GridSurface::report`] instead, which proves the same invariants from the construction.
 
 pub mod boolean;
 mod bvh;
