@@ -26,3 +26,43 @@ pub mod template;
 #[cfg(test)]
 pub(crate) mod testing;
 pub mod volume;
+
+#[cfg(test)]
+mod source_rules {
+    /// Every property test of the crate and of `tests/` takes [`crate::testing::proptest_config`]: a block with proptest's own
+    /// configuration would draw a fresh random seed on every run.
+    #[test]
+    fn every_property_test_runs_from_the_fixed_seed() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut offenders = Vec::new();
+        let mut blocks = 0;
+        let mut stack = vec![root.join("src"), root.join("tests")];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).expect("source folder").flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    let text = std::fs::read_to_string(&path).expect("source file");
+                    for (i, line) in text.lines().enumerate() {
+                        // Assembled so this line itself is not a match.
+                        if line.contains(concat!("#![proptest_", "config(")) {
+                            blocks += 1;
+                            if !line.contains("proptest_config(crate::testing::") && !line.contains("(common::") {
+                                offenders.push(format!("{}:{}", path.display(), i + 1));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(
+            blocks >= 10,
+            "found only {blocks} proptest blocks; is the scan looking in the right place?"
+        );
+        assert!(
+            offenders.is_empty(),
+            "property tests not on the fixed seed: {offenders:?}"
+        );
+    }
+}

@@ -242,7 +242,7 @@ pub fn run_segment(args: &SegmentArgs, progress: &dyn Progress) -> anyhow::Resul
     )?;
     report_load(&volume, &scan);
     let options = args.seg.surface_options();
-    let model = bone::extract_bone(&volume, &recipe, &options, progress)?;
+    let model = bone::extract_bone_surface(&volume, &recipe, &options, progress)?;
     let header = format!("guidesmith case={}", args.case);
     guidesmith::atomic::write_atomic(&args.output, |w| {
         mesh::write_stl_binary(&model.mesh, w, &header).map_err(std::io::Error::other)
@@ -255,7 +255,7 @@ pub fn run_segment(args: &SegmentArgs, progress: &dyn Progress) -> anyhow::Resul
             t.segment_s + t.surface_s + t.smooth_s + t.decimate_s
         );
     }
-    let voxels_kept = model.mask.count();
+    let voxels_kept = model.voxels_kept;
     if args.json {
         let doc = SegmentDocument {
             output: args.output.display().to_string(),

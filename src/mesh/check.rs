@@ -22,8 +22,13 @@
 //!
 //! Triangles with out-of-range indices or non-finite positions are reported by [`invalid_triangles`] and ignored by
 //! every other check, so no check ever panics on malformed input.
+//!
+//! Speed: the edge and vertex checks first run one linear pass (each vertex's triangles must form one closed fan);
+//! the sort of all half-edges that names failing edges runs only when that pass fails. Self-intersections (BVH) and
+//! nesting (rays) are searches over the whole mesh; a raw marching-cubes surface avoids them (`grid_check`).
 
 use std::fmt;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -137,6 +142,11 @@ impl<T> Default for DefectList<T> {
 }
 
 impl<T> DefectList<T> {
+    /// No failure.
+    pub(crate) fn none() -> Self {
+        Self::default()
+    }
+
     pub(crate) fn from_vec(mut all: Vec<T>) -> Self {
         let count = all.len();
         all.truncate(MAX_EXAMPLES);
@@ -154,7 +164,7 @@ impl<T> DefectList<T> {
 
 /// Corner positions of a triangle whose indices are in range and corners finite.
 #[inline]
-fn points(mesh: &Mesh, t: [u32; 3]) -> Option<[[f64; 3]; 3]> {
+pub(super) fn points(mesh: &Mesh, t: [u32; 3]) -> Option<[[f64; 3]; 3]> {
     let p = mesh.triangle_points(t)?;
     if p.iter().flatten().all(|c| c.is_finite()) {
         Some(p)
@@ -290,6 +300,12 @@ pub(crate) struct VertexTriangles {
 }
 
 impl VertexTriangles {
+    /// The adjacency, each vertex's triangles in increasing order (as a sequential fill would leave them).
+    ///
+    /// Built in parallel without changing that order: the triangles are cut into one block per thread, each block
+    /// counts its own vertex uses, and the offsets put block `b`'s entries for a vertex after those of blocks
+    /// `0..b`. Each slot is written by exactly one block (through relaxed atomic stores, plain stores on common
+    /// hardware, because the slots of a block are scattered).
     pub(crate) fn build(mesh: &Mesh) -> VertexTriangles {
         Self::build_from(mesh.positions.len(), &mesh.triangles)
     }
@@ -297,25 +313,53 @@ impl VertexTriangles {
     /// The adjacency of `triangles` over `n` vertices.
     pub(crate) fn build_from(n: usize, triangles: &[[u32; 3]]) -> VertexTriangles {
         let usable = |t: &[u32; 3]| t.iter().all(|&v| (v as usize) < n) && t[0] != t[1] && t[1] != t[2] && t[0] != t[2];
-        let mut start = vec![0usize; n + 1];
-        for t in triangles.iter().filter(|t| usable(t)) {
-            for &v in t {
-                start[v as usize + 1] += 1;
-            }
-        }
-        for v in 0..n {
-            start[v + 1] += start[v];
-        }
-        let mut fill = start.clone();
-        let mut tris = vec![0u32; start[n]];
-        for (i, t) in triangles.iter().enumerate() {
-            if usable(t) {
-                for &v in t {
-                    tris[fill[v as usize]] = i as u32;
-                    fill[v as usize] += 1;
+        let blocks = rayon::current_num_threads().clamp(1, 8);
+        let block_len = triangles.len().div_ceil(blocks).max(1);
+        // Per block: how often each vertex is used, then where the block's entries start within the vertex's list.
+        let mut offsets: Vec<Vec<u32>> = triangles
+            .par_chunks(block_len)
+            .map(|block| {
+                let mut count = vec![0u32; n];
+                for t in block.iter().filter(|t| usable(t)) {
+                    for &v in t {
+                        count[v as usize] += 1;
+                    }
                 }
+                count
+            })
+            .collect();
+        let mut start = vec![0usize; n + 1];
+        let mut total = 0usize;
+        for v in 0..n {
+            start[v] = total;
+            let mut within = 0u32;
+            for block in offsets.iter_mut() {
+                let uses = block[v];
+                block[v] = within;
+                within += uses;
             }
+            total += within as usize;
         }
+        start[n] = total;
+        let slots: Vec<AtomicU32> = (0..total).into_par_iter().map(|_| AtomicU32::new(0)).collect();
+        triangles
+            .par_chunks(block_len)
+            .zip(offsets.par_iter_mut())
+            .enumerate()
+            .for_each(|(b, (block, offset))| {
+                let first = b * block_len;
+                for (i, t) in block.iter().enumerate() {
+                    if usable(t) {
+                        for &v in t {
+                            let o = &mut offset[v as usize];
+                            slots[start[v as usize] + *o as usize].store((first + i) as u32, Ordering::Relaxed);
+                            *o += 1;
+                        }
+                    }
+                }
+            });
+        drop(offsets);
+        let tris = slots.into_iter().map(AtomicU32::into_inner).collect();
         VertexTriangles { start, tris }
     }
 
@@ -360,6 +404,85 @@ pub(crate) fn fan_count(mesh: &Mesh, v: u32, tris: &[u32]) -> usize {
     (0..tris.len() as u32).filter(|&i| find(&mut parent, i) == i).count()
 }
 
+/// True when the triangles around every vertex form one closed fan in which each edge at the vertex is used once in
+/// each direction. Every edge is seen from both its ends, so then no edge is a boundary, non-manifold or
+/// inconsistently oriented edge and no vertex is non-manifold. Only meaningful when every triangle is usable (indices
+/// in range, no repeated vertex), because [`VertexTriangles`] leaves the others out.
+///
+/// Why: it is one linear pass over small fans, where naming the failing edges needs a sort of all half-edges;
+/// [`MeshReport::new`] runs that sort only when this fails.
+pub(crate) fn fans_are_closed_disks(mesh: &Mesh, vt: &VertexTriangles) -> bool {
+    (0..mesh.positions.len())
+        .into_par_iter()
+        .with_min_len(1 << 12)
+        .all(|v| fan_is_closed_disk(mesh, v as u32, vt.of(v)))
+}
+
+fn fan_is_closed_disk(mesh: &Mesh, v: u32, tris: &[u32]) -> bool {
+    // (next, previous) vertex of each triangle, walking counter-clockwise around v.
+    let ends: SmallVec<[(u32, u32); 16]> = tris
+        .iter()
+        .map(|&t| {
+            let tri = mesh.triangles[t as usize];
+            let k = if tri[0] == v {
+                0
+            } else if tri[1] == v {
+                1
+            } else {
+                2
+            };
+            (tri[(k + 1) % 3], tri[(k + 2) % 3])
+        })
+        .collect();
+    ends_form_one_disk(&ends)
+}
+
+/// The triangles around a vertex, given as (next, previous) vertex of each in counter-clockwise order, form one
+/// closed fan in which each edge at the vertex is used once in each direction.
+///
+/// The triangle after triangle `i` in the fan is the one whose previous vertex is `i`'s next (they share that edge
+/// in opposite directions). Walking from the first triangle, each step must find exactly one successor, and the
+/// walk must visit every triangle once before coming back: one cycle, one fan. (Fans have about six triangles, so
+/// the quadratic search is cheaper than sorting.)
+pub(crate) fn ends_form_one_disk(ends: &[(u32, u32)]) -> bool {
+    let n = ends.len();
+    if n == 0 {
+        return true;
+    }
+    let mut small = 0u64;
+    let mut large = vec![false; if n > 64 { n } else { 0 }];
+    let mut cur = 0;
+    for step in 0..n {
+        // Mark `cur` visited; it must not have been.
+        let seen = if n > 64 {
+            std::mem::replace(&mut large[cur], true)
+        } else {
+            let was = small >> cur & 1 == 1;
+            small |= 1 << cur;
+            was
+        };
+        if seen {
+            return false;
+        }
+        let target = ends[cur].0;
+        let mut count = 0u32;
+        let mut found = 0usize;
+        for (j, e) in ends.iter().enumerate() {
+            let hit = e.1 == target;
+            count += u32::from(hit);
+            found = if hit { j } else { found };
+        }
+        if count != 1 {
+            return false;
+        }
+        if step + 1 == n {
+            return found == 0;
+        }
+        cur = found;
+    }
+    false
+}
+
 fn non_manifold_vertices_with(mesh: &Mesh, vt: &VertexTriangles) -> Vec<VertexDefect> {
     (0..mesh.positions.len())
         .into_par_iter()
@@ -383,7 +506,7 @@ pub fn non_manifold_vertices(mesh: &Mesh) -> Vec<VertexDefect> {
 
 /// Twice the area vector of a triangle.
 #[inline]
-fn area_vector(p: &[[f64; 3]; 3]) -> [f64; 3] {
+pub(super) fn area_vector(p: &[[f64; 3]; 3]) -> [f64; 3] {
     cross(sub(p[1], p[0]), sub(p[2], p[0]))
 }
 
@@ -507,11 +630,13 @@ struct ComponentInfo {
     first: Vec<u32>,
 }
 
-fn component_info(mesh: &Mesh, table: &EdgeTable) -> ComponentInfo {
+/// Components, their closedness, volumes and first triangles. `table` is `None` when every edge is known to have
+/// exactly two triangles.
+fn component_info(mesh: &Mesh, table: Option<&EdgeTable>) -> ComponentInfo {
     let comps = mesh.connected_components();
     let c = comps.count;
     let mut closed = vec![true; c];
-    for g in table.groups() {
+    for g in table.iter().flat_map(|t| t.groups()) {
         if g.len() != 2 {
             for h in g {
                 closed[comps.labels[h.1 as usize] as usize] = false;
@@ -623,7 +748,7 @@ fn component_box(mesh: &Mesh, labels: &[u32], c: u32) -> Option<BoundingBox> {
 /// boundary-edge check reports them).
 pub fn inward_components(mesh: &Mesh) -> Vec<ComponentDefect> {
     let table = EdgeTable::build(mesh);
-    let info = component_info(mesh, &table);
+    let info = component_info(mesh, Some(&table));
     inward_components_with(mesh, &info, &triangle_bvh(mesh))
 }
 
@@ -663,12 +788,34 @@ pub struct MeshReport {
 }
 
 impl MeshReport {
-    /// Runs every check (the edge table, components and BVH are built once and shared).
+    /// Runs every check (the edge table, components and BVH are built once and shared). The edge and vertex checks
+    /// first try the linear fan test (each vertex's triangles form one closed fan); the sort that names failing edges runs only when
+    /// it fails.
     pub fn new(mesh: &Mesh) -> MeshReport {
-        let table = EdgeTable::build(mesh);
-        let edges = classify_edges(mesh, &table);
+        let invalid = invalid_triangles(mesh);
         let vt = VertexTriangles::build(mesh);
-        let info = component_info(mesh, &table);
+        let all_usable = invalid.is_empty()
+            && mesh
+                .triangles
+                .par_iter()
+                .all(|t| t[0] != t[1] && t[1] != t[2] && t[0] != t[2]);
+        let (edges, non_manifold_vertices, info) = if all_usable && fans_are_closed_disks(mesh, &vt) {
+            let none = EdgeDefects {
+                boundary: Vec::new(),
+                non_manifold: Vec::new(),
+                inconsistent: Vec::new(),
+            };
+            (none, Vec::new(), component_info(mesh, None))
+        } else {
+            let table = EdgeTable::build(mesh);
+            let info = component_info(mesh, Some(&table));
+            (
+                classify_edges(mesh, &table),
+                non_manifold_vertices_with(mesh, &vt),
+                info,
+            )
+        };
+        drop(vt);
         let bvh = triangle_bvh(mesh);
         MeshReport {
             vertices: mesh.positions.len(),
@@ -678,10 +825,10 @@ impl MeshReport {
             volume_mm3: mesh.signed_volume_mm3(),
             area_mm2: mesh.area_mm2(),
             bounding_box: mesh.bounding_box(),
-            invalid_triangles: DefectList::from_vec(invalid_triangles(mesh)),
+            invalid_triangles: DefectList::from_vec(invalid),
             boundary_edges: DefectList::from_vec(edges.boundary),
             non_manifold_edges: DefectList::from_vec(edges.non_manifold),
-            non_manifold_vertices: DefectList::from_vec(non_manifold_vertices_with(mesh, &vt)),
+            non_manifold_vertices: DefectList::from_vec(non_manifold_vertices),
             inconsistent_edges: DefectList::from_vec(edges.inconsistent),
             inward_components: DefectList::from_vec(inward_components_with(mesh, &info, &bvh)),
             degenerate_triangles: DefectList::from_vec(degenerate_triangles(mesh)),
@@ -933,5 +1080,78 @@ mod tests {
         assert_eq!(json["boundary_edges"]["count"], 3);
         assert_eq!(json["triangles"], 11);
         assert!(json["boundary_edges"]["examples"][0]["from_mm"].is_array());
+    }
+
+    /// The adjacency as the sequential fill made it: each vertex's triangles in increasing order.
+    fn sequential_adjacency(mesh: &Mesh) -> Vec<Vec<u32>> {
+        let n = mesh.positions.len();
+        let mut out = vec![Vec::new(); n];
+        for (i, t) in mesh.triangles.iter().enumerate() {
+            let usable = t.iter().all(|&v| (v as usize) < n) && t[0] != t[1] && t[1] != t[2] && t[0] != t[2];
+            if usable {
+                for &v in t {
+                    out[v as usize].push(i as u32);
+                }
+            }
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #![proptest_config(crate::testing::proptest_config(500))]
+        #[test]
+        fn fan_test_agrees_with_the_edge_and_vertex_checks(
+            tris in proptest::collection::vec(proptest::array::uniform3(0u32..9), 0..40),
+            closed in proptest::bool::ANY,
+            threads in 1usize..4,
+        ) {
+            use proptest::prelude::*;
+            // Either random soup over nine vertices, or a closed cube with random extra triangles (often broken in
+            // only one way).
+            let mut mesh = if closed { cube([0.0; 3], [1.0; 3]) } else { Mesh::default() };
+            mesh.positions.resize(9, [0.3, 0.7, 0.2]);
+            for (v, p) in mesh.positions.iter_mut().enumerate().skip(8) {
+                *p = [0.1 * v as f64, 0.5, 0.5];
+            }
+            mesh.triangles.extend(tris.iter().take(if closed { 2 } else { tris.len() }));
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool");
+            let vt = pool.install(|| VertexTriangles::build(&mesh));
+            let expected = sequential_adjacency(&mesh);
+            for (v, e) in expected.iter().enumerate() {
+                prop_assert_eq!(vt.of(v), &e[..]);
+            }
+            let all_usable = mesh.triangles.iter().all(|t| t[0] != t[1] && t[1] != t[2] && t[0] != t[2]);
+            if all_usable {
+                let e = classify_edges(&mesh, &EdgeTable::build(&mesh));
+                let clean = e.boundary.is_empty()
+                    && e.non_manifold.is_empty()
+                    && e.inconsistent.is_empty()
+                    && non_manifold_vertices_with(&mesh, &vt).is_empty();
+                prop_assert_eq!(fans_are_closed_disks(&mesh, &vt), clean);
+            }
+        }
+    }
+
+    #[test]
+    fn a_large_fan_is_one_disk() {
+        // A cone of 100 triangles around its tip (more than fit the fan test's bit mask), closed by a fan at the base.
+        let n = 100u32;
+        let mut positions = vec![[0.0, 0.0, 1.0], [0.0, 0.0, 0.0]];
+        positions.extend((0..n).map(|k| {
+            let a = f64::from(k) * std::f64::consts::TAU / f64::from(n);
+            [a.cos(), a.sin(), 0.0]
+        }));
+        let mut triangles = Vec::new();
+        for k in 0..n {
+            let (a, b) = (2 + k, 2 + (k + 1) % n);
+            triangles.push([0, a, b]);
+            triangles.push([1, b, a]);
+        }
+        let mesh = Mesh { positions, triangles };
+        assert!(fans_are_closed_disks(&mesh, &VertexTriangles::build(&mesh)));
+        assert!(MeshReport::new(&mesh).is_valid());
+        let mut pinched = mesh.clone();
+        pinched.triangles.swap_remove(0);
+        assert!(!fans_are_closed_disks(&pinched, &VertexTriangles::build(&pinched)));
     }
 }

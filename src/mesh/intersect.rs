@@ -185,6 +185,97 @@ fn triangles_touch(a: &[P; 3], pa: &Plane, b: &[P; 3], pb: &Plane) -> bool {
         || (0..3).any(|k| segment_triangle(a[k], a[(k + 1) % 3], b, pb))
 }
 
+/// The vertices `a` and `b` share, as (position in `a`, position in `b`), and how many.
+#[inline]
+fn shared_vertices(ia: [u32; 3], ib: [u32; 3]) -> ([(usize, usize); 3], usize) {
+    let mut shared = [(0, 0); 3];
+    let mut n = 0;
+    for (ka, &va) in ia.iter().enumerate() {
+        if let Some(kb) = ib.iter().position(|&vb| vb == va) {
+            shared[n] = (ka, kb);
+            n += 1;
+        }
+    }
+    (shared, n)
+}
+
+/// What [`certainly_apart`] needs of a triangle: its unnormalised normal, that normal's squared length and the
+/// squared length of its longest edge (no square root, no division).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct QuickPlane {
+    normal: P,
+    normal2: f64,
+    size2: f64,
+}
+
+impl QuickPlane {
+    pub(crate) fn of(t: &[P; 3]) -> QuickPlane {
+        let normal = cross(sub(t[1], t[0]), sub(t[2], t[0]));
+        let l2 = |a: P, b: P| {
+            let d = sub(a, b);
+            dot(d, d)
+        };
+        QuickPlane {
+            normal,
+            normal2: dot(normal, normal),
+            size2: l2(t[1], t[0]).max(l2(t[2], t[0])).max(l2(t[2], t[1])),
+        }
+    }
+
+    /// +1 or -1 when `p` is on that side of the plane through `origin` by more than twice the tolerance of
+    /// [`Plane::side`], else 0.
+    #[inline]
+    fn clear_side(&self, origin: P, p: P) -> i8 {
+        let d = dot(self.normal, sub(p, origin));
+        if d * d > 4.0 * PLANE_EPS * PLANE_EPS * self.size2 * self.normal2 {
+            sign(d)
+        } else {
+            0
+        }
+    }
+
+    /// All three points clearly on the same side of the plane through `origin`.
+    #[inline]
+    fn clearly_one_side(&self, origin: P, p: &[P]) -> bool {
+        let first = self.clear_side(origin, p[0]);
+        first != 0 && p[1..].iter().all(|&q| self.clear_side(origin, q) == first)
+    }
+}
+
+/// A cheap, conservative form of `!triangles_intersect`: true only when the exact test would certainly answer
+/// "no", decided by which side of each other's planes the corners lie, with twice the tolerances of the exact test
+/// (so rounding cannot make the two disagree); false means "run the exact test". Used where almost every pair is
+/// apart (neighbouring triangles of one marching-cubes cell).
+pub(crate) fn certainly_apart(
+    ia: [u32; 3],
+    ta: &[P; 3],
+    qa: &QuickPlane,
+    ib: [u32; 3],
+    tb: &[P; 3],
+    qb: &QuickPlane,
+) -> bool {
+    let (shared, n_shared) = shared_vertices(ia, ib);
+    match n_shared {
+        0 => qa.clearly_one_side(ta[0], tb) || qb.clearly_one_side(tb[0], ta),
+        1 => {
+            // Each triangle's edge opposite the shared vertex must stay clear of the other's plane.
+            let (ka, kb) = shared[0];
+            qb.clearly_one_side(tb[0], &[ta[(ka + 1) % 3], ta[(ka + 2) % 3]])
+                && qa.clearly_one_side(ta[0], &[tb[(kb + 1) % 3], tb[(kb + 2) % 3]])
+        }
+        2 => {
+            // A fold needs d within FOLD_SINE of a's plane relative to its in-plane distance from the shared edge,
+            // which is at most |d - a|: d twice as far off the plane cannot fold.
+            let a = ta[shared[0].0];
+            let d = tb[3 - shared[0].1 - shared[1].1];
+            let off = dot(qa.normal, sub(d, a));
+            let da = sub(d, a);
+            off * off > 4.0 * FOLD_SINE * FOLD_SINE * qa.normal2 * dot(da, da)
+        }
+        _ => false,
+    }
+}
+
 /// [`triangles_intersect`] computing the planes itself; degenerate triangles never intersect here (the
 /// degenerate-triangle check owns them).
 #[cfg(test)]
@@ -206,14 +297,7 @@ pub(crate) fn triangles_intersect(
     pb: &Plane,
 ) -> bool {
     // Shared vertices: position k in a -> position in b.
-    let mut shared: [(usize, usize); 3] = [(0, 0); 3];
-    let mut n_shared = 0;
-    for (ka, &va) in ia.iter().enumerate() {
-        if let Some(kb) = ib.iter().position(|&vb| vb == va) {
-            shared[n_shared] = (ka, kb);
-            n_shared += 1;
-        }
-    }
+    let (shared, n_shared) = shared_vertices(ia, ib);
     match n_shared {
         0 => triangles_touch(ta, pa, tb, pb),
         1 => {
@@ -324,5 +408,34 @@ mod tests {
             [2, 1, 0],
             &[a[2], a[1], a[0]]
         ));
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(crate::testing::proptest_config(3000))]
+        #[test]
+        fn certainly_apart_never_contradicts_the_exact_test(
+            pool in proptest::collection::vec(
+                prop_oneof![
+                    // Points of a coarse lattice (coplanar and collinear configurations) and anywhere.
+                    proptest::array::uniform3(0i8..3).prop_map(|c| c.map(f64::from)),
+                    proptest::array::uniform3(-1.0f64..2.0),
+                ],
+                6,
+            ),
+            ia in proptest::array::uniform3(0u32..6),
+            ib in proptest::array::uniform3(0u32..6),
+        ) {
+            let corners = |i: [u32; 3]| i.map(|k| pool[k as usize]);
+            let (ta, tb) = (corners(ia), corners(ib));
+            let distinct = |i: [u32; 3]| i[0] != i[1] && i[1] != i[2] && i[0] != i[2];
+            if distinct(ia) && distinct(ib) {
+                if let (Some(pa), Some(pb)) = (Plane::of(&ta), Plane::of(&tb)) {
+                    let apart = certainly_apart(ia, &ta, &QuickPlane::of(&ta), ib, &tb, &QuickPlane::of(&tb));
+                    prop_assert!(!(apart && triangles_intersect(ia, &ta, &pa, ib, &tb, &pb)));
+                }
+            }
+        }
     }
 }

@@ -23,6 +23,13 @@
 //! column) order and triangles follow cell order, whatever the slab size, so the output does not depend on the
 //! number of threads.
 //!
+//! What the construction knows is kept with the mesh in a [`GridSurface`] (triangles per active cell, the grid edge of
+//! each vertex, where each slice's vertices and each cell slice's triangles start), so its checks need no global
+//! search (see `grid_check`).
+//!
+//! HU windows: [`grid_surface_of_window`] evaluates `min <= v <= max` while packing, so a threshold costs no pass of
+//! its own, and can write the threshold mask from the same flags.
+//!
 //! Region masks: with `region`, a sample is inside only when it is above iso *and* in the region. On an edge from an
 //! inside sample to an excluded sample that is itself above iso (another bone touching this one, or voxels a
 //! segmentation cut away) the vertex goes to the midpoint, the unbiased guess for where the two separate; an
@@ -49,29 +56,82 @@ pub fn marching_cubes(
     iso: f32,
     region: Option<&[u8]>,
 ) -> Result<Mesh, MeshError> {
-    let dims = geometry.dims;
-    let expected = dims[0]
+    Ok(grid_surface(geometry, field, iso, region)?.into_mesh())
+}
+
+/// [`marching_cubes`], keeping what the construction knows about the surface (which grid cell made each triangle,
+/// which grid edge carries each vertex), so [`GridSurface::report`] can prove the mesh invariants without a global
+/// search.
+pub fn grid_surface(
+    geometry: &GridGeometry,
+    field: &[i16],
+    iso: f32,
+    region: Option<&[u8]>,
+) -> Result<GridSurface, MeshError> {
+    let inside = match region {
+        Some(r) => {
+            check_len("region", r.len(), geometry.dims)?;
+            Inside::Region(r)
+        }
+        None => Inside::Above,
+    };
+    extract(geometry, field, iso, inside, None)
+}
+
+/// The surface of the samples `min_hu <= v <= max_hu` at iso `min_hu - 0.5`, the same mesh, byte for byte, as
+/// [`grid_surface`] with `iso = min_hu - 0.5` and a region equal to that window (a sample above `max_hu` is an
+/// excluded one: the vertex towards it goes to the edge midpoint). The window is evaluated while the field is packed
+/// for marching cubes, so thresholding costs no pass of its own: when `inside_out` is given (one byte per sample,
+/// indexed like `field`), it receives 1 for every sample in the window and 0 for every other, i.e. the threshold
+/// mask.
+pub fn grid_surface_of_window(
+    geometry: &GridGeometry,
+    field: &[i16],
+    min_hu: i16,
+    max_hu: i16,
+    inside_out: Option<&mut [u8]>,
+) -> Result<GridSurface, MeshError> {
+    if min_hu > max_hu {
+        return Err(MeshError::InvalidOption(format!(
+            "the HU window {min_hu}..{max_hu} is empty (its lower bound is above its upper bound)"
+        )));
+    }
+    if let Some(out) = &inside_out {
+        check_len("inside output", out.len(), geometry.dims)?;
+    }
+    let iso = f32::from(min_hu) - 0.5;
+    extract(geometry, field, iso, Inside::Window { max: max_hu }, inside_out)
+}
+
+fn grid_len(dims: [usize; 3]) -> Result<usize, MeshError> {
+    dims[0]
         .checked_mul(dims[1])
         .and_then(|v| v.checked_mul(dims[2]))
-        .ok_or_else(|| MeshError::InvalidGeometry(format!("grid {dims:?} is too large")))?;
-    if field.len() != expected {
+        .ok_or_else(|| MeshError::InvalidGeometry(format!("grid {dims:?} is too large")))
+}
+
+fn check_len(what: &'static str, actual: usize, dims: [usize; 3]) -> Result<(), MeshError> {
+    let expected = grid_len(dims)?;
+    if actual != expected {
         return Err(MeshError::FieldSizeMismatch {
-            what: "field",
+            what,
             expected,
-            actual: field.len(),
+            actual,
             dims,
         });
     }
-    if let Some(r) = region {
-        if r.len() != expected {
-            return Err(MeshError::FieldSizeMismatch {
-                what: "region",
-                expected,
-                actual: r.len(),
-                dims,
-            });
-        }
-    }
+    Ok(())
+}
+
+fn extract(
+    geometry: &GridGeometry,
+    field: &[i16],
+    iso: f32,
+    inside: Inside,
+    inside_out: Option<&mut [u8]>,
+) -> Result<GridSurface, MeshError> {
+    let dims = geometry.dims;
+    check_len("field", field.len(), dims)?;
     if !geometry.spacing_mm.iter().all(|s| s.is_finite() && *s > 0.0) {
         return Err(MeshError::InvalidGeometry(format!(
             "spacing {:?} mm must be finite and positive",
@@ -87,16 +147,19 @@ pub fn marching_cubes(
         return Err(MeshError::InvalidGeometry("origin and axes must be finite".into()));
     }
     let Some(thr) = threshold(iso) else {
-        return Ok(Mesh::default());
+        if let Some(out) = inside_out {
+            out.fill(0);
+        }
+        return Ok(GridSurface::default());
     };
-    if expected == 0 {
-        return Ok(Mesh::default());
+    if field.is_empty() {
+        return Ok(GridSurface::default());
     }
     let lay = Layout::new(dims);
     let ex = Extractor {
         lay: &lay,
         field,
-        region,
+        inside,
         geometry,
         iso: f64::from(iso),
         thr,
@@ -108,7 +171,25 @@ pub fn marching_cubes(
         .step_by(slab)
         .map(|k0| (k0, (k0 + slab).min(lay.pz)))
         .collect();
-    let parts: Vec<SlabOutput> = slabs.par_iter().map(|&(k0, k1)| ex.slab(k0, k1)).collect();
+    // Each slab writes the window flags of the real slices among its own padded slices k0..k1.
+    let slice_len = lay.nx * lay.ny;
+    let mut out_chunks: Vec<Option<&mut [u8]>> = Vec::with_capacity(slabs.len());
+    match inside_out {
+        Some(mut rest) => {
+            for &(k0, k1) in &slabs {
+                let own = k1.min(lay.nz + 1).saturating_sub(k0.max(1));
+                let (head, tail) = std::mem::take(&mut rest).split_at_mut(own * slice_len);
+                out_chunks.push(Some(head));
+                rest = tail;
+            }
+        }
+        None => out_chunks.resize_with(slabs.len(), || None),
+    }
+    let parts: Vec<SlabOutput> = slabs
+        .par_iter()
+        .zip(out_chunks.into_par_iter())
+        .map(|(&(k0, k1), out)| ex.slab(k0, k1, out))
+        .collect();
 
     // Local -> global ids: slab s starts where slab s - 1 ends.
     let mut offsets = Vec::with_capacity(parts.len());
@@ -124,6 +205,11 @@ pub fn marching_cubes(
         }
     }
     let n_tris: usize = parts.iter().map(|p| p.triangles.len()).sum();
+    if n_tris > u32::MAX as usize {
+        return Err(MeshError::InvalidGeometry(format!(
+            "grid {dims:?} gives {n_tris} triangles, more than 32-bit triangle indices can address"
+        )));
+    }
     let mut positions = vec![[0.0f64; 3]; total as usize];
     let mut triangles = vec![[0u32; 3]; n_tris];
     let mut pos_chunks = Vec::with_capacity(parts.len());
@@ -147,7 +233,89 @@ pub fn marching_cubes(
                 *d = [s[0] + off, s[1] + off, s[2] + off];
             }
         });
-    Ok(Mesh { positions, triangles })
+    let mut cell_triangles = Vec::with_capacity(parts.iter().map(|p| p.cell_triangles.len()).sum());
+    let mut vertex_edges = Vec::with_capacity(total as usize);
+    let mut slice_vertices = Vec::with_capacity(lay.pz + 1);
+    let mut slice_triangles = Vec::with_capacity(lay.pz);
+    let mut first_triangle = 0u32;
+    for (p, &off) in parts.iter().zip(&offsets) {
+        cell_triangles.extend_from_slice(&p.cell_triangles);
+        vertex_edges.extend_from_slice(&p.vertex_edges);
+        slice_vertices.extend(p.slice_vertices.iter().map(|&v| v + off));
+        slice_triangles.extend(p.slice_triangles.iter().map(|&t| t + first_triangle));
+        first_triangle += p.triangles.len() as u32;
+    }
+    slice_vertices.push(total as u32);
+    slice_triangles.push(n_tris as u32);
+    Ok(GridSurface {
+        mesh: Mesh { positions, triangles },
+        cell_triangles,
+        vertex_edges,
+        slice_vertices,
+        slice_triangles,
+        inside_samples: parts.iter().map(|p| p.inside_samples).sum(),
+    })
+}
+
+/// A marching-cubes surface together with what its construction guarantees, so its checks need no global search
+/// (see the `grid_check` module). Only marching cubes makes one, and the mesh is not mutable through it, so the
+/// facts below always describe the mesh they come with.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct GridSurface {
+    pub(super) mesh: Mesh,
+    /// Number of triangles made by each active cell, in the order of the triangles (a cell's are consecutive).
+    pub(super) cell_triangles: Vec<u8>,
+    /// Grid edge of each vertex (see [`vertex_edge`]).
+    pub(super) vertex_edges: Vec<u8>,
+    /// First vertex id of each padded slice (its rows' x-, y- and z-edges), and the number of vertices at the end.
+    pub(super) slice_vertices: Vec<u32>,
+    /// First triangle of each cell slice (cells whose lower corners are in padded slice `k`), and the number of
+    /// triangles at the end.
+    pub(super) slice_triangles: Vec<u32>,
+    /// Number of samples inside the surface.
+    inside_samples: u64,
+}
+
+/// Which kind of grid edge carries a vertex, as stored in [`GridSurface`].
+pub(super) mod vertex_edge {
+    /// A y- or z-edge.
+    pub(crate) const OTHER: u8 = 0;
+    /// An x-edge whose lower sample (smaller column) is inside.
+    pub(crate) const X_FROM_INSIDE: u8 = 1;
+    /// An x-edge whose lower sample is outside.
+    pub(crate) const X_FROM_OUTSIDE: u8 = 2;
+}
+
+impl GridSurface {
+    /// The mesh.
+    pub fn mesh(&self) -> &Mesh {
+        &self.mesh
+    }
+
+    /// The mesh, giving up what is known about its construction.
+    pub fn into_mesh(self) -> Mesh {
+        self.mesh
+    }
+
+    /// Number of grid samples inside the surface (above the iso value and in the region or window), counted while
+    /// the field was packed.
+    pub fn inside_samples(&self) -> u64 {
+        self.inside_samples
+    }
+}
+
+/// Which samples are inside the surface.
+#[derive(Clone, Copy)]
+enum Inside<'a> {
+    /// `v >= thr`.
+    Above,
+    /// `v >= thr` and `region != 0`.
+    Region(&'a [u8]),
+    /// `thr <= v <= max`.
+    Window {
+        /// Largest inside value.
+        max: i16,
+    },
 }
 
 /// Smallest `i16` sample value that is inside (`v as f32 >= iso`), or `None` when no value is.
@@ -165,37 +333,39 @@ fn threshold(iso: f32) -> Option<i16> {
     }
 }
 
-/// Packs `v >= thr` of up to 64 samples into a word (bit `b` = sample `b`).
+/// Inside flags (0 or 1) of up to 64 samples, by [`Inside`] mode.
 #[inline]
-fn pack(chunk: &[i16], thr: i16) -> u64 {
-    let mut flags = [0u8; 64];
-    if let Ok(full) = <&[i16; 64]>::try_from(chunk) {
-        // Fixed length: the compiler turns this into a few vector compares.
-        for (f, &v) in flags.iter_mut().zip(full) {
-            *f = u8::from(v >= thr);
+fn inside_flags(chunk: &[i16], region: Option<&[u8]>, window: Option<(i16, i16)>, thr: i16, flags: &mut [u8; 64]) {
+    // Fixed lengths let the compiler turn each loop into a few vector compares.
+    match (<&[i16; 64]>::try_from(chunk), region, window) {
+        (Ok(full), None, None) => {
+            for (f, &v) in flags.iter_mut().zip(full) {
+                *f = u8::from(v >= thr);
+            }
         }
-    } else {
-        for (f, &v) in flags.iter_mut().zip(chunk) {
-            *f = u8::from(v >= thr);
+        (Ok(full), Some(r), _) if r.len() == 64 => {
+            for ((f, &v), &r) in flags.iter_mut().zip(full).zip(r) {
+                *f = u8::from(v >= thr) & u8::from(r != 0);
+            }
+        }
+        (Ok(full), None, Some((lo, hi))) => {
+            // One unsigned compare: `lo <= v <= hi` iff `v - lo` (wrapping) is at most `hi - lo`.
+            let span = hi.wrapping_sub(lo) as u16;
+            for (f, &v) in flags.iter_mut().zip(full) {
+                *f = u8::from(v.wrapping_sub(lo) as u16 <= span);
+            }
+        }
+        _ => {
+            for (i, (f, &v)) in flags.iter_mut().zip(chunk).enumerate() {
+                let ok = match (region, window) {
+                    (Some(r), _) => v >= thr && r[i] != 0,
+                    (None, Some((lo, hi))) => v >= lo && v <= hi,
+                    (None, None) => v >= thr,
+                };
+                *f = u8::from(ok);
+            }
         }
     }
-    gather_bits(&flags)
-}
-
-/// As [`pack`], also requiring `region != 0`.
-#[inline]
-fn pack_region(chunk: &[i16], region: &[u8], thr: i16) -> u64 {
-    let mut flags = [0u8; 64];
-    if let (Ok(full), Ok(reg)) = (<&[i16; 64]>::try_from(chunk), <&[u8; 64]>::try_from(region)) {
-        for ((f, &v), &r) in flags.iter_mut().zip(full).zip(reg) {
-            *f = u8::from(v >= thr) & u8::from(r != 0);
-        }
-    } else {
-        for ((f, &v), &r) in flags.iter_mut().zip(chunk).zip(region) {
-            *f = u8::from(v >= thr) & u8::from(r != 0);
-        }
-    }
-    gather_bits(&flags)
 }
 
 /// Bit `b` of the result = `flags[b]` (each 0 or 1): eight bytes at a time with the multiply-gather trick.
@@ -210,15 +380,34 @@ fn gather_bits(flags: &[u8; 64]) -> u64 {
     word
 }
 
-/// Fills one padded bit row: bit `i + 1` = sample `i` inside.
-fn fill_row(frow: &[i16], rrow: Option<&[u8]>, thr: i16, out: &mut [u64]) {
+/// Fills one padded bit row (bit `i + 1` = sample `i` inside) and, when given, the row's inside flags.
+fn fill_row(
+    frow: &[i16],
+    rrow: Option<&[u8]>,
+    window: Option<(i16, i16)>,
+    thr: i16,
+    out: &mut [u64],
+    flags_out: Option<&mut [u8]>,
+) {
     let mut carry = 0u64;
     let mut next = 0;
+    let mut flags = [0u8; 64];
+    let mut flags_out = flags_out;
     for (c, chunk) in frow.chunks(64).enumerate() {
-        let word = match rrow {
-            Some(r) => pack_region(chunk, &r[c * 64..c * 64 + chunk.len()], thr),
-            None => pack(chunk, thr),
-        };
+        let rchunk = rrow.map(|r| &r[c * 64..c * 64 + chunk.len()]);
+        inside_flags(chunk, rchunk, window, thr, &mut flags);
+        if chunk.len() < 64 {
+            flags[chunk.len()..].fill(0);
+        }
+        if let Some(fo) = flags_out.as_deref_mut() {
+            let dst = &mut fo[c * 64..c * 64 + chunk.len()];
+            match <&mut [u8; 64]>::try_from(&mut *dst) {
+                // A fixed-size copy is a few vector stores, not a call.
+                Ok(full) => *full = flags,
+                Err(_) => dst.copy_from_slice(&flags[..chunk.len()]),
+            }
+        }
+        let word = gather_bits(&flags);
         out[c] = (word << 1) | carry;
         carry = word >> 63;
         next = c + 1;
@@ -314,6 +503,16 @@ const EDGE_SLOT: [(usize, usize); 12] = [
 struct SlabOutput {
     positions: Vec<[f64; 3]>,
     triangles: Vec<[u32; 3]>,
+    /// Triangles of each active cell (see [`GridSurface`]).
+    cell_triangles: Vec<u8>,
+    /// Local id of the first vertex of each slice `k0..k1`.
+    slice_vertices: Vec<u32>,
+    /// Local index of the first triangle of each cell slice of the slab.
+    slice_triangles: Vec<u32>,
+    /// Grid edge kind of each vertex (see [`vertex_edge`]).
+    vertex_edges: Vec<u8>,
+    /// Inside samples of the slab's own slices.
+    inside_samples: u64,
     /// Largest local id handed out (for the overflow check).
     max_local_id: u64,
 }
@@ -343,15 +542,16 @@ impl SlabBits<'_> {
 struct Extractor<'a> {
     lay: &'a Layout,
     field: &'a [i16],
-    region: Option<&'a [u8]>,
+    inside: Inside<'a>,
     geometry: &'a GridGeometry,
     iso: f64,
     thr: i16,
 }
 
 impl Extractor<'_> {
-    /// Everything for the rows of slices `k0..k1` and the cells whose lower slice is in `k0..k1`.
-    fn slab(&self, k0: usize, k1: usize) -> SlabOutput {
+    /// Everything for the rows of slices `k0..k1` and the cells whose lower slice is in `k0..k1`; the inside flags
+    /// of the real slices among `k0..k1` go to `flags_out`.
+    fn slab(&self, k0: usize, k1: usize, mut flags_out: Option<&mut [u8]>) -> SlabOutput {
         let lay = self.lay;
         // Bits of slices k0..k1 + 2: vertices of slice k1 - 1 need slice k1, ids of slice k1 need slice k1 + 1.
         let kend = (k1 + 2).min(lay.pz);
@@ -363,27 +563,52 @@ impl Extractor<'_> {
             base: vec![[0u32; 3]; ((k1 + 1).min(lay.pz) - k0) * lay.py],
         };
         let mut positions = Vec::new();
+        let mut vertex_edges = Vec::new();
+        let slice_len = lay.nx * lay.ny;
+        let first_own = k0.max(1);
+        let mut fill = |sb: &mut SlabBits, pk: usize, pj: usize| {
+            if pk == 0 || pk > lay.nz || pj == 0 || pj > lay.ny {
+                return;
+            }
+            // Only this slab's own slices report their flags (each real slice is owned by one slab).
+            let flags = match flags_out.as_deref_mut() {
+                Some(f) if pk >= first_own && pk < k1 => {
+                    let start = (pk - first_own) * slice_len + (pj - 1) * lay.nx;
+                    Some(&mut f[start..start + lay.nx])
+                }
+                _ => None,
+            };
+            let r = (pk - k0) * lay.py + pj;
+            self.fill_row(&mut sb.bits[r * lay.w..(r + 1) * lay.w], pk, pj, flags);
+        };
+        // Slices before `filled` are packed. Slice pk + 1 is packed row by row just before the vertices of the same
+        // row of slice pk are placed, so the field samples those read (rows of slices pk and pk + 1) are still in
+        // cache.
+        let mut slice_vertices = Vec::with_capacity(k1 - k0);
         let mut filled = k0;
         for pk in k0..k1 {
-            // Pack just ahead of use, so the field samples read below are still in cache.
-            while filled < (pk + 2).min(kend) {
-                self.fill_slice(
-                    &mut sb.bits[(filled - k0) * slice_words..(filled - k0 + 1) * slice_words],
-                    filled,
-                );
+            slice_vertices.push(positions.len() as u32);
+            while filled <= pk {
+                (0..lay.py).for_each(|pj| fill(&mut sb, filled, pj));
                 filled += 1;
             }
+            let interleave = filled == pk + 1 && filled < kend;
             for pj in 0..lay.py {
-                self.row_vertices(&mut sb, pj, pk, &mut positions);
+                if interleave {
+                    fill(&mut sb, pk + 1, pj);
+                }
+                self.row_vertices(&mut sb, pj, pk, &mut positions, &mut vertex_edges);
+            }
+            if interleave {
+                filled += 1;
             }
         }
         while filled < kend {
-            self.fill_slice(
-                &mut sb.bits[(filled - k0) * slice_words..(filled - k0 + 1) * slice_words],
-                filled,
-            );
+            (0..lay.py).for_each(|pj| fill(&mut sb, filled, pj));
             filled += 1;
         }
+        let own_words = (first_own.min(k1) - k0) * slice_words..(k1.min(lay.nz + 1).max(first_own) - k0) * slice_words;
+        let inside_samples = sb.bits[own_words].iter().map(|w| u64::from(w.count_ones())).sum();
         // Ids of the next slab's first slice continue after this slab's vertices.
         let mut next_id = positions.len() as u64;
         if k1 < lay.pz {
@@ -396,27 +621,30 @@ impl Extractor<'_> {
                 }
             }
         }
-        let triangles = self.slab_triangles(&sb, k0, k1);
+        let (triangles, cell_triangles, slice_triangles) = self.slab_triangles(&sb, k0, k1);
         SlabOutput {
             positions,
             triangles,
+            cell_triangles,
+            slice_vertices,
+            slice_triangles,
+            vertex_edges,
+            inside_samples,
             max_local_id: next_id,
         }
     }
 
-    /// Packs padded slice `pk` (all zero for the padding slices).
-    fn fill_slice(&self, out: &mut [u64], pk: usize) {
+    /// Packs padded row `pj` of padded slice `pk`, both inside the real grid (padding rows stay zero).
+    fn fill_row(&self, out: &mut [u64], pk: usize, pj: usize, flags_out: Option<&mut [u8]>) {
         let lay = self.lay;
-        if pk == 0 || pk > lay.nz {
-            return;
-        }
-        let k = pk - 1;
-        for j in 0..lay.ny {
-            let start = (k * lay.ny + j) * lay.nx;
-            let frow = &self.field[start..start + lay.nx];
-            let rrow = self.region.map(|r| &r[start..start + lay.nx]);
-            fill_row(frow, rrow, self.thr, &mut out[(j + 1) * lay.w..(j + 2) * lay.w]);
-        }
+        let start = ((pk - 1) * lay.ny + (pj - 1)) * lay.nx;
+        let frow = &self.field[start..start + lay.nx];
+        let (rrow, window) = match self.inside {
+            Inside::Above => (None, None),
+            Inside::Region(r) => (Some(&r[start..start + lay.nx]), None),
+            Inside::Window { max } => (None, Some((self.thr, max))),
+        };
+        fill_row(frow, rrow, window, self.thr, out, flags_out);
     }
 
     /// Crossed x-, y- and z-edges of row `(pj, pk)`.
@@ -445,7 +673,7 @@ impl Extractor<'_> {
 
     /// Appends the vertices of row `(pj, pk)` (x-, then y-, then z-edges, each by column) and records their first
     /// local ids.
-    fn row_vertices(&self, sb: &mut SlabBits, pj: usize, pk: usize, out: &mut Vec<[f64; 3]>) {
+    fn row_vertices(&self, sb: &mut SlabBits, pj: usize, pk: usize, out: &mut Vec<[f64; 3]>, edges: &mut Vec<u8>) {
         let lay = self.lay;
         let mut base = [0u32; 3];
         base[0] = out.len() as u32;
@@ -455,11 +683,18 @@ impl Extractor<'_> {
                 let mut m = xmask_word(row, w);
                 while m != 0 {
                     let pi = w * 64 + m.trailing_zeros() as usize;
-                    out.push(self.edge_vertex([pi, pj, pk], 0, bit(row, pi)));
+                    let from_inside = bit(row, pi);
+                    out.push(self.edge_vertex([pi, pj, pk], 0, from_inside));
+                    edges.push(if from_inside {
+                        vertex_edge::X_FROM_INSIDE
+                    } else {
+                        vertex_edge::X_FROM_OUTSIDE
+                    });
                     m &= m - 1;
                 }
             }
             base[1] = out.len() as u32;
+            edges.resize(out.len(), vertex_edge::OTHER);
             if pj + 1 < lay.py {
                 let up = sb.words(pj + 1, pk);
                 for w in 0..lay.w {
@@ -484,6 +719,7 @@ impl Extractor<'_> {
                 }
             }
         }
+        edges.resize(out.len(), vertex_edge::OTHER);
         sb.base[(pk - sb.k0) * lay.py + pj] = base;
     }
 
@@ -501,7 +737,11 @@ impl Extractor<'_> {
             let vb = f64::from(self.field[ib]);
             // An excluded sample above iso (another component, or a voxel the recipe cut away) puts the vertex at
             // the midpoint; one below iso is an ordinary crossing, interpolated on the field.
-            let excluded_above = vb >= self.iso && self.region.is_some_and(|r| r[ib] == 0);
+            let excluded_above = match self.inside {
+                Inside::Above => false,
+                Inside::Region(r) => vb >= self.iso && r[ib] == 0,
+                Inside::Window { max } => self.field[ib] > max,
+            };
             if excluded_above {
                 0.5
             } else {
@@ -516,17 +756,21 @@ impl Extractor<'_> {
     }
 
     /// Triangles of the cells whose lower slice is in `k0..k1`, in (slice, row, column) order, with local ids.
-    fn slab_triangles(&self, sb: &SlabBits, k0: usize, k1: usize) -> Vec<[u32; 3]> {
+    /// Also returns the number of triangles of each active cell and the index of each cell slice's first triangle.
+    fn slab_triangles(&self, sb: &SlabBits, k0: usize, k1: usize) -> (Vec<[u32; 3]>, Vec<u8>, Vec<u32>) {
         let lay = self.lay;
         let table = case_table();
         let w = lay.w;
         let mut tris = Vec::new();
+        let mut cells = Vec::new();
+        let mut slices = Vec::with_capacity(k1 - k0);
         // Per cell row: the 8 crossing masks, their running popcounts and base ids (see EDGE_SLOT).
         let mut masks = vec![0u64; 8 * w];
         let mut cum = vec![0u32; 8 * w];
         let mut or = vec![0u64; w + 1];
         let mut and = vec![0u64; w + 1];
         for ck in k0..k1.min(lay.pz - 1) {
+            slices.push(tris.len() as u32);
             for cj in 0..lay.py - 1 {
                 let rows: [&[u64]; 4] = [
                     sb.words(cj, ck),
@@ -562,7 +806,11 @@ impl Extractor<'_> {
                     let mut acc = 0u32;
                     for x in 0..w {
                         cum[s * w + x] = acc;
-                        acc += masks[s * w + x].count_ones();
+                        // Most words of a row are empty: skip their (software, on baseline x86-64) popcount.
+                        let m = masks[s * w + x];
+                        if m != 0 {
+                            acc += m.count_ones();
+                        }
                     }
                 }
                 for x in 0..w {
@@ -590,6 +838,7 @@ impl Extractor<'_> {
                         }
                         let t0 = table.tri_start[case] as usize;
                         let t1 = table.tri_start[case + 1] as usize;
+                        cells.push((t1 - t0) as u8);
                         for t in &table.tris[t0..t1] {
                             tris.push([ids[t[0] as usize], ids[t[1] as usize], ids[t[2] as usize]]);
                         }
@@ -597,7 +846,7 @@ impl Extractor<'_> {
                 }
             }
         }
-        tris
+        (tris, cells, slices)
     }
 }
 
@@ -624,7 +873,7 @@ pub(crate) mod tests {
         f
     }
 
-    fn tilted_axes(deg: f64) -> [[f64; 3]; 3] {
+    pub(crate) fn tilted_axes(deg: f64) -> [[f64; 3]; 3] {
         let (s, c) = deg.to_radians().sin_cos();
         [[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]]
     }
@@ -822,16 +1071,23 @@ pub(crate) mod tests {
                 .num_threads(threads)
                 .build()
                 .expect("thread pool")
-                .install(|| marching_cubes(&g, &field, 0.0, None).expect("valid input"))
+                .install(|| {
+                    let mut mask = vec![0u8; field.len()];
+                    let window = grid_surface_of_window(&g, &field, -300, 700, Some(&mut mask)).expect("valid input");
+                    (grid_surface(&g, &field, 0.0, None).expect("valid input"), window, mask)
+                })
         };
         let one = run(1);
         let two = run(2);
-        assert!(one.triangles.len() > 1000);
+        assert!(one.0.mesh().triangles.len() > 1000);
+        // Meshes, cell and slice records, vertex edges, counts and masks alike.
         assert_eq!(one, two);
-        assert!(MeshReport::new(&one).is_valid());
+        assert!(MeshReport::new(one.0.mesh()).is_valid());
+        assert!(one.1.inside_samples() > 0);
     }
 
-    fn field_case() -> impl Strategy<Value = (GridGeometry, Vec<i16>, f32, Option<Vec<u8>>)> {
+    /// Small random grids (tilted, anisotropic), fields, iso values and region masks.
+    pub(crate) fn field_case() -> impl Strategy<Value = (GridGeometry, Vec<i16>, f32, Option<Vec<u8>>)> {
         (
             1usize..7,
             1usize..7,

@@ -16,13 +16,15 @@
 //!   because a planning tool must be reproducible for regulatory review.
 //!
 //! Pipeline: [`marching_cubes::marching_cubes`] -> [`smooth::taubin_smooth`] -> [`decimate::decimate`] ->
-//! [`check::MeshReport`] -> [`stl::write_stl_binary`].
+//! [`check::MeshReport`] -> [`stl::write_stl_binary`]; a surface left as marching cubes made it is checked by
+//! [`GridSurface::report`] instead, which proves the same invariants from the construction.
 
 pub mod boolean;
 mod bvh;
 pub mod check;
 pub mod crop;
 pub mod decimate;
+mod grid_check;
 mod intersect;
 pub mod marching_cubes;
 pub mod repair;
@@ -30,6 +32,8 @@ pub mod sliver;
 pub mod smooth;
 pub mod stl;
 mod tables;
+
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use nalgebra::{Matrix4, Point3};
 use rayon::prelude::*;
@@ -42,7 +46,7 @@ pub use check::{
     InvalidTriangle, MeshReport, TriangleDefect, VertexDefect,
 };
 pub use decimate::{decimate, decimate_checked, decimate_checked_with, decimate_with_locks, DecimateOptions};
-pub use marching_cubes::marching_cubes;
+pub use marching_cubes::{grid_surface, grid_surface_of_window, marching_cubes, GridSurface};
 pub use repair::{repair, RepairError, RepairOptions, RepairReport, Repaired, Unrepairable};
 pub use smooth::{taubin_smooth, TAUBIN_LAMBDA, TAUBIN_MU};
 pub use stl::{read_stl, read_stl_file, write_stl_binary, write_stl_file};
@@ -205,7 +209,7 @@ pub struct Components {
 
 /// Triangles per chunk of the deterministic parallel sums: the partition does not depend on the thread count, so the
 /// floating-point summation order (and the result) is the same on every machine.
-const SUM_CHUNK: usize = 4096;
+pub(crate) const SUM_CHUNK: usize = 4096;
 
 impl Mesh {
     /// A mesh from positions and triangles, refusing out-of-range indices and non-finite positions.
@@ -338,20 +342,14 @@ impl Mesh {
     /// A triangle with an out-of-range index is joined through its valid vertices only.
     pub fn connected_components(&self) -> Components {
         let n = self.positions.len();
-        let mut uf = UnionFind::new(n);
-        for t in &self.triangles {
-            let valid: smallvec::SmallVec<[u32; 3]> = t.iter().copied().filter(|&v| (v as usize) < n).collect();
-            for w in valid.windows(2) {
-                uf.union(w[0], w[1]);
-            }
-        }
+        let root = self.vertex_roots();
         let mut root_label = vec![u32::MAX; n];
         let mut labels = Vec::with_capacity(self.triangles.len());
         let mut count: u32 = 0;
         for t in &self.triangles {
             let label = match t.iter().find(|&&v| (v as usize) < n) {
                 Some(&v) => {
-                    let r = uf.find(v) as usize;
+                    let r = root[v as usize] as usize;
                     if root_label[r] == u32::MAX {
                         root_label[r] = count;
                         count += 1;
@@ -369,6 +367,20 @@ impl Mesh {
             labels,
             count: count as usize,
         }
+    }
+
+    /// For each vertex, a representative vertex of its component (the same for all vertices of a component; unused
+    /// vertices are their own). Triangles with out-of-range indices join their valid vertices only.
+    pub(crate) fn vertex_roots(&self) -> Vec<u32> {
+        let n = self.positions.len();
+        let uf = ConcurrentUnionFind::new(n);
+        self.triangles.par_iter().with_min_len(1 << 12).for_each(|t| {
+            let valid: smallvec::SmallVec<[u32; 3]> = t.iter().copied().filter(|&v| (v as usize) < n).collect();
+            for w in valid.windows(2) {
+                uf.union(w[0], w[1]);
+            }
+        });
+        uf.into_roots()
     }
 
     /// One mesh per connected component, in label order, each with only the vertices it uses (in their original
@@ -460,35 +472,76 @@ pub(crate) fn compact(positions: &[[f64; 3]], triangles: Vec<[u32; 3]>) -> Mesh 
     }
 }
 
-/// Union-find with path halving; the smaller index becomes the root so results never depend on processing order.
-pub(crate) struct UnionFind {
-    parent: Vec<u32>,
+/// Union-find over `0..n` that threads share without locks: a root is only ever linked under a smaller root (by
+/// compare-and-swap, so two unions cannot both link it) and paths are only ever shortened to an ancestor, so a parent
+/// always has a smaller index, every find terminates, and the final partition is the connected components whatever
+/// order the unions ran in.
+pub(crate) struct ConcurrentUnionFind {
+    parent: Vec<AtomicU32>,
 }
 
-impl UnionFind {
+impl ConcurrentUnionFind {
     pub(crate) fn new(n: usize) -> Self {
-        UnionFind {
-            parent: (0..n as u32).collect(),
+        ConcurrentUnionFind {
+            parent: (0..n as u32).into_par_iter().map(AtomicU32::new).collect(),
         }
     }
 
-    pub(crate) fn find(&mut self, mut x: u32) -> u32 {
-        while self.parent[x as usize] != x {
-            let p = self.parent[x as usize];
-            self.parent[x as usize] = self.parent[p as usize];
-            x = p;
+    pub(crate) fn find(&self, mut x: u32) -> u32 {
+        loop {
+            let p = self.parent[x as usize].load(Ordering::Relaxed);
+            if p == x {
+                return x;
+            }
+            let g = self.parent[p as usize].load(Ordering::Relaxed);
+            if g != p {
+                // Path halving: any ancestor is a valid parent.
+                self.parent[x as usize].store(g, Ordering::Relaxed);
+            }
+            x = g;
         }
-        x
     }
 
-    pub(crate) fn union(&mut self, a: u32, b: u32) {
-        let ra = self.find(a);
-        let rb = self.find(b);
-        if ra < rb {
-            self.parent[rb as usize] = ra;
-        } else if rb < ra {
-            self.parent[ra as usize] = rb;
+    pub(crate) fn union(&self, a: u32, b: u32) {
+        // Most unions of a surface join vertices already joined, whose parents are often the same root.
+        if self.parent[a as usize].load(Ordering::Relaxed) == self.parent[b as usize].load(Ordering::Relaxed) {
+            return;
         }
+        let (mut a, mut b) = (a, b);
+        loop {
+            let ra = self.find(a);
+            let rb = self.find(b);
+            if ra == rb {
+                return;
+            }
+            let (hi, lo) = if ra > rb { (ra, rb) } else { (rb, ra) };
+            match self.parent[hi as usize].compare_exchange(hi, lo, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return,
+                // `hi` was linked meanwhile: start again from the two roots.
+                Err(_) => (a, b) = (hi, lo),
+            }
+        }
+    }
+
+    /// The root of every element (the parent array, fully compressed in place).
+    pub(crate) fn into_roots(self) -> Vec<u32> {
+        (0..self.parent.len() as u32)
+            .into_par_iter()
+            .with_min_len(1 << 12)
+            .for_each(|x| {
+                // A read-only walk: the only writes now are these, each of a root to its own element, so no
+                // element can be given a non-root parent after its own store.
+                let mut r = x;
+                loop {
+                    let p = self.parent[r as usize].load(Ordering::Relaxed);
+                    if p == r {
+                        break;
+                    }
+                    r = p;
+                }
+                self.parent[x as usize].store(r, Ordering::Relaxed);
+            });
+        self.parent.into_iter().map(AtomicU32::into_inner).collect()
     }
 }
 
@@ -647,5 +700,46 @@ mod tests {
         assert_eq!(bad.signed_volume_mm3(), 0.0);
         assert_eq!(bad.connected_components().count, 1);
         assert!(bad.split_components().is_empty());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(crate::testing::proptest_config(300))]
+        #[test]
+        fn components_do_not_depend_on_the_thread_count(
+            tris in proptest::collection::vec(proptest::array::uniform3(0u32..60), 0..80),
+            threads in 1usize..4,
+        ) {
+            use proptest::prelude::*;
+            let mesh = Mesh { positions: vec![[0.0; 3]; 50], triangles: tris };
+            // Reference: repeated relaxation of labels to the smallest vertex reachable.
+            let n = mesh.positions.len();
+            let mut label: Vec<usize> = (0..n).collect();
+            loop {
+                let mut changed = false;
+                for t in &mesh.triangles {
+                    let valid: Vec<usize> = t.iter().map(|&v| v as usize).filter(|&v| v < n).collect();
+                    let m = valid.iter().map(|&v| label[v]).min();
+                    for &v in &valid {
+                        if let Some(m) = m {
+                            if label[v] > m {
+                                label[v] = m;
+                                changed = true;
+                            }
+                        }
+                    }
+                }
+                if !changed {
+                    break;
+                }
+            }
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool");
+            let (roots, comps) = pool.install(|| (mesh.vertex_roots(), mesh.connected_components()));
+            for a in 0..n {
+                for b in 0..n {
+                    prop_assert_eq!(roots[a] == roots[b], label[a] == label[b]);
+                }
+            }
+            prop_assert_eq!(comps, pool.install(|| mesh.connected_components()));
+        }
     }
 }

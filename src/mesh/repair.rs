@@ -68,7 +68,7 @@ use thiserror::Error;
 use super::check::{
     fmt_mm, inward_components, write_list, DefectList, EdgeDefect, MeshReport, VertexTriangles, DEGENERATE_AREA_MM2,
 };
-use super::{centroid, compact, cross, dot, norm, sub, BoundingBox, Mesh, MeshError, UnionFind};
+use super::{centroid, compact, cross, dot, norm, sub, BoundingBox, ConcurrentUnionFind, Mesh, MeshError};
 
 /// Default tolerance of the weld of vertices on open edges, mm: two copies of one vertex printed with 6
 /// significant digits are at most 0.0017 mm apart (coordinates under 1000 mm); the shortest edges of bone surfaces
@@ -748,7 +748,7 @@ fn near_weld(
         return None;
     }
     // The union-find keeps the smallest index as root, so the order of the pairs does not matter.
-    let mut uf = UnionFind::new(positions.len());
+    let uf = ConcurrentUnionFind::new(positions.len());
     for &(v, w) in &pairs {
         uf.union(v, w);
     }
@@ -1782,7 +1782,7 @@ mod tests {
         use proptest::prelude::*;
 
         proptest! {
-            #![proptest_config(ProptestConfig::with_cases(300))]
+            #![proptest_config(crate::testing::proptest_config(300))]
             /// Any soup of faces over a few grid points (so corners coincide, faces repeat, fold and cross): never a
             /// panic, and whatever is accepted passes every check.
             #[test]

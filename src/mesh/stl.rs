@@ -15,6 +15,8 @@ use std::collections::HashMap;
 use std::io::{Cursor, Read, Write};
 use std::path::Path;
 
+use rayon::prelude::*;
+
 use super::{Mesh, MeshError};
 
 /// Size of the binary STL header.
@@ -39,53 +41,61 @@ pub fn write_stl_file(mesh: &Mesh, path: &Path, header_text: &str) -> Result<(),
     write_named(mesh, file, header_text, &name)
 }
 
-fn write_named<W: Write>(mesh: &Mesh, writer: W, header_text: &str, name: &str) -> Result<(), MeshError> {
+/// Bytes of one binary STL triangle record: normal, three corners (12 `f32`), attribute count (`u16`).
+const RECORD_LEN: usize = 50;
+
+/// Triangles encoded per write: big enough to keep every thread busy, small enough that the buffer stays in cache
+/// and is reused instead of holding the whole file in memory.
+const RECORDS_PER_BATCH: usize = 1 << 15;
+
+fn write_named<W: Write>(mesh: &Mesh, mut writer: W, header_text: &str, name: &str) -> Result<(), MeshError> {
     mesh.validate()?;
-    if mesh.triangles.len() > u32::MAX as usize {
+    let count = u32::try_from(mesh.triangles.len()).map_err(|_| MeshError::StlFormat {
+        path: name.to_string(),
+        detail: format!("{} triangles do not fit a binary STL count", mesh.triangles.len()),
+    })?;
+    let corners: Vec<[f32; 3]> = mesh.positions.par_iter().map(|p| p.map(|c| c as f32)).collect();
+    if let Some(v) = corners.iter().position(|c| !c.iter().all(|x| x.is_finite())) {
         return Err(MeshError::StlFormat {
             path: name.to_string(),
-            detail: format!("{} triangles do not fit a binary STL count", mesh.triangles.len()),
+            detail: format!("vertex {v} at {:?} mm does not fit in 32-bit floats", mesh.positions[v]),
         });
     }
-    let mut corners = Vec::with_capacity(mesh.positions.len());
-    for (v, p) in mesh.positions.iter().enumerate() {
-        let f = p.map(|c| c as f32);
-        if !f.iter().all(|c| c.is_finite()) {
-            return Err(MeshError::StlFormat {
-                path: name.to_string(),
-                detail: format!("vertex {v} at {p:?} mm does not fit in 32-bit floats"),
-            });
-        }
-        corners.push(stl_io::Vertex::new(f));
-    }
-    let triangles: Vec<stl_io::Triangle> = mesh
-        .triangles
-        .iter()
-        .map(|t| {
-            let v = t.map(|i| corners[i as usize]);
-            let p = v.map(|c| c.0.map(f64::from));
-            let n = super::cross(super::sub(p[1], p[0]), super::sub(p[2], p[0]));
-            let len = super::norm(n);
-            let unit = if len > 0.0 {
-                n.map(|c| (c / len) as f32)
-            } else {
-                [0.0; 3]
-            };
-            stl_io::Triangle {
-                normal: stl_io::Normal::new(unit),
-                vertices: v,
-            }
-        })
-        .collect();
-    let mut out = HeaderWriter {
-        inner: writer,
-        header: header_bytes(header_text),
-        written: 0,
-    };
-    stl_io::write_stl(&mut out, triangles.iter()).map_err(|source| MeshError::Io {
+    let io = |error: std::io::Error| MeshError::Io {
         path: name.to_string(),
-        error: source,
-    })
+        error,
+    };
+    writer.write_all(&header_bytes(header_text)).map_err(io)?;
+    writer.write_all(&count.to_le_bytes()).map_err(io)?;
+    // Records are encoded in parallel into disjoint slices of one reused buffer, then written in order.
+    let mut buffer = vec![0u8; RECORDS_PER_BATCH.min(mesh.triangles.len()) * RECORD_LEN];
+    for batch in mesh.triangles.chunks(RECORDS_PER_BATCH) {
+        let bytes = &mut buffer[..batch.len() * RECORD_LEN];
+        bytes
+            .par_chunks_mut(RECORD_LEN)
+            .zip(batch.par_iter())
+            .with_min_len(1 << 10)
+            .for_each(|(record, t)| encode_record(record, t.map(|i| corners[i as usize])));
+        writer.write_all(bytes).map_err(io)?;
+    }
+    writer.flush().map_err(io)
+}
+
+/// One triangle record; the normal is computed in `f64` from the `f32` corners (zero for a degenerate triangle).
+fn encode_record(record: &mut [u8], v: [[f32; 3]; 3]) {
+    let p = v.map(|c| c.map(f64::from));
+    let n = super::cross(super::sub(p[1], p[0]), super::sub(p[2], p[0]));
+    let len = super::norm(n);
+    let unit = if len > 0.0 {
+        n.map(|c| (c / len) as f32)
+    } else {
+        [0.0; 3]
+    };
+    let floats = unit.iter().chain(v.iter().flatten());
+    for (dst, f) in record.chunks_exact_mut(4).zip(floats) {
+        dst.copy_from_slice(&f.to_le_bytes());
+    }
+    record[RECORD_LEN - 2..].fill(0);
 }
 
 /// The 80 header bytes for `text`.
@@ -102,31 +112,6 @@ fn header_bytes(text: &str) -> [u8; HEADER_LEN] {
         *d = s;
     }
     h
-}
-
-/// Replaces the (zero) header that `stl_io::write_stl` emits with ours, passing everything else through.
-struct HeaderWriter<W: Write> {
-    inner: W,
-    header: [u8; HEADER_LEN],
-    written: usize,
-}
-
-impl<W: Write> Write for HeaderWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if self.written < HEADER_LEN {
-            let n = buf.len().min(HEADER_LEN - self.written);
-            self.inner.write_all(&self.header[self.written..self.written + n])?;
-            self.written += n;
-            return Ok(n);
-        }
-        let n = self.inner.write(buf)?;
-        self.written += n;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
 }
 
 /// Reads an STL file (ASCII or binary) and welds exactly coincident corners.
@@ -312,5 +297,34 @@ mod tests {
             triangles: vec![[0, 1, 2]],
         };
         assert!(write_stl_binary(&huge, Vec::new(), "x").is_err());
+    }
+
+    #[test]
+    fn records_are_the_bytes_stl_io_writes() {
+        // The parallel encoder replaced `stl_io::write_stl`; the files must not change.
+        let g = GridGeometry::axis_aligned([30, 30, 30], [0.5; 3], [-7.0, -7.0, -7.0]);
+        let mesh = marching_cubes(&g, &sphere_field(&g, [0.1, 0.2, -0.3], 5.0, 1.0), 0.0, None).expect("valid");
+        assert!(mesh.triangles.len() > RECORDS_PER_BATCH / 16);
+        let mut ours = Vec::new();
+        write_stl_binary(&mesh, &mut ours, "case=x").expect("write");
+        let triangles: Vec<stl_io::Triangle> = mesh
+            .triangles
+            .iter()
+            .map(|t| {
+                let v = t.map(|i| stl_io::Vertex::new(mesh.positions[i as usize].map(|c| c as f32)));
+                let p = v.map(|c| c.0.map(f64::from));
+                let n = crate::mesh::cross(crate::mesh::sub(p[1], p[0]), crate::mesh::sub(p[2], p[0]));
+                let len = crate::mesh::norm(n);
+                stl_io::Triangle {
+                    normal: stl_io::Normal::new(n.map(|c| (c / len) as f32)),
+                    vertices: v,
+                }
+            })
+            .collect();
+        let mut theirs = Vec::new();
+        stl_io::write_stl(&mut theirs, triangles.iter()).expect("write");
+        assert_eq!(ours.len(), theirs.len());
+        assert_eq!(ours[..HEADER_LEN], header_bytes("case=x"));
+        assert_eq!(ours[HEADER_LEN..], theirs[HEADER_LEN..]);
     }
 }

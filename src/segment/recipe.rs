@@ -25,7 +25,7 @@ use super::error::SegmentError;
 use super::fill::{fill_cavities, fill_holes_slice_by_slice};
 use super::mask::Mask;
 use super::morphology::{close_mm, open_mm, radius_sq};
-use super::threshold::{threshold, HuRange};
+use super::threshold::{check_volume, threshold, HuRange};
 use crate::grid::GridGeometry;
 use crate::progress::{NoProgress, Progress};
 use nalgebra::{Point3, Vector3};
@@ -168,6 +168,47 @@ impl SegmentRecipe {
         }
     }
 
+    /// True when the recipe only thresholds (every component kept, no cut, morphology or fill): its mask is then
+    /// exactly the HU window, so the surface can be taken on the window directly while the mask is written in the
+    /// same pass (see `bone`).
+    pub fn is_threshold_only(&self) -> bool {
+        matches!(self.keep, Keep::All)
+            && !self.has_cuts()
+            && self.close_mm == 0.0
+            && self.open_mm == 0.0
+            && !self.fill_cavities
+            && !self.fill_holes_2d
+    }
+
+    /// Runs a threshold-only recipe ([`Self::is_threshold_only`]) whose thresholding `kernel` does (fused with other
+    /// work). With `with_mask` the kernel gets a zeroed byte per voxel and must set exactly the voxels in the window
+    /// to 1; without, it gets `None` and no mask is made. It returns its own result and the number of voxels in the
+    /// window. Validation, errors and statistics are those of [`apply`].
+    pub(crate) fn apply_threshold_with<T>(
+        &self,
+        geometry: &GridGeometry,
+        hu: &[i16],
+        with_mask: bool,
+        kernel: impl FnOnce(Option<&mut [u8]>) -> (T, usize),
+    ) -> Result<(Option<Mask>, SegmentStats, T), SegmentError> {
+        debug_assert!(
+            self.is_threshold_only(),
+            "only a threshold-only recipe can be run by its threshold"
+        );
+        self.validate()?;
+        let n = check_volume(geometry, hu)?;
+        let (mask, (out, voxels)) = if with_mask {
+            let mut data = vec![0u8; n];
+            let out = kernel(Some(&mut data));
+            (Some(Mask::from_raw(geometry.clone(), data)), out)
+        } else {
+            (None, kernel(None))
+        };
+        let mut stats = SegmentStats::default();
+        stats.record_count(Step::Threshold, voxels, geometry)?;
+        Ok((mask, stats, out))
+    }
+
     fn has_cuts(&self) -> bool {
         !(self.crops.is_empty() && self.cut_planes.is_empty() && self.cut_boxes.is_empty())
     }
@@ -258,11 +299,14 @@ impl SegmentStats {
     }
 
     fn record(&mut self, step: Step, mask: &Mask) -> Result<(), SegmentError> {
-        let voxels = mask.count();
+        self.record_count(step, mask.count(), mask.geometry())
+    }
+
+    fn record_count(&mut self, step: Step, voxels: usize, geometry: &GridGeometry) -> Result<(), SegmentError> {
         self.steps.push(StepStats {
             step,
             voxels,
-            volume_mm3: voxels as f64 * mask.geometry().voxel_volume_mm3(),
+            volume_mm3: voxels as f64 * geometry.voxel_volume_mm3(),
         });
         if voxels == 0 {
             return Err(SegmentError::EmptyResult { step: step.name() });

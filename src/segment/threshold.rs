@@ -231,7 +231,7 @@ pub fn threshold_into(out: &mut Mask, hu: &[i16], range: HuRange) -> Result<(), 
 }
 
 /// Fails unless `hu` has one sample per voxel of `geometry`.
-fn check_volume(geometry: &GridGeometry, hu: &[i16]) -> Result<usize, SegmentError> {
+pub(crate) fn check_volume(geometry: &GridGeometry, hu: &[i16]) -> Result<usize, SegmentError> {
     let n = validate_geometry(geometry)?;
     if hu.len() != n {
         return Err(SegmentError::LengthMismatch {
