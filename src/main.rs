@@ -2,6 +2,8 @@
 //!
 //! Exit codes: 0 success, 1 input error (bad file, failed check), 2 usage error (clap's own).
 
+#[cfg(feature = "gui")]
+mod app;
 mod cli;
 
 use std::process::ExitCode;

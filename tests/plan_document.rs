@@ -644,7 +644,7 @@ fn random_edit(plan: &Plan, pick: &[u32; 4], step: usize) -> Edit {
     let kind = kinds[pick[0] as usize % kinds.len()];
     let names = plan.names(kind);
     let f = |x: u32| f64::from(x % 2000) / 7.0 - 140.0;
-    if names.is_empty() || pick[1] % 7 == 0 {
+    if names.is_empty() || pick[1].is_multiple_of(7) {
         let name = format!("added {step}");
         return Edit::Add(match kind {
             ElementKind::Landmark | ElementKind::Structure | ElementKind::Guide => Element::Landmark(Landmark {
@@ -680,7 +680,7 @@ fn random_edit(plan: &Plan, pick: &[u32; 4], step: usize) -> Edit {
             name,
             axis: [f(pick[2]), 1.0, f(pick[3])],
             angle_deg: f(pick[3]),
-            pivot_mm: if pick[3] % 2 == 0 {
+            pivot_mm: if pick[3].is_multiple_of(2) {
                 None
             } else {
                 Some([f(pick[2]), 0.0, 1.0])

@@ -14,10 +14,9 @@ use crate::bone::{self, BoneModel, SurfaceOptions};
 use crate::mesh::{Mesh, RepairOptions, RepairReport};
 use crate::plan::{
     ct_path_hint, sha256_hex, BoneModelRef, BoneSource, CaseId, CtReference, Plan, Segmentation, NAME_MAX_CHARS,
-    SCHEMA_VERSION,
 };
 use crate::progress::Progress;
-use crate::volume::{LoadOptions, SkippedFile, VolumeError};
+use crate::volume::{LoadOptions, SkippedFile, Volume, VolumeError};
 
 /// Where a case's bone came from, for display.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -64,6 +63,25 @@ pub fn open_bone(
     ct_override: Option<&Path>,
     progress: &dyn Progress,
 ) -> Result<CaseBone, CaseError> {
+    Ok(open_case(plan, plan_path, ct_override, progress)?.bone)
+}
+
+/// A plan's bone and, when the bone was segmented from the CT, the CT volume itself (for slice views).
+#[derive(Clone, Debug)]
+pub struct OpenCase {
+    /// The bone.
+    pub bone: CaseBone,
+    /// The CT folder or file and its volume, when the bone came from it.
+    pub volume: Option<(PathBuf, Volume)>,
+}
+
+/// [`open_bone`], keeping the CT volume it loaded (a front end shows it; loading it twice would double the wait).
+pub fn open_case(
+    plan: &Plan,
+    plan_path: &Path,
+    ct_override: Option<&Path>,
+    progress: &dyn Progress,
+) -> Result<OpenCase, CaseError> {
     if let (Some(reference), Some(seg)) = (&plan.ct, &plan.bone.segmentation) {
         let path = plan_ct_path(plan, plan_path, ct_override).unwrap_or_default();
         let series = (!reference.series_uid.is_empty()).then_some(reference.series_uid.as_str());
@@ -83,11 +101,14 @@ pub fn open_bone(
             error,
         })?;
         let mesh = bone::extract_bone(&volume, &seg.recipe, &surface_options(seg), progress)?.mesh;
-        return Ok(CaseBone {
-            mesh,
-            origin: BoneOrigin::Segmentation {
-                ct_path: path.display().to_string(),
+        return Ok(OpenCase {
+            bone: CaseBone {
+                mesh,
+                origin: BoneOrigin::Segmentation {
+                    ct_path: path.display().to_string(),
+                },
             },
+            volume: Some((path, volume)),
         });
     }
     let base = plan_path.parent().unwrap_or(Path::new(""));
@@ -106,10 +127,23 @@ pub fn open_bone(
     if mesh.triangles.is_empty() {
         return Err(CaseError::NoBone);
     }
-    Ok(CaseBone {
-        mesh,
-        origin: BoneOrigin::Models { paths },
+    Ok(OpenCase {
+        bone: CaseBone {
+            mesh,
+            origin: BoneOrigin::Models { paths },
+        },
+        volume: None,
     })
+}
+
+/// How a plan saved at `plan_path` records the CT at `ct`: relative to the plan's folder when the CT lies inside
+/// it, else the absolute path (as `plan new` records it).
+pub fn ct_path_for_plan(plan_path: &Path, ct: &Path) -> Result<String, CaseError> {
+    let ct_abs = ct.canonicalize().map_err(|e| CaseError::Output {
+        path: ct.to_path_buf(),
+        detail: format!("cannot resolve the CT path: {e}"),
+    })?;
+    Ok(ct_path_hint(&absolute_file_path(plan_path)?, &ct_abs))
 }
 
 /// A bone model read from an STL file and repaired ([`crate::mesh::repair`] with its default options, which is
@@ -214,21 +248,14 @@ pub fn new_plan_from_ct(
     let hint = ct_path_hint(&absolute_file_path(plan_path)?, &ct_abs);
     let mut reference = CtReference::from_volume(&volume, &hint);
     reference.rescale_intercept_override_hu = options.rescale_intercept_override;
-    let plan = Plan {
-        schema_version: SCHEMA_VERSION,
+    let plan = Plan::new(
         case_id,
-        ct: Some(reference),
-        bone: BoneSource {
+        Some(reference),
+        BoneSource {
             segmentation: Some(segmentation),
             models: Vec::new(),
         },
-        landmarks: Vec::new(),
-        structures: Vec::new(),
-        planes: Vec::new(),
-        drills: Vec::new(),
-        guides: Vec::new(),
-        approvals: Vec::new(),
-    };
+    );
     Ok(NewPlan {
         plan,
         bone,
@@ -302,21 +329,14 @@ pub fn new_plan_from_stl(
             (Some(reference), scan.skipped, volume.series.warnings.clone())
         }
     };
-    let plan = Plan {
-        schema_version: SCHEMA_VERSION,
+    let plan = Plan::new(
         case_id,
-        ct: reference,
-        bone: BoneSource {
+        reference,
+        BoneSource {
             segmentation: None,
             models: refs,
         },
-        landmarks: Vec::new(),
-        structures: Vec::new(),
-        planes: Vec::new(),
-        drills: Vec::new(),
-        guides: Vec::new(),
-        approvals: Vec::new(),
-    };
+    );
     Ok(NewPlanFromStl {
         plan,
         bone,

@@ -49,6 +49,30 @@ enum Command {
     /// The main job on the bundled sample case: write a synthetic jaw CT as DICOM, load it, segment the bone, write a
     /// plan (a symphysis resection and three drills) and build, check and export a cutting guide and a drill guide.
     Demo(demo::DemoArgs),
+    /// Open the desktop application, optionally on a plan (.json), a bone STL or a CT folder / DICOMDIR.
+    #[cfg(feature = "gui")]
+    Gui(GuiArgs),
+}
+
+/// Arguments of `guidesmith gui`.
+#[cfg(feature = "gui")]
+#[derive(clap::Args, Debug)]
+struct GuiArgs {
+    /// A plan file (.json), a bone STL (.stl), or a CT folder, DICOMDIR or DICOM file.
+    path: Option<std::path::PathBuf>,
+    /// After the CT is loaded, make the bone surface with the bone preset (as `guidesmith segment` would).
+    #[arg(long)]
+    make_surface: bool,
+    /// When the start-up work is done, save a screenshot of the window here (PNG) and quit (for checks and docs).
+    #[arg(long, value_name = "PNG")]
+    screenshot: Option<std::path::PathBuf>,
+    /// Open the bundled demo case (the synthetic jaw of `guidesmith demo`, with its plan).
+    #[arg(long, conflicts_with = "path")]
+    demo: bool,
+    /// Once the start-up work is done, orbit the 3D view for this many frames and print the frame times (a benchmark;
+    /// see docs/PERFORMANCE.md).
+    #[arg(long, value_name = "FRAMES", default_value_t = 0)]
+    orbit_frames: u32,
 }
 
 /// Exit code of a command whose input was refused or whose check failed (errors returned from [`run`] exit with it
@@ -68,6 +92,21 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Build(args) => build::run_build(&args, &progress),
         Command::Plan(args) => plan::run_plan(&args, &progress),
         Command::Demo(args) => demo::run_demo(&args, &progress),
+        #[cfg(feature = "gui")]
+        Command::Gui(args) => {
+            if let Some(p) = &args.path {
+                existing(p)?;
+            }
+            crate::app::run(crate::app::StartOptions {
+                open: args.path,
+                make_surface: args.make_surface,
+                screenshot: args.screenshot,
+                demo: args.demo,
+                orbit_frames: args.orbit_frames,
+                config_dir: None,
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

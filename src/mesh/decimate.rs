@@ -701,7 +701,7 @@ impl Decimator {
         let mut fb = Fan::default();
         while self.alive_tris > target {
             pops += 1;
-            if pops % CANCEL_POLL_POPS == 0 {
+            if pops.is_multiple_of(CANCEL_POLL_POPS) {
                 cancel.checkpoint()?;
             }
             let stamp = &self.stamp;

@@ -84,6 +84,24 @@ pub struct Plan {
     pub approvals: Vec<Approval>,
 }
 
+impl Plan {
+    /// A plan of the current schema with no elements yet: its case, CT and bone.
+    pub fn new(case_id: CaseId, ct: Option<CtReference>, bone: BoneSource) -> Plan {
+        Plan {
+            schema_version: SCHEMA_VERSION,
+            case_id,
+            ct,
+            bone,
+            landmarks: Vec::new(),
+            structures: Vec::new(),
+            planes: Vec::new(),
+            drills: Vec::new(),
+            guides: Vec::new(),
+            approvals: Vec::new(),
+        }
+    }
+}
+
 /// A case identifier: 1 to 64 characters of `[A-Za-z0-9._-]`, not starting with `.` or `-` (safe as a file name
 /// on every system, and never a hidden file or a command-line option).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -1,0 +1,332 @@
+//! The application driven as a user drives it (egui_kittest): clicks on buttons found by their labels, clicks on
+//! the bone in the 3D view, typed numbers, keyboard shortcuts; the 3D view and the snapshots are rendered with wgpu
+//! (lavapipe on machines without a GPU: `.ci/run` installs `mesa-vulkan-drivers`).
+//!
+//! Without any wgpu adapter the tests say so and pass, except under CI (`CI` set), where that is a failure.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use eframe::egui;
+use egui_kittest::kittest::Queryable as _;
+use egui_kittest::{Harness, SnapshotOptions};
+
+use super::{GuidesmithApp, Layout, StartOptions, Tool};
+
+/// The window size of every test (the snapshots are this size).
+const SIZE: [f32; 2] = [1280.0, 800.0];
+
+/// The application in a test harness with the wgpu renderer, its configuration folder (recent files, autosaves) in
+/// a temporary folder of its own; or `None` (said loudly) when this machine has no adapter at all.
+fn harness() -> Option<(Harness<'static, GuidesmithApp>, tempfile::TempDir)> {
+    let config = tempfile::tempdir().expect("a temporary folder");
+    harness_in(config.path()).map(|h| (h, config))
+}
+
+/// As [`harness`], with the configuration folder `config`.
+fn harness_in(config: &Path) -> Option<Harness<'static, GuidesmithApp>> {
+    let start = StartOptions {
+        config_dir: Some(config.to_path_buf()),
+        ..StartOptions::default()
+    };
+    let built = std::panic::catch_unwind(move || {
+        Harness::builder()
+            .with_size(egui::vec2(SIZE[0], SIZE[1]))
+            .with_max_steps(10_000)
+            .wgpu()
+            .build_eframe(move |cc| GuidesmithApp::new(cc, start))
+    });
+    match built {
+        Ok(mut h) => {
+            // Snapshots without the pointer, which sits wherever the last click was.
+            h.set_render_cursor(false);
+            assert!(
+                h.state().has_3d,
+                "the harness's wgpu renderer must give the application a render state"
+            );
+            Some(h)
+        }
+        Err(_) if std::env::var_os("CI").is_none() => {
+            eprintln!("SKIPPED: no wgpu adapter on this machine (install mesa-vulkan-drivers for lavapipe)");
+            None
+        }
+        Err(_) => panic!("no wgpu adapter under CI: .ci/run must install mesa-vulkan-drivers"),
+    }
+}
+
+/// The one place that sets the snapshot options: lavapipe renders the same pixels run to run, but allow a few
+/// anti-aliased edge pixels to differ between Mesa versions.
+fn snapshot(h: &mut Harness<'static, GuidesmithApp>, name: &str) {
+    let options = SnapshotOptions::new().threshold(1.0).max_failed_pixels(2_000);
+    h.snapshot_options(name, &options);
+}
+
+/// Steps frames until no job runs and the measurements are current.
+fn wait(h: &mut Harness<'static, GuidesmithApp>) {
+    let start = Instant::now();
+    loop {
+        h.step();
+        if !h.state().busy() && !h.state().eval_stale {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(600),
+            "a job did not finish in 10 minutes"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    h.run_steps(3);
+}
+
+/// A press and release at `pos`.
+fn click_at(h: &mut Harness<'static, GuidesmithApp>, pos: egui::Pos2) {
+    h.hover_at(pos);
+    h.step();
+    h.drag_at(pos);
+    h.step();
+    h.drop_at(pos);
+    h.run_steps(2);
+}
+
+/// Replaces the text of the field labelled `label` and presses Enter.
+fn type_into(h: &mut Harness<'static, GuidesmithApp>, label: &str, text: &str) {
+    h.get_by_role_and_label(egui::accesskit::Role::TextInput, label).focus();
+    h.run_steps(1);
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+    h.run_steps(1);
+    h.get_by_role_and_label(egui::accesskit::Role::TextInput, label)
+        .type_text(text);
+    h.run_steps(1);
+    h.key_press(egui::Key::Enter);
+    h.run_steps(2);
+}
+
+fn plane_point(h: &Harness<'static, GuidesmithApp>, name: &str) -> Option<[f64; 3]> {
+    let doc = h.state().doc.as_ref()?;
+    doc.plan.planes.iter().find(|p| p.name == name).map(|p| p.point_mm)
+}
+
+#[test]
+fn demo_case_segmented_planned_by_clicks_and_numbers_undone_redone_saved_and_reopened() {
+    let Some((mut h, _config)) = harness() else { return };
+    snapshot(&mut h, "start");
+    h.get_by_label("Open the demo case").click();
+    wait(&mut h);
+    {
+        let app = h.state();
+        assert!(app.ct.is_some() && app.bone.is_some(), "{:?}", app.messages);
+        let doc = app.doc.as_ref().expect("the demo plan");
+        assert_eq!(doc.plan.planes.len(), 2);
+        assert!(app
+            .evaluation
+            .as_ref()
+            .is_some_and(|e| e.planes.iter().all(|p| p.cuts_bone)));
+    }
+    snapshot(&mut h, "demo_four_views");
+
+    // Segment again from the panel (the demo's own recipe): a checked surface of the same size.
+    let before = h.state().bone.as_ref().map(|b| b.summary.clone());
+    h.get_by_label("Make surface").click();
+    wait(&mut h);
+    let after = h.state().bone.as_ref().map(|b| b.summary.clone());
+    assert_eq!(
+        before.as_deref().map(|s| s.split(' ').next()),
+        after.as_deref().map(|s| s.split(' ').next())
+    );
+    assert!(after.unwrap_or_default().contains("every check passed"));
+
+    // A plane placed by clicking on the bone in the 3D view, from the front.
+    h.get_by_label("3D").click();
+    h.run_steps(2);
+    assert_eq!(h.state().layout, Layout::Only3d);
+    h.get_by_label("Add plane").click();
+    h.run_steps(2);
+    assert_eq!(h.state().tool, Tool::Plane);
+    h.get_by_label("A").click();
+    h.run_steps(2);
+    let (rect, camera) = (h.state().view3d_rect, h.state().camera.expect("a camera"));
+    let bone = h.state().bone.as_ref().expect("a bone");
+    // The most anterior point of the jaw faces the camera.
+    let front = [
+        0.5 * (bone.min_mm[0] + bone.max_mm[0]),
+        bone.min_mm[1] + 0.5,
+        0.5 * (bone.min_mm[2] + bone.max_mm[2]),
+    ];
+    let pos = camera.project(rect, front).expect("in front of the camera");
+    click_at(&mut h, pos);
+    wait(&mut h);
+    let placed = plane_point(&h, "plane-1").expect("a plane placed by the click");
+    assert!(
+        (placed[0] - front[0]).abs() < 1.5 && (placed[2] - front[2]).abs() < 1.5,
+        "{placed:?} vs {front:?}"
+    );
+    assert_eq!(
+        h.state().selected,
+        Some((guidesmith::plan::ElementKind::Plane, "plane-1".to_string()))
+    );
+    assert!(h
+        .state()
+        .evaluation
+        .as_ref()
+        .is_some_and(|e| e.planes.iter().any(|p| p.name == "plane-1" && p.cuts_bone)));
+
+    // Moved by a number: 3 mm to the left.
+    type_into(&mut h, "Move mm", "[3, 0, 0]");
+    h.get_by_label("Move").click();
+    h.run_steps(2);
+    let moved = plane_point(&h, "plane-1").expect("the plane");
+    assert!((moved[0] - placed[0] - 3.0).abs() < 1e-9 && moved[1] == placed[1] && moved[2] == placed[2]);
+    // And its point typed in.
+    type_into(&mut h, "point_mm", "[1.5, -20, 4]");
+    assert_eq!(plane_point(&h, "plane-1"), Some([1.5, -20.0, 4.0]));
+
+    // Undo twice, redo twice, from the keyboard.
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
+    h.run_steps(2);
+    assert_eq!(plane_point(&h, "plane-1"), Some(moved));
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
+    h.run_steps(2);
+    assert_eq!(plane_point(&h, "plane-1"), Some(placed));
+    h.key_press_modifiers(egui::Modifiers::COMMAND | egui::Modifiers::SHIFT, egui::Key::Z);
+    h.key_press_modifiers(egui::Modifiers::COMMAND | egui::Modifiers::SHIFT, egui::Key::Z);
+    h.run_steps(2);
+    assert_eq!(plane_point(&h, "plane-1"), Some([1.5, -20.0, 4.0]));
+    wait(&mut h);
+    snapshot(&mut h, "plane_added_3d");
+
+    // The slice views alone and together.
+    for (label, layout) in [
+        ("Axial", Layout::OnlySlice(super::Axis::Axial)),
+        ("Four views", Layout::FourUp),
+    ] {
+        h.get_by_label(label).click();
+        h.run_steps(2);
+        assert_eq!(h.state().layout, layout);
+    }
+
+    // Saved, reopened (CT loaded, hash checked, bone segmented again) and saved again: the same bytes.
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let first = dir.path().join("plan.json");
+    assert!(h.state_mut().save_to(&first), "{:?}", h.state().messages);
+    assert!(!h.state().doc.as_ref().expect("plan").dirty());
+    let ctx = h.ctx.clone();
+    h.state_mut().open_path(&ctx, first.clone());
+    wait(&mut h);
+    assert!(h.state().error_window.is_none(), "{:?}", h.state().messages);
+    assert_eq!(plane_point(&h, "plane-1"), Some([1.5, -20.0, 4.0]));
+    let second = dir.path().join("plan-again.json");
+    assert!(h.state_mut().save_to(&second));
+    assert_eq!(
+        read(&first),
+        read(&second),
+        "reopened and saved again, the plan must be byte-identical"
+    );
+}
+
+#[test]
+fn a_folder_without_dicom_is_refused_by_name_and_the_slices_scroll_and_window() {
+    let Some((mut h, _config)) = harness() else { return };
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    std::fs::write(dir.path().join("notes.txt"), "not DICOM").expect("write");
+    let ctx = h.ctx.clone();
+    h.state_mut().open_path(&ctx, dir.path().to_path_buf());
+    wait(&mut h);
+    let shown = h.state().error_window.clone().expect("an error is shown");
+    assert!(shown.contains(&dir.path().display().to_string()), "{shown}");
+    assert!(h.state().ct.is_none());
+    h.get_by_label("OK").click();
+    h.run_steps(2);
+    assert!(h.state().error_window.is_none());
+
+    h.get_by_label("Open the demo case").click();
+    wait(&mut h);
+    h.get_by_label("Axial").click();
+    h.run_steps(2);
+    let centre = egui::pos2(SIZE[0] / 2.0, SIZE[1] / 2.0);
+    let k0 = h.state().views.as_ref().expect("views").cursor[2];
+    h.hover_at(centre);
+    h.step();
+    h.event(egui::Event::MouseWheel {
+        unit: egui::MouseWheelUnit::Line,
+        delta: egui::vec2(0.0, 1.0),
+        phase: egui::TouchPhase::Move,
+        source: egui::MouseWheelSource::Wheel,
+        modifiers: egui::Modifiers::NONE,
+    });
+    h.run_steps(2);
+    assert_eq!(
+        h.state().views.as_ref().expect("views").cursor[2],
+        k0 + 1,
+        "one wheel notch is one slice"
+    );
+    let hover = h
+        .state()
+        .views
+        .as_ref()
+        .and_then(|v| v.hover)
+        .expect("HU under the cursor");
+    let volume = &h.state().ct.as_ref().expect("ct").volume;
+    assert_eq!(hover.hu, volume.at(hover.voxel[0], hover.voxel[1], hover.voxel[2]));
+}
+
+#[test]
+fn unsaved_changes_are_autosaved_and_offered_back_after_a_crash() {
+    let config = tempfile::tempdir().expect("a temporary folder");
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let plan_path = dir.path().join("plan.json");
+    {
+        let Some(mut h) = harness_in(config.path()) else { return };
+        h.get_by_label("Open the demo case").click();
+        wait(&mut h);
+        assert!(h.state_mut().save_to(&plan_path));
+        assert!(
+            h.state().recent.iter().any(|p| p.ends_with("plan.json")),
+            "{:?}",
+            h.state().recent
+        );
+        assert!(h.state_mut().apply(guidesmith::plan::Edit::Translate {
+            kind: guidesmith::plan::ElementKind::Plane,
+            name: "resection-left".into(),
+            delta_mm: [2.0, 0.0, 0.0],
+        }));
+        let side = h.state_mut().autosave_now().expect("an autosave of the unsaved change");
+        assert_eq!(side, dir.path().join("plan.json.autosave"));
+        // The application ends here without saving (as in a crash): the harness is dropped.
+    }
+    let Some(mut h) = harness_in(config.path()) else { return };
+    assert_eq!(
+        h.state().recent.first().map(|p| p.ends_with("plan.json")),
+        Some(true),
+        "recent files survive"
+    );
+    let ctx = h.ctx.clone();
+    h.state_mut().open_path(&ctx, plan_path.clone());
+    wait(&mut h);
+    assert!(h.state().recover.is_some(), "the autosaved changes are offered");
+    let x_saved = h
+        .state()
+        .doc
+        .as_ref()
+        .and_then(|d| d.plan.planes.iter().find(|p| p.name == "resection-left"))
+        .map(|p| p.point_mm[0]);
+    h.get_by_label("Recover").click();
+    wait(&mut h);
+    let doc = h.state().doc.as_ref().expect("the plan");
+    let x = doc
+        .plan
+        .planes
+        .iter()
+        .find(|p| p.name == "resection-left")
+        .map(|p| p.point_mm[0]);
+    assert_eq!(x, x_saved.map(|x| x + 2.0));
+    assert!(doc.dirty(), "recovered changes are unsaved until saved");
+    assert!(h.state_mut().save_to(&plan_path));
+    assert!(
+        !dir.path().join("plan.json.autosave").exists(),
+        "a save removes the side file"
+    );
+}
+
+fn read(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}

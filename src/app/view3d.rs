@@ -1,0 +1,746 @@
+//! The 3D view: bone, planes and drills drawn with wgpu, orbited, panned and zoomed as in 3D Slicer, and picked with
+//! a ray against the bone's BVH.
+//!
+//! Why an offscreen target: the scene is drawn in the paint callback's `prepare` into its own colour (4x MSAA,
+//! resolved) and depth texture, and `paint` copies the resolved image into egui's pass. egui's pass has no depth
+//! attachment (in kittest never), so this is what makes depth testing work the same in the window and in the
+//! snapshot tests. Meshes are uploaded once per version; a frame only writes one small uniform block per object.
+//!
+//! Lighting as the review renders of `docs/renders/`: a head light with an ambient term, both sides lit (planes are
+//! seen from either side).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use eframe::egui;
+use eframe::egui_wgpu::{self, wgpu};
+use guidesmith::mesh::Mesh;
+use nalgebra::{Matrix4, Perspective3, Point3, Vector3, Vector4};
+use wgpu::util::DeviceExt as _;
+
+const COLOR_FORMAT: wgpu::TextureFormat = wgpu::TextureFormat::Rgba8UnormSrgb;
+const DEPTH_FORMAT: wgpu::TextureFormat = wgpu::TextureFormat::Depth32Float;
+const MSAA_SAMPLES: u32 = 4;
+
+const MESH_WGSL: &str = r"
+struct U { clip_from_world: mat4x4<f32>, light_dir: vec4<f32>, color: vec4<f32> };
+@group(0) @binding(0) var<uniform> u: U;
+struct VOut { @builtin(position) pos: vec4<f32>, @location(0) n: vec3<f32> };
+@vertex fn vs_main(@location(0) p: vec3<f32>, @location(1) n: vec3<f32>) -> VOut {
+    var o: VOut; o.pos = u.clip_from_world * vec4<f32>(p, 1.0); o.n = n; return o;
+}
+@fragment fn fs_main(in: VOut) -> @location(0) vec4<f32> {
+    let l = abs(dot(normalize(in.n), normalize(u.light_dir.xyz)));
+    let c = u.color.rgb * (0.25 + 0.75 * l) + vec3<f32>(0.15) * pow(l, 24.0);
+    return vec4<f32>(c, u.color.a);
+}";
+
+const BLIT_WGSL: &str = r"
+@group(0) @binding(0) var t: texture_2d<f32>;
+@group(0) @binding(1) var s: sampler;
+struct VOut { @builtin(position) pos: vec4<f32>, @location(0) uv: vec2<f32> };
+@vertex fn vs_main(@builtin(vertex_index) i: u32) -> VOut {
+    let uv = vec2<f32>(f32((i << 1u) & 2u), f32(i & 2u));
+    var o: VOut; o.pos = vec4<f32>(uv.x * 2.0 - 1.0, 1.0 - uv.y * 2.0, 0.0, 1.0); o.uv = uv; return o;
+}
+fn gamma_from_linear(c: vec3<f32>) -> vec3<f32> {
+    return select(1.055 * pow(c, vec3<f32>(1.0 / 2.4)) - 0.055, c * 12.92, c < vec3<f32>(0.0031308));
+}
+@fragment fn fs_gamma(in: VOut) -> @location(0) vec4<f32> {
+    return vec4<f32>(gamma_from_linear(textureSample(t, s, in.uv).rgb), 1.0);
+}
+@fragment fn fs_linear(in: VOut) -> @location(0) vec4<f32> { return vec4<f32>(textureSample(t, s, in.uv).rgb, 1.0); }
+";
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Vertex {
+    pos: [f32; 3],
+    normal: [f32; 3],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Uniforms {
+    clip_from_world: [[f32; 4]; 4],
+    light_dir: [f32; 4],
+    color: [f32; 4],
+}
+
+/// Triangles ready for the GPU (f32, per-vertex normals), patient LPS mm.
+pub struct GpuMesh {
+    vertices: Vec<Vertex>,
+    indices: Vec<u32>,
+}
+
+impl GpuMesh {
+    /// A mesh with area-weighted vertex normals (smooth shading of a closed surface).
+    pub fn smooth(mesh: &Mesh) -> GpuMesh {
+        let mut normals = vec![[0.0f64; 3]; mesh.positions.len()];
+        for t in &mesh.triangles {
+            let [a, b, c] = t.map(|v| mesh.positions[v as usize]);
+            let n = cross(sub(b, a), sub(c, a));
+            for &v in t {
+                for k in 0..3 {
+                    normals[v as usize][k] += n[k];
+                }
+            }
+        }
+        let vertices = mesh
+            .positions
+            .iter()
+            .zip(&normals)
+            .map(|(p, n)| {
+                let l = (n[0] * n[0] + n[1] * n[1] + n[2] * n[2]).sqrt().max(1e-30);
+                Vertex {
+                    pos: p.map(|x| x as f32),
+                    normal: n.map(|x| (x / l) as f32),
+                }
+            })
+            .collect();
+        GpuMesh {
+            vertices,
+            indices: mesh.triangles.iter().flatten().copied().collect(),
+        }
+    }
+
+    /// A flat polygon (convex, in order) with its normal.
+    pub fn polygon(points: &[[f64; 3]], normal: [f64; 3]) -> GpuMesh {
+        let vertices = points
+            .iter()
+            .map(|p| Vertex {
+                pos: p.map(|x| x as f32),
+                normal: normal.map(|x| x as f32),
+            })
+            .collect();
+        let indices = (1..points.len().saturating_sub(1) as u32)
+            .flat_map(|i| [0, i, i + 1])
+            .collect();
+        GpuMesh { vertices, indices }
+    }
+
+    /// A closed cylinder from `a` to `b` of radius `r` (24 sides).
+    pub fn cylinder(a: [f64; 3], b: [f64; 3], r: f64) -> GpuMesh {
+        let axis = sub(b, a);
+        let len = norm(axis).max(1e-9);
+        let d = axis.map(|x| x / len);
+        let helper = if d[0].abs() < 0.9 {
+            [1.0, 0.0, 0.0]
+        } else {
+            [0.0, 1.0, 0.0]
+        };
+        let u = normalize(cross(d, helper));
+        let v = cross(d, u);
+        const SIDES: u32 = 24;
+        let mut vertices = Vec::new();
+        let mut indices = Vec::new();
+        for s in 0..SIDES {
+            let ang = s as f64 / SIDES as f64 * std::f64::consts::TAU;
+            let n = [0, 1, 2].map(|k| u[k] * ang.cos() + v[k] * ang.sin());
+            for end in [a, b] {
+                vertices.push(Vertex {
+                    pos: [0, 1, 2].map(|k| (end[k] + n[k] * r) as f32),
+                    normal: n.map(|x| x as f32),
+                });
+            }
+            let (i0, i1) = (2 * s, 2 * ((s + 1) % SIDES));
+            indices.extend([i0, i1, i0 + 1, i1, i1 + 1, i0 + 1]);
+        }
+        for (end, sign) in [(a, -1.0), (b, 1.0)] {
+            let centre = vertices.len() as u32;
+            vertices.push(Vertex {
+                pos: end.map(|x| x as f32),
+                normal: d.map(|x| (x * sign) as f32),
+            });
+            for s in 0..SIDES {
+                let ang = s as f64 / SIDES as f64 * std::f64::consts::TAU;
+                vertices.push(Vertex {
+                    pos: [0, 1, 2].map(|k| (end[k] + (u[k] * ang.cos() + v[k] * ang.sin()) * r) as f32),
+                    normal: d.map(|x| (x * sign) as f32),
+                });
+            }
+            for s in 0..SIDES {
+                indices.extend([centre, centre + 1 + s, centre + 1 + (s + 1) % SIDES]);
+            }
+        }
+        GpuMesh { vertices, indices }
+    }
+}
+
+/// One object of the scene.
+#[derive(Clone)]
+pub struct SceneItem {
+    /// Stable key (e.g. "bone", "plane:osteotomy-1").
+    pub key: String,
+    /// Changes whenever `mesh` does, so the GPU copy is replaced.
+    pub version: u64,
+    pub mesh: Arc<GpuMesh>,
+    /// Linear RGB and opacity; below 1 the object is drawn after the opaque ones without writing depth.
+    pub color: [f32; 4],
+}
+
+/// Orbit camera in patient space (LPS, superior up).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Camera {
+    pub target_mm: [f64; 3],
+    /// Angle of the eye about the superior axis from +L, degrees.
+    pub yaw_deg: f64,
+    /// Elevation of the eye, degrees.
+    pub pitch_deg: f64,
+    pub distance_mm: f64,
+}
+
+/// The standard views: (name, yaw, pitch).
+pub const STANDARD_VIEWS: [(&str, f64, f64); 6] = [
+    ("Anterior", -90.0, 0.0),
+    ("Posterior", 90.0, 0.0),
+    ("Left", 0.0, 0.0),
+    ("Right", 180.0, 0.0),
+    ("Superior", -90.0, 89.9),
+    ("Inferior", -90.0, -89.9),
+];
+
+const FOV_DEG: f64 = 30.0;
+
+impl Camera {
+    /// An anterior view of a scene within `min..max`.
+    pub fn framing(min: [f64; 3], max: [f64; 3]) -> Camera {
+        let centre = [0, 1, 2].map(|k| 0.5 * (min[k] + max[k]));
+        let radius = 0.5 * norm(sub(max, min)).max(1.0);
+        Camera {
+            target_mm: centre,
+            yaw_deg: -90.0,
+            pitch_deg: 10.0,
+            distance_mm: radius / (FOV_DEG.to_radians() / 2.0).sin() * 1.1,
+        }
+    }
+
+    pub fn eye_mm(&self) -> [f64; 3] {
+        let (y, p) = (self.yaw_deg.to_radians(), self.pitch_deg.to_radians());
+        let dir = [y.cos() * p.cos(), y.sin() * p.cos(), p.sin()];
+        [0, 1, 2].map(|k| self.target_mm[k] + dir[k] * self.distance_mm)
+    }
+
+    /// `clip_from_world` for a view of `aspect` (width / height), wgpu depth range.
+    pub fn clip_from_world(&self, aspect: f64) -> Matrix4<f64> {
+        let eye = Point3::from(self.eye_mm());
+        let target = Point3::from(self.target_mm);
+        let view = Matrix4::look_at_rh(&eye, &target, &Vector3::z());
+        let near = (self.distance_mm * 0.05).max(0.1);
+        let proj = Perspective3::new(aspect.max(1e-3), FOV_DEG.to_radians(), near, self.distance_mm * 20.0);
+        #[rustfmt::skip]
+        let wgpu_from_gl = Matrix4::new(1.0, 0.0, 0.0, 0.0,  0.0, 1.0, 0.0, 0.0,  0.0, 0.0, 0.5, 0.5,  0.0, 0.0, 0.0, 1.0);
+        wgpu_from_gl * proj.as_matrix() * view
+    }
+
+    /// The ray through `pos` in a view drawn in `rect`: origin (the eye) and unit direction, LPS mm.
+    pub fn ray(&self, rect: egui::Rect, pos: egui::Pos2) -> ([f64; 3], [f64; 3]) {
+        let m = self.clip_from_world((rect.width() / rect.height()) as f64);
+        let inv = m.try_inverse().unwrap_or_else(Matrix4::identity);
+        let x = ((pos.x - rect.left()) / rect.width() * 2.0 - 1.0) as f64;
+        let y = (1.0 - (pos.y - rect.top()) / rect.height() * 2.0) as f64;
+        let unproject = |z: f64| {
+            let p = inv * Vector4::new(x, y, z, 1.0);
+            [p.x / p.w, p.y / p.w, p.z / p.w]
+        };
+        let (a, b) = (unproject(0.0), unproject(1.0));
+        (self.eye_mm(), normalize(sub(b, a)))
+    }
+
+    /// Where `p` appears in a view drawn in `rect`, if in front of the eye.
+    pub fn project(&self, rect: egui::Rect, p: [f64; 3]) -> Option<egui::Pos2> {
+        let m = self.clip_from_world((rect.width() / rect.height()) as f64);
+        let c = m * Vector4::new(p[0], p[1], p[2], 1.0);
+        (c.w > 0.0).then(|| {
+            egui::Pos2::new(
+                rect.left() + ((c.x / c.w + 1.0) * 0.5) as f32 * rect.width(),
+                rect.top() + ((1.0 - c.y / c.w) * 0.5) as f32 * rect.height(),
+            )
+        })
+    }
+}
+
+struct GpuItem {
+    version: u64,
+    vertices: wgpu::Buffer,
+    indices: wgpu::Buffer,
+    index_count: u32,
+    uniforms: wgpu::Buffer,
+    bind_group: wgpu::BindGroup,
+}
+
+struct Targets {
+    size_px: [u32; 2],
+    msaa_view: wgpu::TextureView,
+    resolved_view: wgpu::TextureView,
+    depth_view: wgpu::TextureView,
+    blit_bind_group: wgpu::BindGroup,
+}
+
+/// GPU state of the view, kept in egui_wgpu's callback resources.
+pub struct View3dResources {
+    opaque_pipeline: wgpu::RenderPipeline,
+    blend_pipeline: wgpu::RenderPipeline,
+    blit_pipeline: wgpu::RenderPipeline,
+    uniform_layout: wgpu::BindGroupLayout,
+    blit_layout: wgpu::BindGroupLayout,
+    sampler: wgpu::Sampler,
+    items: HashMap<String, GpuItem>,
+    targets: Option<Targets>,
+}
+
+/// Builds the pipelines once, with the application's render state (eframe's or the test harness's).
+pub fn install(rs: &egui_wgpu::RenderState) {
+    let device = &rs.device;
+    let mesh_module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: Some("view3d_mesh"),
+        source: wgpu::ShaderSource::Wgsl(MESH_WGSL.into()),
+    });
+    let blit_module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: Some("view3d_blit"),
+        source: wgpu::ShaderSource::Wgsl(BLIT_WGSL.into()),
+    });
+    let uniform_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+        label: Some("view3d_uniforms"),
+        entries: &[wgpu::BindGroupLayoutEntry {
+            binding: 0,
+            visibility: wgpu::ShaderStages::VERTEX_FRAGMENT,
+            ty: wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Uniform,
+                has_dynamic_offset: false,
+                min_binding_size: None,
+            },
+            count: None,
+        }],
+    });
+    let blit_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+        label: Some("view3d_blit"),
+        entries: &[
+            wgpu::BindGroupLayoutEntry {
+                binding: 0,
+                visibility: wgpu::ShaderStages::FRAGMENT,
+                ty: wgpu::BindingType::Texture {
+                    multisampled: false,
+                    sample_type: wgpu::TextureSampleType::Float { filterable: true },
+                    view_dimension: wgpu::TextureViewDimension::D2,
+                },
+                count: None,
+            },
+            wgpu::BindGroupLayoutEntry {
+                binding: 1,
+                visibility: wgpu::ShaderStages::FRAGMENT,
+                ty: wgpu::BindingType::Sampler(wgpu::SamplerBindingType::Filtering),
+                count: None,
+            },
+        ],
+    });
+    let mesh_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+        label: Some("view3d_mesh"),
+        bind_group_layouts: &[Some(&uniform_layout)],
+        immediate_size: 0,
+    });
+    let mesh_pipeline = |blend: bool| {
+        device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
+            label: Some(if blend { "view3d_blend" } else { "view3d_opaque" }),
+            layout: Some(&mesh_layout),
+            vertex: wgpu::VertexState {
+                module: &mesh_module,
+                entry_point: Some("vs_main"),
+                buffers: &[Some(wgpu::VertexBufferLayout {
+                    array_stride: size_of::<Vertex>() as u64,
+                    step_mode: wgpu::VertexStepMode::Vertex,
+                    attributes: &wgpu::vertex_attr_array![0 => Float32x3, 1 => Float32x3],
+                })],
+                compilation_options: Default::default(),
+            },
+            primitive: wgpu::PrimitiveState::default(),
+            depth_stencil: Some(wgpu::DepthStencilState {
+                format: DEPTH_FORMAT,
+                depth_write_enabled: Some(!blend),
+                depth_compare: Some(wgpu::CompareFunction::Less),
+                stencil: Default::default(),
+                bias: Default::default(),
+            }),
+            multisample: wgpu::MultisampleState {
+                count: MSAA_SAMPLES,
+                ..Default::default()
+            },
+            fragment: Some(wgpu::FragmentState {
+                module: &mesh_module,
+                entry_point: Some("fs_main"),
+                targets: &[Some(wgpu::ColorTargetState {
+                    format: COLOR_FORMAT,
+                    blend: blend.then_some(wgpu::BlendState::ALPHA_BLENDING),
+                    write_mask: wgpu::ColorWrites::ALL,
+                })],
+                compilation_options: Default::default(),
+            }),
+            multiview_mask: None,
+            cache: None,
+        })
+    };
+    let opaque_pipeline = mesh_pipeline(false);
+    let blend_pipeline = mesh_pipeline(true);
+    // Must match egui's own pass: its target format, no depth, no MSAA.
+    let blit_pipeline = device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
+        label: Some("view3d_blit"),
+        layout: Some(&device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some("view3d_blit"),
+            bind_group_layouts: &[Some(&blit_layout)],
+            immediate_size: 0,
+        })),
+        vertex: wgpu::VertexState {
+            module: &blit_module,
+            entry_point: Some("vs_main"),
+            buffers: &[],
+            compilation_options: Default::default(),
+        },
+        primitive: wgpu::PrimitiveState::default(),
+        depth_stencil: None,
+        multisample: wgpu::MultisampleState::default(),
+        fragment: Some(wgpu::FragmentState {
+            module: &blit_module,
+            entry_point: Some(if rs.target_format.is_srgb() {
+                "fs_linear"
+            } else {
+                "fs_gamma"
+            }),
+            targets: &[Some(rs.target_format.into())],
+            compilation_options: Default::default(),
+        }),
+        multiview_mask: None,
+        cache: None,
+    });
+    let resources = View3dResources {
+        opaque_pipeline,
+        blend_pipeline,
+        blit_pipeline,
+        uniform_layout,
+        blit_layout,
+        sampler: device.create_sampler(&wgpu::SamplerDescriptor::default()),
+        items: HashMap::new(),
+        targets: None,
+    };
+    rs.renderer.write().callback_resources.insert(resources);
+}
+
+impl View3dResources {
+    fn ensure_targets(&mut self, device: &wgpu::Device, size_px: [u32; 2]) {
+        if self.targets.as_ref().is_some_and(|t| t.size_px == size_px) {
+            return;
+        }
+        let make = |label, format, samples, usage| {
+            device
+                .create_texture(&wgpu::TextureDescriptor {
+                    label: Some(label),
+                    size: wgpu::Extent3d {
+                        width: size_px[0],
+                        height: size_px[1],
+                        depth_or_array_layers: 1,
+                    },
+                    mip_level_count: 1,
+                    sample_count: samples,
+                    dimension: wgpu::TextureDimension::D2,
+                    format,
+                    usage,
+                    view_formats: &[],
+                })
+                .create_view(&Default::default())
+        };
+        let attach = wgpu::TextureUsages::RENDER_ATTACHMENT;
+        let resolved_view = make(
+            "view3d_resolved",
+            COLOR_FORMAT,
+            1,
+            attach | wgpu::TextureUsages::TEXTURE_BINDING,
+        );
+        let blit_bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("view3d_blit"),
+            layout: &self.blit_layout,
+            entries: &[
+                wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: wgpu::BindingResource::TextureView(&resolved_view),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 1,
+                    resource: wgpu::BindingResource::Sampler(&self.sampler),
+                },
+            ],
+        });
+        self.targets = Some(Targets {
+            size_px,
+            msaa_view: make("view3d_msaa", COLOR_FORMAT, MSAA_SAMPLES, attach),
+            depth_view: make("view3d_depth", DEPTH_FORMAT, MSAA_SAMPLES, attach),
+            resolved_view,
+            blit_bind_group,
+        });
+    }
+
+    fn sync_items(&mut self, device: &wgpu::Device, scene: &[SceneItem]) {
+        self.items.retain(|k, _| scene.iter().any(|s| &s.key == k));
+        for item in scene {
+            if self.items.get(&item.key).is_some_and(|g| g.version == item.version) {
+                continue;
+            }
+            let uniforms = device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("view3d_item_uniforms"),
+                size: size_of::<Uniforms>() as u64,
+                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some("view3d_item"),
+                layout: &self.uniform_layout,
+                entries: &[wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: uniforms.as_entire_binding(),
+                }],
+            });
+            // wgpu refuses empty buffers; an empty mesh draws nothing.
+            let vertex_bytes: &[u8] = if item.mesh.vertices.is_empty() {
+                &[0; size_of::<Vertex>()]
+            } else {
+                bytemuck::cast_slice(&item.mesh.vertices)
+            };
+            let index_bytes: &[u8] = if item.mesh.indices.is_empty() {
+                &[0; 4]
+            } else {
+                bytemuck::cast_slice(&item.mesh.indices)
+            };
+            self.items.insert(
+                item.key.clone(),
+                GpuItem {
+                    version: item.version,
+                    vertices: device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                        label: Some("view3d_vertices"),
+                        contents: vertex_bytes,
+                        usage: wgpu::BufferUsages::VERTEX,
+                    }),
+                    indices: device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                        label: Some("view3d_indices"),
+                        contents: index_bytes,
+                        usage: wgpu::BufferUsages::INDEX,
+                    }),
+                    index_count: item.mesh.indices.len() as u32,
+                    uniforms,
+                    bind_group,
+                },
+            );
+        }
+    }
+}
+
+/// One frame of the view: the scene and its camera (the callback is not given the rect in `prepare`).
+struct View3dCallback {
+    size_px: [u32; 2],
+    clip_from_world: [[f32; 4]; 4],
+    light_dir: [f32; 4],
+    scene: Vec<SceneItem>,
+}
+
+impl egui_wgpu::CallbackTrait for View3dCallback {
+    fn prepare(
+        &self,
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+        _screen: &egui_wgpu::ScreenDescriptor,
+        encoder: &mut wgpu::CommandEncoder,
+        resources: &mut egui_wgpu::CallbackResources,
+    ) -> Vec<wgpu::CommandBuffer> {
+        let Some(r) = resources.get_mut::<View3dResources>() else {
+            return Vec::new();
+        };
+        r.ensure_targets(device, self.size_px);
+        r.sync_items(device, &self.scene);
+        for item in &self.scene {
+            if let Some(g) = r.items.get(&item.key) {
+                let u = Uniforms {
+                    clip_from_world: self.clip_from_world,
+                    light_dir: self.light_dir,
+                    color: item.color,
+                };
+                queue.write_buffer(&g.uniforms, 0, bytemuck::bytes_of(&u));
+            }
+        }
+        let Some(t) = r.targets.as_ref() else { return Vec::new() };
+        let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
+            label: Some("view3d"),
+            color_attachments: &[Some(wgpu::RenderPassColorAttachment {
+                view: &t.msaa_view,
+                resolve_target: Some(&t.resolved_view),
+                depth_slice: None,
+                ops: wgpu::Operations {
+                    load: wgpu::LoadOp::Clear(wgpu::Color {
+                        r: 0.035,
+                        g: 0.04,
+                        b: 0.055,
+                        a: 1.0,
+                    }),
+                    store: wgpu::StoreOp::Discard,
+                },
+            })],
+            depth_stencil_attachment: Some(wgpu::RenderPassDepthStencilAttachment {
+                view: &t.depth_view,
+                depth_ops: Some(wgpu::Operations {
+                    load: wgpu::LoadOp::Clear(1.0),
+                    store: wgpu::StoreOp::Discard,
+                }),
+                stencil_ops: None,
+            }),
+            ..Default::default()
+        });
+        for blend in [false, true] {
+            pass.set_pipeline(if blend { &r.blend_pipeline } else { &r.opaque_pipeline });
+            for item in self.scene.iter().filter(|i| (i.color[3] < 1.0) == blend) {
+                let Some(g) = r.items.get(&item.key) else { continue };
+                if g.index_count == 0 {
+                    continue;
+                }
+                pass.set_bind_group(0, &g.bind_group, &[]);
+                pass.set_vertex_buffer(0, g.vertices.slice(..));
+                pass.set_index_buffer(g.indices.slice(..), wgpu::IndexFormat::Uint32);
+                pass.draw_indexed(0..g.index_count, 0, 0..1);
+            }
+        }
+        drop(pass);
+        Vec::new()
+    }
+
+    fn paint(
+        &self,
+        _info: egui::PaintCallbackInfo,
+        render_pass: &mut wgpu::RenderPass<'static>,
+        resources: &egui_wgpu::CallbackResources,
+    ) {
+        let Some((r, t)) = resources
+            .get::<View3dResources>()
+            .and_then(|r| r.targets.as_ref().map(|t| (r, t)))
+        else {
+            return;
+        };
+        render_pass.set_pipeline(&r.blit_pipeline);
+        render_pass.set_bind_group(0, &t.blit_bind_group, &[]);
+        render_pass.draw(0..3, 0..1);
+    }
+}
+
+/// Queues the scene for drawing in `rect`.
+pub fn paint(ui: &egui::Ui, rect: egui::Rect, camera: &Camera, scene: Vec<SceneItem>) {
+    let ppp = ui.ctx().pixels_per_point();
+    let size_px = [
+        (rect.width() * ppp).round().max(1.0) as u32,
+        (rect.height() * ppp).round().max(1.0) as u32,
+    ];
+    let m = camera.clip_from_world((rect.width() / rect.height().max(1.0)) as f64);
+    let light = normalize(sub(camera.eye_mm(), camera.target_mm));
+    ui.painter().add(egui_wgpu::Callback::new_paint_callback(
+        rect,
+        View3dCallback {
+            size_px,
+            clip_from_world: m.cast::<f32>().into(),
+            light_dir: [light[0] as f32, light[1] as f32, light[2] as f32, 0.0],
+            scene,
+        },
+    ));
+}
+
+/// Orbit (left drag), pan (right or middle drag) and zoom to the cursor (wheel) on `response`.
+pub fn navigate(ui: &egui::Ui, response: &egui::Response, rect: egui::Rect, camera: &mut Camera) {
+    if response.dragged_by(egui::PointerButton::Primary) {
+        let d = response.drag_delta();
+        camera.yaw_deg -= d.x as f64 * 0.5;
+        camera.pitch_deg = (camera.pitch_deg + d.y as f64 * 0.5).clamp(-89.9, 89.9);
+    }
+    if response.dragged_by(egui::PointerButton::Secondary) || response.dragged_by(egui::PointerButton::Middle) {
+        let d = response.drag_delta();
+        // One point of drag moves the target by the size of one point at the target's depth.
+        let mm_per_point = 2.0 * camera.distance_mm * (FOV_DEG.to_radians() / 2.0).tan() / rect.height() as f64;
+        let forward = normalize(sub(camera.target_mm, camera.eye_mm()));
+        let right = normalize(cross(forward, [0.0, 0.0, 1.0]));
+        let up = cross(right, forward);
+        for k in 0..3 {
+            camera.target_mm[k] += (-right[k] * d.x as f64 + up[k] * d.y as f64) * mm_per_point;
+        }
+    }
+    if response.hovered() {
+        let scroll = super::slices::wheel_steps(ui) as f64 * 40.0;
+        if scroll != 0.0 {
+            let factor = (-scroll * 0.002).exp().clamp(0.5, 2.0);
+            // Zoom to the cursor: the target moves toward the point under it on the target's depth plane.
+            if let Some(pos) = response.hover_pos() {
+                let (eye, dir) = camera.ray(rect, pos);
+                let forward = normalize(sub(camera.target_mm, eye));
+                let t = camera.distance_mm / dot(dir, forward).max(1e-6);
+                let under = [0, 1, 2].map(|k| eye[k] + dir[k] * t);
+                camera.target_mm = [0, 1, 2].map(|k| under[k] + (camera.target_mm[k] - under[k]) * factor);
+            }
+            camera.distance_mm = (camera.distance_mm * factor).clamp(1.0, 1e5);
+        }
+    }
+}
+
+/// The square of side `size_mm` around `point` in the plane of `normal`, clipped to the box `min..max` (convex
+/// polygon, possibly empty).
+pub fn plane_patch(point: [f64; 3], normal: [f64; 3], size_mm: f64, min: [f64; 3], max: [f64; 3]) -> Vec<[f64; 3]> {
+    let n = normalize(normal);
+    let helper = if n[0].abs() < 0.9 {
+        [1.0, 0.0, 0.0]
+    } else {
+        [0.0, 1.0, 0.0]
+    };
+    let u = normalize(cross(n, helper));
+    let v = cross(n, u);
+    let h = size_mm / 2.0;
+    let mut poly: Vec<[f64; 3]> = [(-h, -h), (h, -h), (h, h), (-h, h)]
+        .iter()
+        .map(|&(a, b)| [0, 1, 2].map(|k| point[k] + u[k] * a + v[k] * b))
+        .collect();
+    // Sutherland-Hodgman against the six faces of the box.
+    for axis in 0..3 {
+        for (bound, keep_below) in [(max[axis], true), (min[axis], false)] {
+            let inside = |p: &[f64; 3]| if keep_below { p[axis] <= bound } else { p[axis] >= bound };
+            let mut out = Vec::with_capacity(poly.len() + 2);
+            for i in 0..poly.len() {
+                let (a, b) = (poly[i], poly[(i + 1) % poly.len()]);
+                if inside(&a) {
+                    out.push(a);
+                }
+                if inside(&a) != inside(&b) {
+                    let t = (bound - a[axis]) / (b[axis] - a[axis]);
+                    out.push([0, 1, 2].map(|k| a[k] + (b[k] - a[k]) * t));
+                }
+            }
+            poly = out;
+            if poly.is_empty() {
+                return poly;
+            }
+        }
+    }
+    poly
+}
+
+pub(super) fn sub(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
+    [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
+}
+
+pub(super) fn cross(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
+    [
+        a[1] * b[2] - a[2] * b[1],
+        a[2] * b[0] - a[0] * b[2],
+        a[0] * b[1] - a[1] * b[0],
+    ]
+}
+
+fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
+    a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
+}
+
+pub(super) fn norm(a: [f64; 3]) -> f64 {
+    dot(a, a).sqrt()
+}
+
+fn normalize(a: [f64; 3]) -> [f64; 3] {
+    let l = norm(a).max(1e-30);
+    a.map(|x| x / l)
+}
