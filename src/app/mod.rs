@@ -33,7 +33,7 @@ use guidesmith::plan::{
     Evaluation, History, Plan, ResectedSide, Segmentation,
 };
 use guidesmith::progress::Progress;
-use guidesmith::segment::{HuRange, Keep, Mask, SegmentRecipe};
+use guidesmith::segment::{BoxMm, HuRange, Keep, Mask, PlaneMm, SegmentRecipe};
 use guidesmith::volume::{self, LoadOptions, Scan, Volume};
 
 use jobs::Job;
@@ -126,6 +126,9 @@ struct SegmentParams {
     seed_mm: Option<[f64; 3]>,
     fill_cavities: bool,
     close_mm: f64,
+    /// Scissors: half-spaces and boxes cleared.
+    cut_planes: Vec<PlaneMm>,
+    cut_boxes: Vec<BoxMm>,
 }
 
 impl Default for SegmentParams {
@@ -137,6 +140,8 @@ impl Default for SegmentParams {
             seed_mm: None,
             fill_cavities: false,
             close_mm: 0.0,
+            cut_planes: Vec::new(),
+            cut_boxes: Vec::new(),
         }
     }
 }
@@ -152,6 +157,8 @@ impl SegmentParams {
         };
         recipe.fill_cavities = self.fill_cavities;
         recipe.close_mm = self.close_mm;
+        recipe.cut_planes.clone_from(&self.cut_planes);
+        recipe.cut_boxes.clone_from(&self.cut_boxes);
         recipe.validate().map_err(|e| e.to_string())?;
         Ok(recipe)
     }
@@ -294,6 +301,10 @@ pub struct GuidesmithApp {
     orbit_ms: Vec<f64>,
     orbit_running: bool,
     orbit_done: bool,
+    /// The camera of the last frame drawn.
+    last_camera: Option<Camera>,
+    /// Draw at half resolution without MSAA while the view moves (View menu).
+    fast_while_moving: bool,
     /// Side panels hidden (View menu), e.g. for a large 3D view.
     panels_hidden: bool,
     /// How long the last job took, s.
@@ -307,6 +318,8 @@ pub struct GuidesmithApp {
     recover: Option<PathBuf>,
     /// Plans autosaved before they were ever saved, offered at start.
     unsaved: Vec<PathBuf>,
+    /// First corner of a scissors box.
+    box_corner: Option<[f64; 3]>,
     /// Points of the structure being drawn, and its radius.
     structure_points: Vec<[f64; 3]>,
     structure_radius_mm: f64,
@@ -375,6 +388,9 @@ impl GuidesmithApp {
             orbit_ms: Vec::new(),
             orbit_running: false,
             orbit_done: false,
+            last_camera: None,
+            // GUIDESMITH_GUI_FULL_QUALITY=1: every frame at full quality (for the orbit benchmark's comparison).
+            fast_while_moving: std::env::var_os("GUIDESMITH_GUI_FULL_QUALITY").is_none_or(|v| v == "0"),
             panels_hidden: false,
             last_job_s: 0.0,
             recent: files::recent(&config),
@@ -382,6 +398,7 @@ impl GuidesmithApp {
             last_autosave: Instant::now(),
             recover: None,
             unsaved: files::unsaved_autosaves(&config),
+            box_corner: None,
             structure_points: Vec::new(),
             structure_radius_mm: 1.5,
         };
@@ -933,7 +950,10 @@ impl GuidesmithApp {
         let forward = sub(camera.target_mm, camera.eye_mm());
         let forward = scale(forward, 1.0 / norm(forward).max(1e-9));
         let right = cross(forward, [0.0, 0.0, 1.0]);
-        let right = scale(right, 1.0 / norm(right).max(1e-9));
+        // Round-off of the standard views (cos 90 deg = 6e-17) would show as noise in the numbers.
+        let clean = |v: [f64; 3]| v.map(|x| if x.abs() < 1e-12 { 0.0 } else { x });
+        let right = clean(scale(right, 1.0 / norm(right).max(1e-9)));
+        let forward = clean(forward);
         let Some(doc) = &self.doc else {
             self.error("No plan: make one first (Plan > New plan)");
             return;
@@ -1222,6 +1242,7 @@ impl GuidesmithApp {
             });
             ui.menu_button("View", |ui| {
                 ui.checkbox(&mut self.panels_hidden, "Hide side panels");
+                ui.checkbox(&mut self.fast_while_moving, "Fast drawing while the 3D view moves");
                 ui.checkbox(&mut self.show_bone, "Bone");
                 ui.checkbox(&mut self.show_planes, "Planes");
                 ui.checkbox(&mut self.show_drills, "Drills");
@@ -1357,6 +1378,7 @@ impl GuidesmithApp {
                 ui.add(egui::DragValue::new(&mut self.seg.close_mm).range(0.0..=5.0).speed(0.1))
                     .labelled_by(l.id);
             });
+            self.scissors(ui);
             if self.seg != before {
                 self.overlay_version += 1;
             }
@@ -1376,6 +1398,80 @@ impl GuidesmithApp {
             ui.checkbox(&mut self.show_planes, "Show planes");
             ui.checkbox(&mut self.show_drills, "Show drills");
         }
+    }
+
+    /// Scissors: clear the bone on one side of the crosshair, or in a box between two crosshair positions.
+    fn scissors(&mut self, ui: &mut egui::Ui) {
+        let (Some(views), Some(ct)) = (&self.views, &self.ct) else {
+            return;
+        };
+        let c = views.cursor;
+        let p = ct.volume.geometry.to_patient([c[0] as f64, c[1] as f64, c[2] as f64]);
+        let here = [p.x, p.y, p.z];
+        egui::CollapsingHeader::new("Scissors").show(ui, |ui| {
+            ui.label("Clear everything beyond the crosshair, toward:");
+            ui.horizontal(|ui| {
+                for (label, normal) in [
+                    ("S", [0.0, 0.0, 1.0]),
+                    ("I", [0.0, 0.0, -1.0]),
+                    ("A", [0.0, -1.0, 0.0]),
+                    ("P", [0.0, 1.0, 0.0]),
+                    ("R", [-1.0, 0.0, 0.0]),
+                    ("L", [1.0, 0.0, 0.0]),
+                ] {
+                    if ui.button(format!("cut {label}")).clicked() {
+                        self.seg.cut_planes.push(PlaneMm { point_mm: here, normal });
+                    }
+                }
+            });
+            ui.horizontal(|ui| {
+                if ui.button("Box corner at crosshair").clicked() {
+                    self.box_corner = Some(here);
+                }
+                if let Some(corner) = self.box_corner {
+                    if ui.button("Clear the box to the crosshair").clicked() {
+                        self.seg.cut_boxes.push(BoxMm {
+                            min_mm: [0, 1, 2].map(|k| corner[k].min(here[k])),
+                            max_mm: [0, 1, 2].map(|k| corner[k].max(here[k])),
+                        });
+                        self.box_corner = None;
+                    }
+                }
+            });
+            let mut remove_plane = None;
+            for (i, c) in self.seg.cut_planes.iter().enumerate() {
+                ui.horizontal(|ui| {
+                    ui.label(format!(
+                        "plane at {:.1}, {:.1}, {:.1} toward {}",
+                        c.point_mm[0],
+                        c.point_mm[1],
+                        c.point_mm[2],
+                        slices::letter(c.normal)
+                    ));
+                    if ui.small_button("x").clicked() {
+                        remove_plane = Some(i);
+                    }
+                });
+            }
+            let mut remove_box = None;
+            for (i, b) in self.seg.cut_boxes.iter().enumerate() {
+                ui.horizontal(|ui| {
+                    ui.label(format!(
+                        "box {:.0},{:.0},{:.0} to {:.0},{:.0},{:.0}",
+                        b.min_mm[0], b.min_mm[1], b.min_mm[2], b.max_mm[0], b.max_mm[1], b.max_mm[2]
+                    ));
+                    if ui.small_button("x").clicked() {
+                        remove_box = Some(i);
+                    }
+                });
+            }
+            if let Some(i) = remove_plane {
+                self.seg.cut_planes.remove(i);
+            }
+            if let Some(i) = remove_box {
+                self.seg.cut_boxes.remove(i);
+            }
+        });
     }
 
     fn plan_panel(&mut self, ui: &mut egui::Ui) {
@@ -1842,8 +1938,15 @@ impl GuidesmithApp {
         } else {
             view3d::navigate(ui, &response, rect, &mut camera);
         }
+        // Moving: the camera changed since the last frame or a drag goes on; then draw fast and come back for a
+        // full-quality frame once it stops.
+        let moving = self.fast_while_moving && (self.last_camera != Some(camera) || response.dragged());
+        if moving {
+            ui.ctx().request_repaint();
+        }
+        self.last_camera = Some(camera);
         self.camera = Some(camera);
-        view3d::paint(ui, rect, &camera, self.scene());
+        view3d::paint(ui, rect, &camera, self.scene(), moving);
         // Standard views, top right of the view.
         let mut bar = ui.new_child(
             egui::UiBuilder::new()
@@ -1925,9 +2028,20 @@ impl GuidesmithApp {
                                 segmentation: Some(s),
                                 ..
                             }) if params_of(&s.recipe) == self.seg => Overlay::Mask(mask),
-                            _ => Overlay::Window(self.seg.min_hu, self.seg.max_hu),
+                            _ => Overlay::Window {
+                                min_hu: self.seg.min_hu,
+                                max_hu: self.seg.max_hu,
+                                cut_planes: &self.seg.cut_planes,
+                                cut_boxes: &self.seg.cut_boxes,
+                            },
                         };
-                        views.show(ui, r, axis, &ct.volume, overlay, self.overlay_version);
+                        let marks: Vec<[f64; 3]> = self.marked_place.into_iter().collect();
+                        let layers = slices::Layers {
+                            overlay,
+                            overlay_version: self.overlay_version,
+                            marks_mm: &marks,
+                        };
+                        views.show(ui, r, axis, &ct.volume, &layers);
                     }
                     _ => {
                         ui.painter().rect_filled(r, 0.0, Color32::BLACK);
@@ -2233,6 +2347,8 @@ fn params_of(recipe: &SegmentRecipe) -> SegmentParams {
         },
         fill_cavities: recipe.fill_cavities,
         close_mm: recipe.close_mm,
+        cut_planes: recipe.cut_planes.clone(),
+        cut_boxes: recipe.cut_boxes.clone(),
     }
 }
 

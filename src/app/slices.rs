@@ -8,7 +8,7 @@
 //! window (left-right) and level (up-down).
 
 use eframe::egui::{self, Color32, ColorImage, Pos2, Rect, Sense, TextureHandle, TextureOptions, Vec2};
-use guidesmith::segment::Mask;
+use guidesmith::segment::{BoxMm, Mask, PlaneMm};
 use guidesmith::volume::Volume;
 use nalgebra::Point3;
 
@@ -71,10 +71,24 @@ pub struct Hover {
 /// What is drawn over the grey values.
 #[derive(Clone, Copy)]
 pub enum Overlay<'a> {
-    /// Voxels within an HU window (the live threshold preview).
-    Window(i16, i16),
+    /// Voxels within an HU window and outside the scissors' cuts (the live preview of the segmentation).
+    Window {
+        min_hu: i16,
+        max_hu: i16,
+        cut_planes: &'a [PlaneMm],
+        cut_boxes: &'a [BoxMm],
+    },
     /// A segmentation mask.
     Mask(&'a Mask),
+}
+
+/// What a view draws over the grey values.
+pub struct Layers<'a> {
+    pub overlay: Overlay<'a>,
+    /// Must change whenever the overlay's content does (the slice image is cached on it).
+    pub overlay_version: u64,
+    /// Places to mark (a finding's place), patient LPS mm.
+    pub marks_mm: &'a [[f64; 3]],
 }
 
 /// State of the three views.
@@ -121,16 +135,16 @@ impl SliceViews {
         self.cursor = [0, 1, 2].map(|a| (v[a].round().max(0.0) as usize).min(volume.geometry.dims[a] - 1));
     }
 
-    /// Shows one view in `rect`. `overlay_version` must change whenever the overlay's content does.
+    /// Shows one view in `rect`.
     pub fn show(
         &mut self,
         ui: &mut egui::Ui,
         rect: Rect,
         axis: Axis,
         volume: &Volume,
-        overlay: Overlay<'_>,
-        overlay_version: u64,
+        layers: &Layers<'_>,
     ) -> egui::Response {
+        let (overlay, overlay_version, marks_mm) = (layers.overlay, layers.overlay_version, layers.marks_mm);
         let id = ui.scope_id().with(("slice-view", axis.name()));
         let response = ui.interact(rect, id, Sense::click_and_drag());
         let (ua, va, sa) = axis.grid_axes();
@@ -233,6 +247,18 @@ impl SliceViews {
         let stroke = egui::Stroke::new(1.0, Color32::from_rgba_unmultiplied(255, 220, 0, 160));
         painter.line_segment([Pos2::new(rect.left(), c.y), Pos2::new(rect.right(), c.y)], stroke);
         painter.line_segment([Pos2::new(c.x, rect.top()), Pos2::new(c.x, rect.bottom())], stroke);
+        // Marked places (a finding's place) within a slice of this one.
+        for m in marks_mm {
+            let v = g.to_voxel(Point3::from(*m));
+            if (v[sa] - self.cursor[sa] as f64).abs() <= 1.0 {
+                let mut mv = ((v[va] + 0.5) / h as f64) as f32;
+                if flip_v {
+                    mv = 1.0 - mv;
+                }
+                let at = image_rect.min + Vec2::new(((v[ua] + 0.5) / w as f64) as f32, mv) * image_rect.size();
+                painter.circle_stroke(at, 8.0, egui::Stroke::new(2.0, Color32::from_rgb(255, 60, 160)));
+            }
+        }
         // Orientation letters: the patient direction of +u at the right edge, of +v (as drawn) at the bottom.
         let right = letter(g.axes[ua]);
         let mut down = letter(g.axes[va]);
@@ -318,7 +344,24 @@ impl SliceViews {
                 let hu = volume.at(ijk[0], ijk[1], ijk[2]);
                 let grey = ((hu as f32 - low) * scale).clamp(0.0, 255.0) as u8;
                 let marked = match overlay {
-                    Overlay::Window(lo, hi) => (lo..=hi).contains(&hu),
+                    Overlay::Window {
+                        min_hu,
+                        max_hu,
+                        cut_planes,
+                        cut_boxes,
+                    } => {
+                        (min_hu..=max_hu).contains(&hu)
+                            && (cut_planes.is_empty() && cut_boxes.is_empty() || {
+                                let p = g.to_patient([ijk[0] as f64, ijk[1] as f64, ijk[2] as f64]);
+                                let p = [p.x, p.y, p.z];
+                                !cut_planes
+                                    .iter()
+                                    .any(|c| (0..3).map(|k| (p[k] - c.point_mm[k]) * c.normal[k]).sum::<f64>() > 0.0)
+                                    && !cut_boxes
+                                        .iter()
+                                        .any(|b| (0..3).all(|k| (b.min_mm[k]..=b.max_mm[k]).contains(&p[k])))
+                            })
+                    }
                     Overlay::Mask(mask) => mask.get(ijk[0], ijk[1], ijk[2]),
                 };
                 pixels.push(if marked {

@@ -267,6 +267,23 @@ fn a_folder_without_dicom_is_refused_by_name_and_the_slices_scroll_and_window() 
         .expect("HU under the cursor");
     let volume = &h.state().ct.as_ref().expect("ct").volume;
     assert_eq!(hover.hu, volume.at(hover.voxel[0], hover.voxel[1], hover.voxel[2]));
+
+    // Scissors: everything left of the crosshair (the patient's left half of the jaw) cut away, then a new surface.
+    let voxels =
+        |h: &Harness<'static, GuidesmithApp>| h.state().bone.as_ref().and_then(|b| b.mask.as_ref()).map(|m| m.count());
+    let before = voxels(&h).expect("a mask");
+    h.get_by_label("Scissors").click();
+    h.run_steps(2);
+    h.get_by_label("cut L").click();
+    h.run_steps(2);
+    assert_eq!(h.state().seg.cut_planes.len(), 1);
+    h.get_by_label("Make surface").click();
+    wait(&mut h);
+    let after = voxels(&h).expect("a mask");
+    assert!(
+        after * 10 < before * 6 && after * 10 > before * 4,
+        "half the jaw kept: {after} of {before} voxels"
+    );
 }
 
 #[test]

@@ -279,14 +279,18 @@ struct Targets {
 
 /// GPU state of the view, kept in egui_wgpu's callback resources.
 pub struct View3dResources {
-    opaque_pipeline: wgpu::RenderPipeline,
-    blend_pipeline: wgpu::RenderPipeline,
+    /// Opaque and blended pipelines for 4x MSAA (still frames) and 1 sample (frames while the view moves).
+    opaque_pipeline: [wgpu::RenderPipeline; 2],
+    blend_pipeline: [wgpu::RenderPipeline; 2],
     blit_pipeline: wgpu::RenderPipeline,
     uniform_layout: wgpu::BindGroupLayout,
     blit_layout: wgpu::BindGroupLayout,
     sampler: wgpu::Sampler,
     items: HashMap<String, GpuItem>,
-    targets: Option<Targets>,
+    /// Full resolution with MSAA, and half resolution without, for frames while the view moves.
+    targets: [Option<Targets>; 2],
+    /// Which of the two the last frame drew into.
+    drawn: usize,
 }
 
 /// Builds the pipelines once, with the application's render state (eframe's or the test harness's).
@@ -339,7 +343,7 @@ pub fn install(rs: &egui_wgpu::RenderState) {
         bind_group_layouts: &[Some(&uniform_layout)],
         immediate_size: 0,
     });
-    let mesh_pipeline = |blend: bool| {
+    let mesh_pipeline = |blend: bool, samples: u32| {
         device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
             label: Some(if blend { "view3d_blend" } else { "view3d_opaque" }),
             layout: Some(&mesh_layout),
@@ -362,7 +366,7 @@ pub fn install(rs: &egui_wgpu::RenderState) {
                 bias: Default::default(),
             }),
             multisample: wgpu::MultisampleState {
-                count: MSAA_SAMPLES,
+                count: samples,
                 ..Default::default()
             },
             fragment: Some(wgpu::FragmentState {
@@ -379,8 +383,8 @@ pub fn install(rs: &egui_wgpu::RenderState) {
             cache: None,
         })
     };
-    let opaque_pipeline = mesh_pipeline(false);
-    let blend_pipeline = mesh_pipeline(true);
+    let opaque_pipeline = [mesh_pipeline(false, MSAA_SAMPLES), mesh_pipeline(false, 1)];
+    let blend_pipeline = [mesh_pipeline(true, MSAA_SAMPLES), mesh_pipeline(true, 1)];
     // Must match egui's own pass: its target format, no depth, no MSAA.
     let blit_pipeline = device.create_render_pipeline(&wgpu::RenderPipelineDescriptor {
         label: Some("view3d_blit"),
@@ -417,18 +421,26 @@ pub fn install(rs: &egui_wgpu::RenderState) {
         blit_pipeline,
         uniform_layout,
         blit_layout,
-        sampler: device.create_sampler(&wgpu::SamplerDescriptor::default()),
+        // Linear: the half-resolution frames are scaled up.
+        sampler: device.create_sampler(&wgpu::SamplerDescriptor {
+            mag_filter: wgpu::FilterMode::Linear,
+            min_filter: wgpu::FilterMode::Linear,
+            ..Default::default()
+        }),
         items: HashMap::new(),
-        targets: None,
+        targets: [None, None],
+        drawn: 0,
     };
     rs.renderer.write().callback_resources.insert(resources);
 }
 
 impl View3dResources {
-    fn ensure_targets(&mut self, device: &wgpu::Device, size_px: [u32; 2]) {
-        if self.targets.as_ref().is_some_and(|t| t.size_px == size_px) {
+    /// The targets of `which` (0: full, MSAA; 1: moving, one sample) at `size_px`.
+    fn ensure_targets(&mut self, device: &wgpu::Device, which: usize, size_px: [u32; 2]) {
+        if self.targets[which].as_ref().is_some_and(|t| t.size_px == size_px) {
             return;
         }
+        let samples = if which == 0 { MSAA_SAMPLES } else { 1 };
         let make = |label, format, samples, usage| {
             device
                 .create_texture(&wgpu::TextureDescriptor {
@@ -468,10 +480,10 @@ impl View3dResources {
                 },
             ],
         });
-        self.targets = Some(Targets {
+        self.targets[which] = Some(Targets {
             size_px,
-            msaa_view: make("view3d_msaa", COLOR_FORMAT, MSAA_SAMPLES, attach),
-            depth_view: make("view3d_depth", DEPTH_FORMAT, MSAA_SAMPLES, attach),
+            msaa_view: make("view3d_msaa", COLOR_FORMAT, samples, attach),
+            depth_view: make("view3d_depth", DEPTH_FORMAT, samples, attach),
             resolved_view,
             blit_bind_group,
         });
@@ -534,6 +546,8 @@ impl View3dResources {
 /// One frame of the view: the scene and its camera (the callback is not given the rect in `prepare`).
 struct View3dCallback {
     size_px: [u32; 2],
+    /// The view is moving: half resolution, no MSAA.
+    moving: bool,
     clip_from_world: [[f32; 4]; 4],
     light_dir: [f32; 4],
     scene: Vec<SceneItem>,
@@ -551,7 +565,14 @@ impl egui_wgpu::CallbackTrait for View3dCallback {
         let Some(r) = resources.get_mut::<View3dResources>() else {
             return Vec::new();
         };
-        r.ensure_targets(device, self.size_px);
+        let which = usize::from(self.moving);
+        let size_px = if self.moving {
+            self.size_px.map(|x| x.div_ceil(2).max(1))
+        } else {
+            self.size_px
+        };
+        r.ensure_targets(device, which, size_px);
+        r.drawn = which;
         r.sync_items(device, &self.scene);
         for item in &self.scene {
             if let Some(g) = r.items.get(&item.key) {
@@ -563,12 +584,20 @@ impl egui_wgpu::CallbackTrait for View3dCallback {
                 queue.write_buffer(&g.uniforms, 0, bytemuck::bytes_of(&u));
             }
         }
-        let Some(t) = r.targets.as_ref() else { return Vec::new() };
+        let Some(t) = r.targets[which].as_ref() else {
+            return Vec::new();
+        };
+        // One sample: draw straight into the texture the blit reads.
+        let (view, resolve) = if self.moving {
+            (&t.resolved_view, None)
+        } else {
+            (&t.msaa_view, Some(&t.resolved_view))
+        };
         let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
             label: Some("view3d"),
             color_attachments: &[Some(wgpu::RenderPassColorAttachment {
-                view: &t.msaa_view,
-                resolve_target: Some(&t.resolved_view),
+                view,
+                resolve_target: resolve,
                 depth_slice: None,
                 ops: wgpu::Operations {
                     load: wgpu::LoadOp::Clear(wgpu::Color {
@@ -577,7 +606,11 @@ impl egui_wgpu::CallbackTrait for View3dCallback {
                         b: 0.055,
                         a: 1.0,
                     }),
-                    store: wgpu::StoreOp::Discard,
+                    store: if self.moving {
+                        wgpu::StoreOp::Store
+                    } else {
+                        wgpu::StoreOp::Discard
+                    },
                 },
             })],
             depth_stencil_attachment: Some(wgpu::RenderPassDepthStencilAttachment {
@@ -591,7 +624,11 @@ impl egui_wgpu::CallbackTrait for View3dCallback {
             ..Default::default()
         });
         for blend in [false, true] {
-            pass.set_pipeline(if blend { &r.blend_pipeline } else { &r.opaque_pipeline });
+            pass.set_pipeline(if blend {
+                &r.blend_pipeline[which]
+            } else {
+                &r.opaque_pipeline[which]
+            });
             for item in self.scene.iter().filter(|i| (i.color[3] < 1.0) == blend) {
                 let Some(g) = r.items.get(&item.key) else { continue };
                 if g.index_count == 0 {
@@ -615,7 +652,7 @@ impl egui_wgpu::CallbackTrait for View3dCallback {
     ) {
         let Some((r, t)) = resources
             .get::<View3dResources>()
-            .and_then(|r| r.targets.as_ref().map(|t| (r, t)))
+            .and_then(|r| r.targets[r.drawn].as_ref().map(|t| (r, t)))
         else {
             return;
         };
@@ -625,8 +662,9 @@ impl egui_wgpu::CallbackTrait for View3dCallback {
     }
 }
 
-/// Queues the scene for drawing in `rect`.
-pub fn paint(ui: &egui::Ui, rect: egui::Rect, camera: &Camera, scene: Vec<SceneItem>) {
+/// Queues the scene for drawing in `rect`; `moving`: the view moves this frame (drawn at half resolution without
+/// MSAA, which a software rasteriser needs to keep up; the next still frame is full quality).
+pub fn paint(ui: &egui::Ui, rect: egui::Rect, camera: &Camera, scene: Vec<SceneItem>, moving: bool) {
     let ppp = ui.ctx().pixels_per_point();
     let size_px = [
         (rect.width() * ppp).round().max(1.0) as u32,
@@ -638,6 +676,7 @@ pub fn paint(ui: &egui::Ui, rect: egui::Rect, camera: &Camera, scene: Vec<SceneI
         rect,
         View3dCallback {
             size_px,
+            moving,
             clip_from_world: m.cast::<f32>().into(),
             light_dir: [light[0] as f32, light[1] as f32, light[2] as f32, 0.0],
             scene,
