@@ -11,6 +11,7 @@
 //! cursor.
 
 mod files;
+mod gizmo;
 mod jobs;
 mod slices;
 #[cfg(test)]
@@ -231,6 +232,14 @@ struct Message {
     text: String,
 }
 
+/// A drag of the handles: the element, its pose when the drag began and now.
+struct GizmoDrag {
+    kind: ElementKind,
+    name: String,
+    start: transform_gizmo::math::Transform,
+    now: transform_gizmo::math::Transform,
+}
+
 /// A question before something that would lose unsaved changes.
 #[derive(Clone, Debug)]
 enum Confirm {
@@ -318,6 +327,9 @@ pub struct GuidesmithApp {
     recover: Option<PathBuf>,
     /// Plans autosaved before they were ever saved, offered at start.
     unsaved: Vec<PathBuf>,
+    /// The move/rotate handles of the selected plane or drill, and the drag in progress.
+    gizmo: transform_gizmo::Gizmo,
+    gizmo_drag: Option<GizmoDrag>,
     /// First corner of a scissors box.
     box_corner: Option<[f64; 3]>,
     /// Points of the structure being drawn, and its radius.
@@ -398,6 +410,8 @@ impl GuidesmithApp {
             last_autosave: Instant::now(),
             recover: None,
             unsaved: files::unsaved_autosaves(&config),
+            gizmo: transform_gizmo::Gizmo::default(),
+            gizmo_drag: None,
             box_corner: None,
             structure_points: Vec::new(),
             structure_radius_mm: 1.5,
@@ -1791,6 +1805,83 @@ impl GuidesmithApp {
         }
     }
 
+    /// The point a selected plane or drill is moved by (plane point, drill entry).
+    fn handle_point(&self) -> Option<(ElementKind, String, [f64; 3])> {
+        let (kind, name) = self.selected.clone()?;
+        let plan = &self.doc.as_ref()?.plan;
+        let point = match kind {
+            ElementKind::Plane => plan.planes.iter().find(|p| p.name == name)?.point_mm,
+            ElementKind::Drill => plan.drills.iter().find(|d| d.name == name)?.entry_mm,
+            _ => return None,
+        };
+        Some((kind, name, point))
+    }
+
+    /// Draws and runs the handles of the selected plane or drill (in the orbit tool); returns true while they have
+    /// the pointer, so the view does not orbit. A finished drag becomes a rotation about the element's point and a
+    /// translation, each an edit of the plan.
+    fn handles(&mut self, ui: &egui::Ui, rect: egui::Rect, camera: &Camera) -> bool {
+        let Some((kind, name, point)) = self.handle_point().filter(|_| self.tool == Tool::Navigate) else {
+            self.gizmo_drag = None;
+            return false;
+        };
+        let mut pose = match &self.gizmo_drag {
+            Some(d) if d.kind == kind && d.name == name => d.now,
+            _ => gizmo::at(point),
+        };
+        let before = pose;
+        let (view, clip) = camera.view_and_clip((rect.width() / rect.height().max(1.0)) as f64);
+        let changed = gizmo::interact(&mut self.gizmo, ui, rect, &view, &clip, &mut pose);
+        if changed {
+            match &mut self.gizmo_drag {
+                Some(d) => d.now = pose,
+                None => {
+                    self.gizmo_drag = Some(GizmoDrag {
+                        kind,
+                        name: name.clone(),
+                        start: before,
+                        now: pose,
+                    })
+                }
+            }
+        }
+        let released = !ui.input(|i| i.pointer.button_down(egui::PointerButton::Primary));
+        if released {
+            if let Some(d) = self.gizmo_drag.take() {
+                let q = gizmo::rotation(&d.now) * gizmo::rotation(&d.start).inverse();
+                if let Some((axis, angle)) = q.axis_angle() {
+                    if angle.to_degrees().abs() > 1e-6 {
+                        self.apply(Edit::Rotate {
+                            kind,
+                            name: name.clone(),
+                            axis: [axis.x, axis.y, axis.z],
+                            angle_deg: angle.to_degrees(),
+                            pivot_mm: None,
+                        });
+                    }
+                }
+                let delta_mm = sub(gizmo::translation(&d.now), gizmo::translation(&d.start));
+                if delta_mm != [0.0; 3] {
+                    self.apply(Edit::Translate { kind, name, delta_mm });
+                }
+            }
+        }
+        changed || self.gizmo.is_focused() || self.gizmo_drag.is_some()
+    }
+
+    /// Where the handles would put a point and a direction of element `kind`/`name` (unchanged if no drag).
+    fn dragged(&self, kind: ElementKind, name: &str, point: [f64; 3], direction: [f64; 3]) -> ([f64; 3], [f64; 3]) {
+        match &self.gizmo_drag {
+            Some(d) if d.kind == kind && d.name == name => {
+                let q = gizmo::rotation(&d.now) * gizmo::rotation(&d.start).inverse();
+                let dir = q * nalgebra::Vector3::from(direction);
+                let shift = sub(gizmo::translation(&d.now), gizmo::translation(&d.start));
+                ([0, 1, 2].map(|k| point[k] + shift[k]), [dir.x, dir.y, dir.z])
+            }
+            _ => (point, direction),
+        }
+    }
+
     fn scene(&self) -> Vec<SceneItem> {
         let mut scene = Vec::new();
         let Some(bone) = &self.bone else { return scene };
@@ -1811,7 +1902,8 @@ impl GuidesmithApp {
             |kind: ElementKind, name: &str| self.selected.as_ref().is_some_and(|(k, n)| *k == kind && n == name);
         if self.show_planes {
             for p in &doc.plan.planes {
-                let poly = view3d::plane_patch(p.point_mm, p.normal, diag, min, max);
+                let (point, normal) = self.dragged(ElementKind::Plane, &p.name, p.point_mm, p.normal);
+                let poly = view3d::plane_patch(point, normal, diag, min, max);
                 let colour = if selected(ElementKind::Plane, &p.name) {
                     [0.95, 0.55, 0.1, 0.55]
                 } else {
@@ -1819,35 +1911,36 @@ impl GuidesmithApp {
                 };
                 scene.push(SceneItem {
                     key: format!("plane:{}", p.name),
-                    version: hash_of(&(p.point_mm, p.normal)),
-                    mesh: Arc::new(GpuMesh::polygon(&poly, p.normal)),
+                    version: hash_of(&(point, normal)),
+                    mesh: Arc::new(GpuMesh::polygon(&poly, normal)),
                     color: colour,
                 });
             }
         }
         if self.show_drills {
             for d in &doc.plan.drills {
-                let tip = [0, 1, 2].map(|k| d.entry_mm[k] + d.direction[k] * d.length_mm);
+                let (entry, direction) = self.dragged(ElementKind::Drill, &d.name, d.entry_mm, d.direction);
+                let tip = [0, 1, 2].map(|k| entry[k] + direction[k] * d.length_mm);
                 let r = d.diameter_mm / 2.0;
                 let colour = if selected(ElementKind::Drill, &d.name) {
                     [0.95, 0.55, 0.1, 1.0]
                 } else {
                     [0.85, 0.85, 0.9, 1.0]
                 };
-                let version = hash_of(&(d.entry_mm, d.direction, d.length_mm, d.diameter_mm));
+                let version = hash_of(&(entry, direction, d.length_mm, d.diameter_mm));
                 scene.push(SceneItem {
                     key: format!("drill:{}", d.name),
                     version,
-                    mesh: Arc::new(GpuMesh::cylinder(d.entry_mm, tip, r)),
+                    mesh: Arc::new(GpuMesh::cylinder(entry, tip, r)),
                     color: colour,
                 });
                 // Entry (green) and tip (red) marks.
                 for (end, colour, tag) in [
-                    (d.entry_mm, [0.2, 0.85, 0.3, 1.0], "entry"),
+                    (entry, [0.2, 0.85, 0.3, 1.0], "entry"),
                     (tip, [0.9, 0.2, 0.2, 1.0], "tip"),
                 ] {
-                    let a = [0, 1, 2].map(|k| end[k] - d.direction[k] * 0.3);
-                    let b = [0, 1, 2].map(|k| end[k] + d.direction[k] * 0.3);
+                    let a = [0, 1, 2].map(|k| end[k] - direction[k] * 0.3);
+                    let b = [0, 1, 2].map(|k| end[k] + direction[k] * 0.3);
                     scene.push(SceneItem {
                         key: format!("drill:{}:{tag}", d.name),
                         version,
@@ -1931,11 +2024,12 @@ impl GuidesmithApp {
             );
             return;
         }
+        let handles_active = self.handles(ui, rect, &camera);
         if self.tool != Tool::Navigate && response.clicked_by(egui::PointerButton::Primary) {
             if let Some(pos) = response.interact_pointer_pos() {
                 self.place(pos);
             }
-        } else {
+        } else if !handles_active {
             view3d::navigate(ui, &response, rect, &mut camera);
         }
         // Moving: the camera changed since the last frame or a drag goes on; then draw fast and come back for a

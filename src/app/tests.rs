@@ -286,6 +286,53 @@ fn a_folder_without_dicom_is_refused_by_name_and_the_slices_scroll_and_window() 
     );
 }
 
+/// Presses at `from`, moves in steps to `to`, releases; a frame per event.
+fn drag(h: &mut Harness<'static, GuidesmithApp>, from: egui::Pos2, to: egui::Pos2) {
+    h.hover_at(from);
+    h.step();
+    h.drag_at(from);
+    h.step();
+    for i in 1..=5 {
+        h.hover_at(from + (to - from) * (i as f32 / 5.0));
+        h.step();
+    }
+    h.drop_at(to);
+    h.run_steps(3);
+}
+
+#[test]
+fn the_handles_move_a_plane_in_one_undoable_edit_and_a_drag_beside_them_orbits() {
+    let Some((mut h, _config)) = harness() else { return };
+    h.get_by_label("Open the demo case").click();
+    wait(&mut h);
+    h.get_by_label("3D").click();
+    h.get_by_label("resection-left").click();
+    h.run_steps(3);
+    let before = plane_point(&h, "resection-left").expect("the plane");
+    let (rect, camera) = (h.state().view3d_rect, h.state().camera.expect("a camera"));
+    // A drag far from the handles orbits the camera and changes nothing in the plan.
+    let corner = rect.left_bottom() + egui::vec2(30.0, -30.0);
+    drag(&mut h, corner, corner + egui::vec2(40.0, 0.0));
+    assert_ne!(h.state().camera.map(|c| c.yaw_deg), Some(camera.yaw_deg));
+    assert_eq!(plane_point(&h, "resection-left"), Some(before));
+    // The centre of the handles moves the plane in the view plane; the release makes one edit.
+    let camera = h.state().camera.expect("a camera");
+    let centre = camera.project(rect, before).expect("the plane's point is in view");
+    drag(&mut h, centre, centre + egui::vec2(40.0, 0.0));
+    wait(&mut h);
+    let after = plane_point(&h, "resection-left").expect("the plane");
+    let moved =
+        ((after[0] - before[0]).powi(2) + (after[1] - before[1]).powi(2) + (after[2] - before[2]).powi(2)).sqrt();
+    assert!(moved > 1.0, "the handles must move the plane ({before:?} -> {after:?})");
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
+    h.run_steps(2);
+    assert_eq!(
+        plane_point(&h, "resection-left"),
+        Some(before),
+        "one undo takes the whole drag back"
+    );
+}
+
 #[test]
 fn unsaved_changes_are_autosaved_and_offered_back_after_a_crash() {
     let config = tempfile::tempdir().expect("a temporary folder");

@@ -221,8 +221,8 @@ impl Camera {
         [0, 1, 2].map(|k| self.target_mm[k] + dir[k] * self.distance_mm)
     }
 
-    /// `clip_from_world` for a view of `aspect` (width / height), wgpu depth range.
-    pub fn clip_from_world(&self, aspect: f64) -> Matrix4<f64> {
+    /// `view_from_world` and `clip_from_view` (wgpu depth range) for a view of `aspect` (width / height).
+    pub fn view_and_clip(&self, aspect: f64) -> (Matrix4<f64>, Matrix4<f64>) {
         let eye = Point3::from(self.eye_mm());
         let target = Point3::from(self.target_mm);
         let view = Matrix4::look_at_rh(&eye, &target, &Vector3::z());
@@ -230,7 +230,13 @@ impl Camera {
         let proj = Perspective3::new(aspect.max(1e-3), FOV_DEG.to_radians(), near, self.distance_mm * 20.0);
         #[rustfmt::skip]
         let wgpu_from_gl = Matrix4::new(1.0, 0.0, 0.0, 0.0,  0.0, 1.0, 0.0, 0.0,  0.0, 0.0, 0.5, 0.5,  0.0, 0.0, 0.0, 1.0);
-        wgpu_from_gl * proj.as_matrix() * view
+        (view, wgpu_from_gl * proj.as_matrix())
+    }
+
+    /// `clip_from_world` for a view of `aspect` (width / height), wgpu depth range.
+    pub fn clip_from_world(&self, aspect: f64) -> Matrix4<f64> {
+        let (view, clip) = self.view_and_clip(aspect);
+        clip * view
     }
 
     /// The ray through `pos` in a view drawn in `rect`: origin (the eye) and unit direction, LPS mm.
