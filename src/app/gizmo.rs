@@ -6,7 +6,7 @@
 //! shows the element where it would go.
 
 use eframe::egui;
-use nalgebra::{Matrix4, Quaternion, UnitQuaternion, Vector3};
+use nalgebra::{Matrix4, Quaternion, UnitQuaternion};
 use transform_gizmo::math::{Pos2 as GPos2, Rect as GRect, Transform};
 use transform_gizmo::{mint, Gizmo, GizmoConfig, GizmoInteraction, GizmoMode, GizmoOrientation};
 
