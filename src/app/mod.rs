@@ -39,7 +39,7 @@ use guidesmith::volume::{self, LoadOptions, Scan, Volume};
 
 use jobs::Job;
 use slices::{Axis, Overlay, SliceViews, WINDOW_PRESETS};
-use view3d::{cross, norm, sub, Camera, GpuMesh, SceneItem, STANDARD_VIEWS};
+use view3d::{cross, norm, sub, Camera, GpuBone, GpuMesh, SceneItem, STANDARD_VIEWS};
 
 /// What `guidesmith gui` was asked to do at start.
 #[derive(Clone, Debug, Default)]
@@ -170,6 +170,7 @@ struct Bone {
     triangles: usize,
     query: Arc<BoneQuery>,
     gpu: Arc<GpuMesh>,
+    coarse: Option<Arc<GpuMesh>>,
     version: u64,
     mask: Option<Arc<Mask>>,
     /// The segmentation that made it (none for an STL bone).
@@ -200,10 +201,10 @@ impl PlanDoc {
 enum Outcome {
     Scanned(PathBuf, Result<Scan, String>),
     Loaded(PathBuf, LoadOptions, Result<(Volume, String), String>),
-    Surface(Result<Box<(BoneModel, Segmentation, BoneQuery, GpuMesh)>, String>),
+    Surface(Result<Box<(BoneModel, Segmentation, BoneQuery, GpuBone)>, String>),
     Opened(PathBuf, Result<Box<OpenedPlan>, String>),
     Demo(Result<Box<OpenedDemo>, String>),
-    StlBone(PathBuf, Result<(Mesh, BoneQuery, GpuMesh, String), String>),
+    StlBone(PathBuf, Result<(Mesh, BoneQuery, GpuBone, String), String>),
 }
 
 struct OpenedPlan {
@@ -211,7 +212,7 @@ struct OpenedPlan {
     json: String,
     bone: Mesh,
     query: BoneQuery,
-    gpu: GpuMesh,
+    gpu: GpuBone,
     ct: Option<(PathBuf, Volume, LoadOptions)>,
 }
 
@@ -222,7 +223,7 @@ struct OpenedDemo {
     segmentation: Segmentation,
     plan: Plan,
     query: BoneQuery,
-    gpu: GpuMesh,
+    gpu: GpuBone,
 }
 
 /// A message in the bottom bar (errors also open a window until dismissed).
@@ -517,7 +518,7 @@ impl GuidesmithApp {
                 let plan = Plan::from_json(&json).map_err(|e| format!("{}: {e}", path.display()))?;
                 let opened = case::open_case(&plan, &path, None, progress).map_err(|e| format!("{e}"))?;
                 let query = BoneQuery::new(&opened.bone.mesh).map_err(|e| e.to_string())?;
-                let gpu = GpuMesh::smooth(&opened.bone.mesh);
+                let gpu = GpuBone::of(&opened.bone.mesh);
                 let ct = opened.volume.map(|(ct_path, volume)| {
                     let options = LoadOptions {
                         rescale_intercept_override: plan.ct.as_ref().and_then(|c| c.rescale_intercept_override_hu),
@@ -544,7 +545,7 @@ impl GuidesmithApp {
                 let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("bone").to_string();
                 let model = case::read_bone_model(&name, &path, None).map_err(|e| e.to_string())?;
                 let query = BoneQuery::new(&model.mesh).map_err(|e| e.to_string())?;
-                let gpu = GpuMesh::smooth(&model.mesh);
+                let gpu = GpuBone::of(&model.mesh);
                 let summary = format!(
                     "{} triangles, read from {} ({})",
                     model.mesh.triangles.len(),
@@ -578,7 +579,7 @@ impl GuidesmithApp {
                 )
                 .map_err(|e| e.to_string())?;
                 let query = BoneQuery::new(&model.mesh).map_err(|e| e.to_string())?;
-                let gpu = GpuMesh::smooth(&model.mesh);
+                let gpu = GpuBone::of(&model.mesh);
                 Ok(Box::new(OpenedDemo {
                     ct_path: dir,
                     volume,
@@ -618,7 +619,7 @@ impl GuidesmithApp {
                     .map_err(|e| e.to_string())?;
                 progress.checkpoint().map_err(|e| e.to_string())?;
                 let query = BoneQuery::new(&model.mesh).map_err(|e| e.to_string())?;
-                let gpu = GpuMesh::smooth(&model.mesh);
+                let gpu = GpuBone::of(&model.mesh);
                 Ok(Box::new((model, segmentation, query, gpu)))
             })();
             Outcome::Surface(made)
@@ -629,7 +630,7 @@ impl GuidesmithApp {
         &mut self,
         mesh: Mesh,
         query: BoneQuery,
-        gpu: GpuMesh,
+        gpu: GpuBone,
         mask: Option<Mask>,
         segmentation: Option<Segmentation>,
         summary: String,
@@ -645,7 +646,8 @@ impl GuidesmithApp {
         self.bone = Some(Bone {
             triangles: mesh.triangles.len(),
             query: Arc::new(query),
-            gpu: Arc::new(gpu),
+            gpu: Arc::new(gpu.full),
+            coarse: gpu.coarse.map(Arc::new),
             version,
             mask: mask.map(Arc::new),
             segmentation,
@@ -1890,6 +1892,7 @@ impl GuidesmithApp {
                 key: "bone".into(),
                 version: bone.version,
                 mesh: Arc::clone(&bone.gpu),
+                coarse: bone.coarse.clone(),
                 color: [0.78, 0.72, 0.6, self.bone_opacity],
             });
         }
@@ -1913,6 +1916,7 @@ impl GuidesmithApp {
                     key: format!("plane:{}", p.name),
                     version: hash_of(&(point, normal)),
                     mesh: Arc::new(GpuMesh::polygon(&poly, normal)),
+                    coarse: None,
                     color: colour,
                 });
             }
@@ -1932,6 +1936,7 @@ impl GuidesmithApp {
                     key: format!("drill:{}", d.name),
                     version,
                     mesh: Arc::new(GpuMesh::cylinder(entry, tip, r)),
+                    coarse: None,
                     color: colour,
                 });
                 // Entry (green) and tip (red) marks.
@@ -1945,6 +1950,7 @@ impl GuidesmithApp {
                         key: format!("drill:{}:{tag}", d.name),
                         version,
                         mesh: Arc::new(GpuMesh::cylinder(a, b, r * 1.8)),
+                        coarse: None,
                         color: colour,
                     });
                 }
@@ -1956,6 +1962,7 @@ impl GuidesmithApp {
                     key: format!("structure:{}:{i}", st.name),
                     version: hash_of(&(w[0], w[1], st.radius_mm)),
                     mesh: Arc::new(GpuMesh::cylinder(w[0], w[1], st.radius_mm)),
+                    coarse: None,
                     color: [0.95, 0.85, 0.25, 1.0],
                 });
             }
@@ -1969,6 +1976,7 @@ impl GuidesmithApp {
                     [p[0], p[1], p[2] + 0.8],
                     0.8,
                 )),
+                coarse: None,
                 color: [0.95, 0.85, 0.25, 1.0],
             });
         }
@@ -1982,6 +1990,7 @@ impl GuidesmithApp {
                     [p[0], p[1], p[2] + 1.0],
                     1.0,
                 )),
+                coarse: None,
                 color: [0.95, 0.85, 0.2, 1.0],
             });
         }
@@ -1994,6 +2003,7 @@ impl GuidesmithApp {
                     [p[0], p[1], p[2] + 1.5],
                     1.5,
                 )),
+                coarse: None,
                 color: [1.0, 0.2, 0.6, 1.0],
             });
         }

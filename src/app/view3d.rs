@@ -104,6 +104,51 @@ impl GpuMesh {
         }
     }
 
+    /// A coarse copy of `mesh` with about `target` triangles for frames while the view moves (vertex clustering:
+    /// the vertices of each cubic cell merge at their mean, triangles that collapse are dropped), or `None` when the
+    /// mesh is small already. For display only: the copy is not checked and never leaves the view.
+    pub fn coarse(mesh: &Mesh, target: usize) -> Option<GpuMesh> {
+        if mesh.triangles.len() <= target || target == 0 {
+            return None;
+        }
+        let area: f64 = mesh
+            .triangles
+            .iter()
+            .map(|t| {
+                let [a, b, c] = t.map(|v| mesh.positions[v as usize]);
+                0.5 * norm(cross(sub(b, a), sub(c, a)))
+            })
+            .sum();
+        // A surface meshed at cell size c has about 2 A / c^2 triangles.
+        let cell = (2.0 * area / target as f64).sqrt().max(1e-6);
+        let bb = mesh.bounding_box()?;
+        let mut cells: HashMap<[i64; 3], u32> = HashMap::new();
+        let mut sums: Vec<([f64; 3], u32)> = Vec::new();
+        let remap: Vec<u32> = mesh
+            .positions
+            .iter()
+            .map(|p| {
+                let key = [0, 1, 2].map(|k| ((p[k] - bb.min_mm[k]) / cell).floor() as i64);
+                let id = *cells.entry(key).or_insert_with(|| {
+                    sums.push(([0.0; 3], 0));
+                    (sums.len() - 1) as u32
+                });
+                let s = &mut sums[id as usize];
+                s.0 = [0, 1, 2].map(|k| s.0[k] + p[k]);
+                s.1 += 1;
+                id
+            })
+            .collect();
+        let positions = sums.iter().map(|(s, n)| s.map(|x| x / *n as f64)).collect();
+        let triangles = mesh
+            .triangles
+            .iter()
+            .map(|t| t.map(|v| remap[v as usize]))
+            .filter(|t| t[0] != t[1] && t[1] != t[2] && t[0] != t[2])
+            .collect();
+        Some(GpuMesh::smooth(&Mesh { positions, triangles }))
+    }
+
     /// A flat polygon (convex, in order) with its normal.
     pub fn polygon(points: &[[f64; 3]], normal: [f64; 3]) -> GpuMesh {
         let vertices = points
@@ -167,6 +212,24 @@ impl GpuMesh {
     }
 }
 
+/// A bone's meshes for the view: full, and coarse for frames while the view moves (for large bones).
+pub struct GpuBone {
+    pub full: GpuMesh,
+    pub coarse: Option<GpuMesh>,
+}
+
+/// Triangles drawn while the view moves, at most (a software rasteriser spends its time per vertex).
+const MOVING_TRIANGLES: usize = 150_000;
+
+impl GpuBone {
+    pub fn of(mesh: &Mesh) -> GpuBone {
+        GpuBone {
+            full: GpuMesh::smooth(mesh),
+            coarse: GpuMesh::coarse(mesh, MOVING_TRIANGLES),
+        }
+    }
+}
+
 /// One object of the scene.
 #[derive(Clone)]
 pub struct SceneItem {
@@ -175,6 +238,8 @@ pub struct SceneItem {
     /// Changes whenever `mesh` does, so the GPU copy is replaced.
     pub version: u64,
     pub mesh: Arc<GpuMesh>,
+    /// A coarser copy drawn instead while the view moves.
+    pub coarse: Option<Arc<GpuMesh>>,
     /// Linear RGB and opacity; below 1 the object is drawn after the opaque ones without writing depth.
     pub color: [f32; 4],
 }
@@ -495,10 +560,22 @@ impl View3dResources {
         });
     }
 
+    /// Uploads what changed: each item's mesh under its key, its coarse copy under `key#coarse`.
     fn sync_items(&mut self, device: &wgpu::Device, scene: &[SceneItem]) {
-        self.items.retain(|k, _| scene.iter().any(|s| &s.key == k));
-        for item in scene {
-            if self.items.get(&item.key).is_some_and(|g| g.version == item.version) {
+        let wanted: Vec<(String, u64, &GpuMesh)> = scene
+            .iter()
+            .flat_map(|item| {
+                let full = (item.key.clone(), item.version, item.mesh.as_ref());
+                let coarse = item
+                    .coarse
+                    .as_ref()
+                    .map(|c| (coarse_key(&item.key), item.version, c.as_ref()));
+                std::iter::once(full).chain(coarse)
+            })
+            .collect();
+        self.items.retain(|k, _| wanted.iter().any(|(w, _, _)| w == k));
+        for (key, version, mesh) in wanted {
+            if self.items.get(&key).is_some_and(|g| g.version == version) {
                 continue;
             }
             let uniforms = device.create_buffer(&wgpu::BufferDescriptor {
@@ -516,20 +593,20 @@ impl View3dResources {
                 }],
             });
             // wgpu refuses empty buffers; an empty mesh draws nothing.
-            let vertex_bytes: &[u8] = if item.mesh.vertices.is_empty() {
+            let vertex_bytes: &[u8] = if mesh.vertices.is_empty() {
                 &[0; size_of::<Vertex>()]
             } else {
-                bytemuck::cast_slice(&item.mesh.vertices)
+                bytemuck::cast_slice(&mesh.vertices)
             };
-            let index_bytes: &[u8] = if item.mesh.indices.is_empty() {
+            let index_bytes: &[u8] = if mesh.indices.is_empty() {
                 &[0; 4]
             } else {
-                bytemuck::cast_slice(&item.mesh.indices)
+                bytemuck::cast_slice(&mesh.indices)
             };
             self.items.insert(
-                item.key.clone(),
+                key,
                 GpuItem {
-                    version: item.version,
+                    version,
                     vertices: device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
                         label: Some("view3d_vertices"),
                         contents: vertex_bytes,
@@ -540,7 +617,7 @@ impl View3dResources {
                         contents: index_bytes,
                         usage: wgpu::BufferUsages::INDEX,
                     }),
-                    index_count: item.mesh.indices.len() as u32,
+                    index_count: mesh.indices.len() as u32,
                     uniforms,
                     bind_group,
                 },
@@ -557,6 +634,21 @@ struct View3dCallback {
     clip_from_world: [[f32; 4]; 4],
     light_dir: [f32; 4],
     scene: Vec<SceneItem>,
+}
+
+impl View3dCallback {
+    /// The GPU copy an item is drawn from this frame.
+    fn key_of(&self, item: &SceneItem) -> String {
+        if self.moving && item.coarse.is_some() {
+            coarse_key(&item.key)
+        } else {
+            item.key.clone()
+        }
+    }
+}
+
+fn coarse_key(key: &str) -> String {
+    format!("{key}#coarse")
 }
 
 impl egui_wgpu::CallbackTrait for View3dCallback {
@@ -581,7 +673,7 @@ impl egui_wgpu::CallbackTrait for View3dCallback {
         r.drawn = which;
         r.sync_items(device, &self.scene);
         for item in &self.scene {
-            if let Some(g) = r.items.get(&item.key) {
+            if let Some(g) = r.items.get(&self.key_of(item)) {
                 let u = Uniforms {
                     clip_from_world: self.clip_from_world,
                     light_dir: self.light_dir,
@@ -636,7 +728,9 @@ impl egui_wgpu::CallbackTrait for View3dCallback {
                 &r.opaque_pipeline[which]
             });
             for item in self.scene.iter().filter(|i| (i.color[3] < 1.0) == blend) {
-                let Some(g) = r.items.get(&item.key) else { continue };
+                let Some(g) = r.items.get(&self.key_of(item)) else {
+                    continue;
+                };
                 if g.index_count == 0 {
                     continue;
                 }
