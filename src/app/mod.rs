@@ -295,6 +295,10 @@ pub struct GuidesmithApp {
     fields_of: Option<(ElementKind, String, u64)>,
     show_bone: bool,
     bone_opacity: f32,
+    /// Colours (linear RGB) of the bone, the planes and the drills.
+    bone_colour: [f32; 3],
+    plane_colour: [f32; 3],
+    drill_colour: [f32; 3],
     show_planes: bool,
     show_drills: bool,
     /// Place of the finding last clicked, marked in the 3D view.
@@ -387,6 +391,9 @@ impl GuidesmithApp {
             fields_of: None,
             show_bone: true,
             bone_opacity: 1.0,
+            bone_colour: [0.78, 0.72, 0.6],
+            plane_colour: [0.2, 0.55, 0.95],
+            drill_colour: [0.85, 0.85, 0.9],
             show_planes: true,
             show_drills: true,
             marked_place: None,
@@ -1411,8 +1418,18 @@ impl GuidesmithApp {
             ui.label(&bone.summary);
             ui.checkbox(&mut self.show_bone, "Show bone");
             ui.add(egui::Slider::new(&mut self.bone_opacity, 0.2..=1.0).text("opacity"));
-            ui.checkbox(&mut self.show_planes, "Show planes");
-            ui.checkbox(&mut self.show_drills, "Show drills");
+            ui.horizontal(|ui| {
+                egui::color_picker::color_edit_button_rgb(ui, &mut self.bone_colour);
+                ui.label("bone colour");
+            });
+            ui.horizontal(|ui| {
+                ui.checkbox(&mut self.show_planes, "Show planes");
+                egui::color_picker::color_edit_button_rgb(ui, &mut self.plane_colour);
+            });
+            ui.horizontal(|ui| {
+                ui.checkbox(&mut self.show_drills, "Show drills");
+                egui::color_picker::color_edit_button_rgb(ui, &mut self.drill_colour);
+            });
         }
     }
 
@@ -1893,7 +1910,12 @@ impl GuidesmithApp {
                 version: bone.version,
                 mesh: Arc::clone(&bone.gpu),
                 coarse: bone.coarse.clone(),
-                color: [0.78, 0.72, 0.6, self.bone_opacity],
+                color: [
+                    self.bone_colour[0],
+                    self.bone_colour[1],
+                    self.bone_colour[2],
+                    self.bone_opacity,
+                ],
             });
         }
         let Some(doc) = &self.doc else { return scene };
@@ -1910,7 +1932,7 @@ impl GuidesmithApp {
                 let colour = if selected(ElementKind::Plane, &p.name) {
                     [0.95, 0.55, 0.1, 0.55]
                 } else {
-                    [0.2, 0.55, 0.95, 0.4]
+                    [self.plane_colour[0], self.plane_colour[1], self.plane_colour[2], 0.4]
                 };
                 scene.push(SceneItem {
                     key: format!("plane:{}", p.name),
@@ -1929,7 +1951,7 @@ impl GuidesmithApp {
                 let colour = if selected(ElementKind::Drill, &d.name) {
                     [0.95, 0.55, 0.1, 1.0]
                 } else {
-                    [0.85, 0.85, 0.9, 1.0]
+                    [self.drill_colour[0], self.drill_colour[1], self.drill_colour[2], 1.0]
                 };
                 let version = hash_of(&(entry, direction, d.length_mm, d.diameter_mm));
                 scene.push(SceneItem {
