@@ -32,8 +32,9 @@ impl Progress for JobProgress {
 
     fn advance(&self, steps: u64) {
         self.done.fetch_add(steps, Ordering::Relaxed);
-        // At most ~30 repaints a second from progress; egui coalesces the requests.
-        self.ctx.request_repaint_after(Duration::from_millis(33));
+        // At most ~10 repaints a second from progress (egui coalesces the requests): enough for a progress bar, and a
+        // software renderer drawing the window does not take the cores from the work.
+        self.ctx.request_repaint_after(Duration::from_millis(100));
     }
 
     fn is_cancelled(&self) -> bool {
