@@ -2177,10 +2177,28 @@ impl GuidesmithApp {
                             },
                         };
                         let marks: Vec<[f64; 3]> = self.marked_place.into_iter().collect();
+                        let (planes, drills): (Vec<_>, Vec<_>) = match &self.doc {
+                            Some(doc) => (
+                                doc.plan.planes.iter().map(|p| (p.point_mm, p.normal)).collect(),
+                                doc.plan
+                                    .drills
+                                    .iter()
+                                    .map(|d| {
+                                        (
+                                            d.entry_mm,
+                                            [0, 1, 2].map(|k| d.entry_mm[k] + d.direction[k] * d.length_mm),
+                                        )
+                                    })
+                                    .collect(),
+                            ),
+                            None => (Vec::new(), Vec::new()),
+                        };
                         let layers = slices::Layers {
                             overlay,
                             overlay_version: self.overlay_version,
                             marks_mm: &marks,
+                            planes: &planes,
+                            drills: &drills,
                         };
                         views.show(ui, r, axis, &ct.volume, &layers);
                     }

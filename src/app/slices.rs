@@ -89,6 +89,10 @@ pub struct Layers<'a> {
     pub overlay_version: u64,
     /// Places to mark (a finding's place), patient LPS mm.
     pub marks_mm: &'a [[f64; 3]],
+    /// Cutting planes (point, normal; LPS) drawn where they cross the slice.
+    pub planes: &'a [([f64; 3], [f64; 3])],
+    /// Drill axes (entry, tip; LPS) marked where they cross the slice.
+    pub drills: &'a [([f64; 3], [f64; 3])],
 }
 
 /// State of the three views.
@@ -247,6 +251,50 @@ impl SliceViews {
         let stroke = egui::Stroke::new(1.0, Color32::from_rgba_unmultiplied(255, 220, 0, 160));
         painter.line_segment([Pos2::new(rect.left(), c.y), Pos2::new(rect.right(), c.y)], stroke);
         painter.line_segment([Pos2::new(c.x, rect.top()), Pos2::new(c.x, rect.bottom())], stroke);
+        // Where the plan's planes cross this slice: the line n . (x - p) = 0 within the slice, in voxel units.
+        let c = self.cursor[sa] as f64;
+        let to_screen = |u: f64, v: f64| {
+            let mut y = ((v + 0.5) / h as f64) as f32;
+            if flip_v {
+                y = 1.0 - y;
+            }
+            image_rect.min + Vec2::new(((u + 0.5) / w as f64) as f32, y) * image_rect.size()
+        };
+        for (point, normal) in layers.planes {
+            let pv = g.to_voxel(Point3::from(*point));
+            // The normal in voxel units: d/dvoxel_k of n . x = (axis_k . n) * spacing_k.
+            let nv: [f64; 3] =
+                [0, 1, 2].map(|k| (0..3).map(|m| g.axes[k][m] * normal[m]).sum::<f64>() * g.spacing_mm[k]);
+            let (nu, nvv, ns) = (nv[ua], nv[va], nv[sa]);
+            let rest = ns * (c - pv[sa]) - nu * pv[ua] - nvv * pv[va];
+            let ends = if nvv.abs() > nu.abs() {
+                let v_at = |u: f64| -(rest + nu * u) / nvv;
+                [(-0.5, v_at(-0.5)), (w as f64 - 0.5, v_at(w as f64 - 0.5))]
+            } else if nu.abs() > 1e-12 {
+                let u_at = |v: f64| -(rest + nvv * v) / nu;
+                [(u_at(-0.5), -0.5), (u_at(h as f64 - 0.5), h as f64 - 0.5)]
+            } else {
+                continue;
+            };
+            painter.line_segment(
+                [to_screen(ends[0].0, ends[0].1), to_screen(ends[1].0, ends[1].1)],
+                egui::Stroke::new(1.5, Color32::from_rgb(90, 160, 255)),
+            );
+        }
+        for (entry, tip) in layers.drills {
+            let (a, b) = (g.to_voxel(Point3::from(*entry)), g.to_voxel(Point3::from(*tip)));
+            let (lo, hi) = (a[sa].min(b[sa]), a[sa].max(b[sa]));
+            if c < lo - 0.5 || c > hi + 0.5 || (b[sa] - a[sa]).abs() < 1e-9 && (c - a[sa]).abs() > 0.5 {
+                continue;
+            }
+            let t = if (b[sa] - a[sa]).abs() < 1e-9 {
+                0.0
+            } else {
+                ((c - a[sa]) / (b[sa] - a[sa])).clamp(0.0, 1.0)
+            };
+            let at = to_screen(a[ua] + (b[ua] - a[ua]) * t, a[va] + (b[va] - a[va]) * t);
+            painter.circle_stroke(at, 5.0, egui::Stroke::new(2.0, Color32::from_rgb(120, 230, 120)));
+        }
         // Marked places (a finding's place) within a slice of this one.
         for m in marks_mm {
             let v = g.to_voxel(Point3::from(*m));

@@ -57,7 +57,7 @@ fn harness_in(config: &Path) -> Option<Harness<'static, GuidesmithApp>> {
 /// The one place that sets the snapshot options: lavapipe renders the same pixels run to run, but allow a few
 /// anti-aliased edge pixels to differ between Mesa versions.
 fn snapshot(h: &mut Harness<'static, GuidesmithApp>, name: &str) {
-    let options = SnapshotOptions::new().threshold(1.0).max_failed_pixels(2_000);
+    let options = SnapshotOptions::new().threshold(1.0).max_failed_pixels(300);
     h.snapshot_options(name, &options);
 }
 
