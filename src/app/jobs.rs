@@ -42,6 +42,14 @@ impl Progress for JobProgress {
     }
 }
 
+/// What [`Job::poll`] found.
+pub enum Polled<T> {
+    Running,
+    Done(T),
+    /// The worker ended without a result (it panicked).
+    Died,
+}
+
 /// A job started with [`Job::spawn`]: poll it every frame until it gives its result.
 pub struct Job<T> {
     /// What the job does, for the progress bar ("Loading CT", ...).
@@ -85,19 +93,14 @@ impl<T: Send + 'static> Job<T> {
         }
     }
 
-    /// The result once the work has finished (`None` while it runs).
-    pub fn poll(&self) -> Option<T> {
+    /// Whether the work runs, gave its result, or ended without one (it panicked). One receive per call, so a
+    /// result that arrives between two checks cannot be lost.
+    pub fn poll(&self) -> Polled<T> {
         match self.result.try_recv() {
-            Ok(out) => Some(out),
-            Err(TryRecvError::Empty) => None,
-            // The worker panicked: it sent nothing. Treated by the caller as a failed job.
-            Err(TryRecvError::Disconnected) => None,
+            Ok(out) => Polled::Done(out),
+            Err(TryRecvError::Empty) => Polled::Running,
+            Err(TryRecvError::Disconnected) => Polled::Died,
         }
-    }
-
-    /// Whether the worker ended without a result (it panicked).
-    pub fn died(&self) -> bool {
-        matches!(self.result.try_recv(), Err(TryRecvError::Disconnected))
     }
 
     /// Asks the work to stop at its next checkpoint.

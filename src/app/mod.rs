@@ -37,7 +37,7 @@ use guidesmith::progress::Progress;
 use guidesmith::segment::{BoxMm, HuRange, Keep, Mask, PlaneMm, SegmentRecipe};
 use guidesmith::volume::{self, LoadOptions, Scan, Volume};
 
-use jobs::Job;
+use jobs::{Job, Polled};
 use slices::{Axis, Overlay, SliceViews, WINDOW_PRESETS};
 use view3d::{cross, norm, sub, Camera, GpuBone, GpuMesh, SceneItem, STANDARD_VIEWS};
 
@@ -114,7 +114,6 @@ struct Ct {
     path: PathBuf,
     volume: Arc<Volume>,
     options: LoadOptions,
-    series_uid: String,
 }
 
 /// The segmentation as the user sets it.
@@ -203,7 +202,7 @@ type MadeSurface = (BoneModel, Segmentation, BoneQuery, GpuBone, f64);
 #[allow(clippy::large_enum_variant)]
 enum Outcome {
     Scanned(PathBuf, Result<Scan, String>),
-    Loaded(PathBuf, LoadOptions, Result<(Volume, String), String>),
+    Loaded(PathBuf, LoadOptions, Result<Volume, String>),
     Surface(Result<Box<MadeSurface>, String>),
     Opened(PathBuf, Result<Box<OpenedPlan>, String>),
     Demo(Result<Box<OpenedDemo>, String>),
@@ -513,14 +512,8 @@ impl GuidesmithApp {
         let path = scan.input.clone();
         let options = LoadOptions::default();
         self.start_job(ctx, "Loading the CT", move |progress| {
-            let uid = scan
-                .series
-                .get(index)
-                .map(|s| s.info.series_uid.clone())
-                .unwrap_or_default();
             let loaded = scan
                 .load_with(index, &options, progress)
-                .map(|v| (v, uid))
                 .map_err(|e| format!("{}: {e}", path.display()));
             Outcome::Loaded(path, options, loaded)
         });
@@ -678,9 +671,6 @@ impl GuidesmithApp {
     }
 
     fn finish_job(&mut self, ctx: &egui::Context, outcome: Outcome) {
-        if std::env::var_os("GUIDESMITH_GUI_TRACE").is_some() {
-            eprintln!("job finished: {}", outcome_name(&outcome));
-        }
         match outcome {
             Outcome::Scanned(path, Ok(scan)) => {
                 let usable: Vec<usize> = (0..scan.series.len())
@@ -706,7 +696,7 @@ impl GuidesmithApp {
                     self.scan = Some((scan, default));
                 }
             }
-            Outcome::Loaded(path, options, Ok((volume, series_uid))) => {
+            Outcome::Loaded(path, options, Ok(volume)) => {
                 for w in &volume.series.warnings {
                     self.info(format!("CT: {w}"));
                 }
@@ -726,7 +716,6 @@ impl GuidesmithApp {
                     path,
                     volume: Arc::new(volume),
                     options,
-                    series_uid,
                 });
                 self.bone = None;
                 self.evaluation = None;
@@ -766,7 +755,6 @@ impl GuidesmithApp {
                     self.views = Some(SliceViews::new(&volume));
                     self.ct = Some(Ct {
                         path: ct_path,
-                        series_uid: plan.ct.as_ref().map(|c| c.series_uid.clone()).unwrap_or_default(),
                         volume: Arc::new(volume),
                         options,
                     });
@@ -804,7 +792,6 @@ impl GuidesmithApp {
                 self.views = Some(SliceViews::new(&volume));
                 self.ct = Some(Ct {
                     path: ct_path,
-                    series_uid: plan.ct.as_ref().map(|c| c.series_uid.clone()).unwrap_or_default(),
                     volume: Arc::new(volume),
                     options: LoadOptions::default(),
                 });
@@ -865,7 +852,6 @@ impl GuidesmithApp {
         };
         let ct = self.ct.as_ref().map(|ct| {
             let mut reference = CtReference::from_volume(&ct.volume, &ct.path.display().to_string());
-            reference.series_uid.clone_from(&ct.series_uid);
             reference.rescale_intercept_override_hu = ct.options.rescale_intercept_override;
             reference
         });
@@ -1131,27 +1117,33 @@ impl GuidesmithApp {
 
     fn poll_jobs(&mut self, ctx: &egui::Context) {
         if let Some(job) = &self.job {
-            if let Some(outcome) = job.poll() {
-                self.last_job_s = job.elapsed_s();
-                self.job = None;
-                self.finish_job(ctx, outcome);
-            } else if job.died() {
-                self.job = None;
-                self.error("The task stopped unexpectedly (an internal error); nothing was changed");
+            match job.poll() {
+                Polled::Running => {}
+                Polled::Done(outcome) => {
+                    self.last_job_s = job.elapsed_s();
+                    self.job = None;
+                    self.finish_job(ctx, outcome);
+                }
+                Polled::Died => {
+                    self.job = None;
+                    self.error("The task stopped unexpectedly (an internal error); nothing was changed");
+                }
             }
         }
         if let Some(eval) = &self.eval {
-            if let Some(result) = eval.poll() {
-                self.eval = None;
-                match result {
-                    Ok(e) => self.evaluation = Some(e),
-                    Err(e) => self.messages.push(Message {
-                        error: true,
-                        text: format!("Measurements: {e}"),
-                    }),
+            match eval.poll() {
+                Polled::Running => {}
+                Polled::Done(result) => {
+                    self.eval = None;
+                    match result {
+                        Ok(e) => self.evaluation = Some(e),
+                        Err(e) => self.messages.push(Message {
+                            error: true,
+                            text: format!("Measurements: {e}"),
+                        }),
+                    }
                 }
-            } else if eval.died() {
-                self.eval = None;
+                Polled::Died => self.eval = None,
             }
         }
         if self.eval_stale && (self.doc.is_none() || self.bone.is_none()) {
@@ -1688,7 +1680,7 @@ impl GuidesmithApp {
                 let r = ui
                     .add(egui::TextEdit::singleline(text).desired_width(220.0))
                     .labelled_by(label.id);
-                if r.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter)) || r.lost_focus() {
+                if r.lost_focus() {
                     commit = Some((field.to_string(), text.clone()));
                 }
                 ui.end_row();
@@ -2005,44 +1997,18 @@ impl GuidesmithApp {
             }
         }
         for (i, p) in self.structure_points.iter().enumerate() {
-            scene.push(SceneItem {
-                key: format!("structure-point:{i}"),
-                version: hash_of(p),
-                mesh: Arc::new(GpuMesh::cylinder(
-                    [p[0], p[1], p[2] - 0.8],
-                    [p[0], p[1], p[2] + 0.8],
-                    0.8,
-                )),
-                coarse: None,
-                color: [0.95, 0.85, 0.25, 1.0],
-            });
+            scene.push(marker(format!("structure-point:{i}"), *p, 0.8, [0.95, 0.85, 0.25, 1.0]));
         }
         for l in &doc.plan.landmarks {
-            let p = l.point_mm;
-            scene.push(SceneItem {
-                key: format!("landmark:{}", l.name),
-                version: hash_of(&p),
-                mesh: Arc::new(GpuMesh::cylinder(
-                    [p[0], p[1], p[2] - 1.0],
-                    [p[0], p[1], p[2] + 1.0],
-                    1.0,
-                )),
-                coarse: None,
-                color: [0.95, 0.85, 0.2, 1.0],
-            });
+            scene.push(marker(
+                format!("landmark:{}", l.name),
+                l.point_mm,
+                1.0,
+                [0.95, 0.85, 0.2, 1.0],
+            ));
         }
         if let Some(p) = self.marked_place {
-            scene.push(SceneItem {
-                key: "finding-place".into(),
-                version: hash_of(&p),
-                mesh: Arc::new(GpuMesh::cylinder(
-                    [p[0], p[1], p[2] - 1.5],
-                    [p[0], p[1], p[2] + 1.5],
-                    1.5,
-                )),
-                coarse: None,
-                color: [1.0, 0.2, 0.6, 1.0],
-            });
+            scene.push(marker("finding-place".into(), p, 1.5, [1.0, 0.2, 0.6, 1.0]));
         }
         scene
     }
@@ -2515,6 +2481,21 @@ fn params_of(recipe: &SegmentRecipe) -> SegmentParams {
     }
 }
 
+/// A mark at `p`: a short vertical cylinder of radius and half-height `size_mm`.
+fn marker(key: String, p: [f64; 3], size_mm: f64, color: [f32; 4]) -> SceneItem {
+    SceneItem {
+        key,
+        version: hash_of(&(p, size_mm)),
+        mesh: Arc::new(GpuMesh::cylinder(
+            [p[0], p[1], p[2] - size_mm],
+            [p[0], p[1], p[2] + size_mm],
+            size_mm,
+        )),
+        coarse: None,
+        color,
+    }
+}
+
 /// The plan element a finding names, if the plan has one of that name.
 fn element_of(plan: &Plan, f: &Finding) -> Option<(ElementKind, String)> {
     let name = f.element.as_str();
@@ -2564,16 +2545,4 @@ fn write_png(path: &Path, image: &egui::ColorImage) -> anyhow::Result<()> {
 
 fn scale(a: [f64; 3], s: f64) -> [f64; 3] {
     a.map(|x| x * s)
-}
-
-fn outcome_name(o: &Outcome) -> String {
-    let (name, ok) = match o {
-        Outcome::Scanned(_, r) => ("scan", r.is_ok()),
-        Outcome::Loaded(_, _, r) => ("load", r.is_ok()),
-        Outcome::Surface(r) => ("surface", r.is_ok()),
-        Outcome::Opened(_, r) => ("open", r.is_ok()),
-        Outcome::Demo(r) => ("demo", r.is_ok()),
-        Outcome::StlBone(_, r) => ("stl", r.is_ok()),
-    };
-    format!("{name} {}", if ok { "done" } else { "failed" })
 }
