@@ -20,21 +20,31 @@ pub struct JobProgress {
     total: AtomicU64,
     cancel: CancelFlag,
     ctx: egui::Context,
+    repaint_every: Duration,
 }
+
+/// How often a running job repaints the window at most (egui coalesces the requests) when a GPU draws it: enough
+/// for a smooth progress bar.
+pub const REPAINT_ON_GPU: Duration = Duration::from_millis(100);
+
+/// The same when a software renderer (Mesa's lavapipe, llvmpipe) draws the window: every frame then costs tens of
+/// milliseconds of the same cores the work runs on. Measured on the 512 x 512 x 300 series (`docs/PERFORMANCE.md`):
+/// with a repaint every 250 ms (and before that, a spinner that repainted every frame) the surface and checks took
+/// twice as long as in the CLI; with none during the step they took the same time. Once a second keeps the elapsed
+/// time moving; input (the pointer, Cancel) still repaints at once.
+pub const REPAINT_IN_SOFTWARE: Duration = Duration::from_secs(1);
 
 impl Progress for JobProgress {
     fn begin(&self, stage: &str, total: u64) {
         *self.stage.lock().unwrap_or_else(|e| e.into_inner()) = stage.to_string();
         self.done.store(0, Ordering::Relaxed);
         self.total.store(total, Ordering::Relaxed);
-        self.ctx.request_repaint();
+        self.ctx.request_repaint_after(self.repaint_every);
     }
 
     fn advance(&self, steps: u64) {
         self.done.fetch_add(steps, Ordering::Relaxed);
-        // At most ~10 repaints a second from progress (egui coalesces the requests): enough for a progress bar, and a
-        // software renderer drawing the window does not take the cores from the work.
-        self.ctx.request_repaint_after(Duration::from_millis(100));
+        self.ctx.request_repaint_after(self.repaint_every);
     }
 
     fn is_cancelled(&self) -> bool {
@@ -60,10 +70,11 @@ pub struct Job<T> {
 }
 
 impl<T: Send + 'static> Job<T> {
-    /// Runs `work` on a new thread.
+    /// Runs `work` on a new thread; its progress repaints the window at most once per `repaint_every`.
     pub fn spawn(
         label: impl Into<String>,
         ctx: &egui::Context,
+        repaint_every: Duration,
         work: impl FnOnce(&dyn Progress) -> T + Send + 'static,
     ) -> Job<T> {
         let progress = Arc::new(JobProgress {
@@ -72,6 +83,7 @@ impl<T: Send + 'static> Job<T> {
             total: AtomicU64::new(0),
             cancel: CancelFlag::new(),
             ctx: ctx.clone(),
+            repaint_every,
         });
         let (send, result) = mpsc::channel();
         let worker_progress = Arc::clone(&progress);
@@ -120,6 +132,11 @@ impl<T: Send + 'static> Job<T> {
         let done = self.progress.done.load(Ordering::Relaxed);
         let fraction = (total > 1).then(|| (done as f32 / total as f32).min(1.0));
         (stage, fraction)
+    }
+
+    /// The longest time between two repaints it asks for.
+    pub fn repaint_every(&self) -> Duration {
+        self.progress.repaint_every
     }
 
     /// Seconds since the job started.

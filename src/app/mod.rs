@@ -325,6 +325,8 @@ pub struct GuidesmithApp {
     panels_hidden: bool,
     /// How long the last job took, s.
     last_job_s: f64,
+    /// Seconds the last scan of a CT folder took (reported with the load that follows it).
+    scan_s: f64,
     /// When the application started, and how long its start-up work (open, surface) took.
     created: Instant,
     startup_s: Option<f64>,
@@ -345,6 +347,8 @@ pub struct GuidesmithApp {
     /// Points of the structure being drawn, and its radius.
     structure_points: Vec<[f64; 3]>,
     structure_radius_mm: f64,
+    /// How often a running job repaints the window at most (less often on a software renderer).
+    repaint_every: std::time::Duration,
 }
 
 /// How often a plan with unsaved changes is written to its side file.
@@ -366,6 +370,15 @@ impl GuidesmithApp {
                 true
             }
             None => false,
+        };
+        let software = cc
+            .wgpu_render_state
+            .as_ref()
+            .is_some_and(|rs| rs.adapter.get_info().device_type == eframe::egui_wgpu::wgpu::DeviceType::Cpu);
+        let repaint_every = if software {
+            jobs::REPAINT_IN_SOFTWARE
+        } else {
+            jobs::REPAINT_ON_GPU
         };
         let config = start.config_dir.clone().unwrap_or_else(files::default_config_dir);
         let mut app = GuidesmithApp {
@@ -418,6 +431,7 @@ impl GuidesmithApp {
             fast_while_moving: std::env::var_os("GUIDESMITH_GUI_FULL_QUALITY").is_none_or(|v| v == "0"),
             panels_hidden: false,
             last_job_s: 0.0,
+            scan_s: 0.0,
             created: Instant::now(),
             startup_s: None,
             recent: files::recent(&config),
@@ -430,6 +444,7 @@ impl GuidesmithApp {
             box_corner: None,
             structure_points: Vec::new(),
             structure_radius_mm: 1.5,
+            repaint_every,
         };
         if let Some(path) = start.open {
             app.open_path(&cc.egui_ctx, path);
@@ -477,7 +492,7 @@ impl GuidesmithApp {
             ));
             return;
         }
-        self.job = Some(Job::spawn(label, ctx, work));
+        self.job = Some(Job::spawn(label, ctx, self.repaint_every, work));
     }
 
     // ---- Opening -----------------------------------------------------------------------------------------------
@@ -673,6 +688,7 @@ impl GuidesmithApp {
     fn finish_job(&mut self, ctx: &egui::Context, outcome: Outcome) {
         match outcome {
             Outcome::Scanned(path, Ok(scan)) => {
+                self.scan_s = self.last_job_s;
                 let usable: Vec<usize> = (0..scan.series.len())
                     .filter(|&i| scan.series[i].plan().is_ok())
                     .collect();
@@ -701,15 +717,18 @@ impl GuidesmithApp {
                     self.info(format!("CT: {w}"));
                 }
                 self.info(format!(
-                    "Loaded {} ({} x {} x {} voxels) in {:.2} s",
+                    "Loaded {} ({} x {} x {} voxels) in {:.2} s (scan {:.2} s, load {:.2} s)",
                     path.file_name()
                         .map(|n| n.to_string_lossy().into_owned())
                         .unwrap_or_default(),
                     volume.geometry.dims[0],
                     volume.geometry.dims[1],
                     volume.geometry.dims[2],
+                    self.scan_s + self.last_job_s,
+                    self.scan_s,
                     self.last_job_s
                 ));
+                self.scan_s = 0.0;
                 self.views = Some(SliceViews::new(&volume));
                 self.remember(&path);
                 self.ct = Some(Ct {
@@ -1156,7 +1175,7 @@ impl GuidesmithApp {
                 self.eval_stale = false;
                 let plan = doc.plan.clone();
                 let query = Arc::clone(&bone.query);
-                self.eval = Some(Job::spawn("Measuring", ctx, move |_| {
+                self.eval = Some(Job::spawn("Measuring", ctx, self.repaint_every, move |_| {
                     guidesmith::plan::evaluate_with(&plan, &query, Catalogue::builtin(), &EvaluateOptions::default())
                         .map_err(|e| e.to_string())
                 }));
@@ -2188,8 +2207,10 @@ impl GuidesmithApp {
             let mut cancel = false;
             if let Some(job) = &self.job {
                 let (stage, fraction) = job.status();
-                ui.spinner();
-                ui.label(format!("{}: {stage} ({:.1} s)", job.label, job.elapsed_s()));
+                // No spinner: it repaints every frame, and on a software renderer every frame takes the cores from
+                // the work (see `jobs::REPAINT_IN_SOFTWARE`). The elapsed time moves instead, at the job's rate.
+                ui.ctx().request_repaint_after(job.repaint_every());
+                ui.label(format!("{}: {stage} ({:.0} s)", job.label, job.elapsed_s()));
                 if let Some(f) = fraction {
                     ui.add(egui::ProgressBar::new(f).desired_width(200.0).show_percentage());
                 }

@@ -227,6 +227,8 @@ struct SegmentDocument<'a> {
     recipe: &'a SegmentRecipe,
     voxels_kept: usize,
     segmentation: &'a guidesmith::segment::SegmentStats,
+    /// Seconds to find the series and load it (the bone's stages are in `timings`).
+    load_s: f64,
     timings: &'a bone::BoneTimings,
     mesh: &'a MeshReport,
 }
@@ -234,12 +236,14 @@ struct SegmentDocument<'a> {
 pub fn run_segment(args: &SegmentArgs, progress: &dyn Progress) -> anyhow::Result<ExitCode> {
     super::existing(&args.ct)?;
     let recipe = args.seg.recipe()?;
+    let started = std::time::Instant::now();
     let (volume, scan) = guidesmith::volume::load_with(
         &args.ct,
         args.seg.series.as_deref(),
         &args.seg.values.load_options(),
         progress,
     )?;
+    let load_s = started.elapsed().as_secs_f64();
     report_load(&volume, &scan);
     let options = args.seg.surface_options();
     let model = bone::extract_bone_surface(&volume, &recipe, &options, progress)?;
@@ -263,6 +267,7 @@ pub fn run_segment(args: &SegmentArgs, progress: &dyn Progress) -> anyhow::Resul
             recipe: &recipe,
             voxels_kept,
             segmentation: &model.segment_stats,
+            load_s,
             timings: &model.timings,
             mesh: &model.report,
         };
