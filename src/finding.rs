@@ -31,6 +31,8 @@ pub enum FindingCode {
     PlaneMissesBone,
     /// A contour of a plane's section did not close (the bone mesh is open there).
     PlaneSectionOpen,
+    /// The infinite plane also crosses bone away from the piece cut at its point (measured: that piece only).
+    PlaneCrossesOtherBone,
     /// A drill's axis does not meet the bone.
     DrillMissesBone,
     /// A drill's planned entry lies deeper in bone than the lead-in.
@@ -111,13 +113,16 @@ pub enum FindingCode {
     RemovalBlocked,
     /// A wall is thinner than the minimum.
     WallTooThin,
+    /// The seated guide can slide or turn on the bone more than its template allows.
+    GuideSeatingLoose,
 }
 
 impl FindingCode {
     /// Every code, in declaration order.
-    pub const ALL: [FindingCode; 40] = [
+    pub const ALL: [FindingCode; 42] = [
         FindingCode::PlaneMissesBone,
         FindingCode::PlaneSectionOpen,
+        FindingCode::PlaneCrossesOtherBone,
         FindingCode::DrillMissesBone,
         FindingCode::DrillStartsInBone,
         FindingCode::DrillOvershoots,
@@ -156,6 +161,7 @@ impl FindingCode {
         FindingCode::GuideInsideBone,
         FindingCode::RemovalBlocked,
         FindingCode::WallTooThin,
+        FindingCode::GuideSeatingLoose,
     ];
 
     /// The code as written in JSON and printed (`plane_misses_bone`).
@@ -164,6 +170,7 @@ impl FindingCode {
         match self {
             PlaneMissesBone => "plane_misses_bone",
             PlaneSectionOpen => "plane_section_open",
+            PlaneCrossesOtherBone => "plane_crosses_other_bone",
             DrillMissesBone => "drill_misses_bone",
             DrillStartsInBone => "drill_starts_in_bone",
             DrillOvershoots => "drill_overshoots",
@@ -202,6 +209,7 @@ impl FindingCode {
             GuideInsideBone => "guide_inside_bone",
             RemovalBlocked => "removal_blocked",
             WallTooThin => "wall_too_thin",
+            GuideSeatingLoose => "guide_seating_loose",
         }
     }
 

@@ -56,8 +56,33 @@ fn assert_manifest(guides: &std::path::Path) {
         // Every resolved parameter, with its unit.
         let params = g["parameters"].as_array().expect("parameters");
         assert!(params.len() >= 9, "{g}");
-        assert!(params.iter().all(|p| p["unit"] == "mm" || p["unit"] == "count"), "{g}");
+        assert!(
+            params
+                .iter()
+                .all(|p| ["mm", "deg", "count"].contains(&p["unit"].as_str().unwrap_or(""))),
+            "{g}"
+        );
+        // The seating holds within the template's defaults (0.5 mm, 2 deg), in every direction.
+        let seating = &g["checks"]["seating"];
+        let (slide, turn) = (seating["translation_mm"].as_f64(), seating["rotation_deg"].as_f64());
+        assert!(slide.is_some_and(|mm| mm > 0.0 && mm <= 0.5), "{seating}");
+        assert!(turn.is_some_and(|deg| deg > 0.0 && deg <= 2.0), "{seating}");
+        assert!(seating["contact_points"].as_u64().is_some_and(|n| n > 100), "{seating}");
     }
+    // The drill guide's seating direction and footprint were proposed (a drawn strip on the jaw's straight arm
+    // slides along it): tilted from the drills' axis, and more than a rectangle.
+    let plan: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(guides.parent().expect("demo folder").join("plan.json")).expect("plan"))
+            .expect("json");
+    let drilling = &plan["guides"][1];
+    assert_eq!(drilling["name"], "left-body-drilling");
+    let seat = drilling["seating_direction"].as_array().expect("seating");
+    let along_drills = -seat[0].as_f64().expect("x");
+    assert!(
+        (0.5..0.95).contains(&along_drills),
+        "seating {seat:?} is tilted 18-60 deg from the drills' axis"
+    );
+    assert!(drilling["footprint"]["outline_mm"].as_array().expect("outline").len() > 4);
     assert_eq!(std::fs::read_dir(guides.join("renders")).expect("renders").count(), 3);
 }
 

@@ -19,6 +19,7 @@ use std::sync::OnceLock;
 
 use common::{verify_guide, Verified};
 use guidesmith::case::build_guides;
+use guidesmith::finding::FindingCode;
 use guidesmith::grid::GridGeometry;
 use guidesmith::measure::BoneQuery;
 use guidesmith::mesh::check::MeshReport;
@@ -30,10 +31,16 @@ use guidesmith::progress::NoProgress;
 use guidesmith::synth::{splitmix64, JawParams, Phantom};
 use rayon::prelude::*;
 
-/// Guides the 200 plans must give (the rest are refused with a finding code). The plans are drawn from a fixed seed,
-/// so this is what the pipeline reaches today (see docs/PERFORMANCE.md for the breakdown by code); a change that
-/// refuses more fails here, and one that builds more raises it.
+/// Guides the 200 plans must give that pass every check but perhaps the seating play (the rest are refused with a
+/// finding code). The plans are drawn from a fixed seed, so this is what the pipeline reaches today (see
+/// docs/PERFORMANCE.md for the breakdown by code); a change that refuses more fails here, and one that builds more
+/// raises it.
 const MIN_BUILT_OF_200: usize = 130;
+
+/// Of those, the guides whose seating also holds within the template's default play (0.5 mm, 2 deg). The random
+/// footprints are drawn rectangles on round and oval bars, most of them on straight stretches that nothing holds
+/// along; `plan add-guide` proposes footprints that hold (tests/demo.rs).
+const MIN_HELD_OF_200: usize = 8;
 
 struct Bone {
     mesh: Mesh,
@@ -292,7 +299,7 @@ fn run_case(case: u64) -> Result<Verified, String> {
         }
         std::fs::write(std::path::Path::new(&dir).join(format!("case-{case}.obj")), obj).expect("dump guide");
     }
-    verify_guide(planned).map_err(|e| format!("case {case}: {e}"))
+    verify_guide(&bone.mesh, planned).map_err(|e| format!("case {case}: {e}"))
 }
 
 #[test]
@@ -311,6 +318,7 @@ fn random_plans_give_valid_on_plan_guides_or_refusals_with_a_code() {
     bones();
     let outcomes: Vec<(u64, Result<Verified, String>)> = cases.par_iter().map(|&c| (c, run_case(c))).collect();
     let mut passed = 0usize;
+    let mut only_loose = 0usize;
     let mut refusals: BTreeMap<String, Vec<u64>> = BTreeMap::new();
     let mut errors = Vec::new();
     for (case, outcome) in outcomes {
@@ -318,6 +326,9 @@ fn random_plans_give_valid_on_plan_guides_or_refusals_with_a_code() {
             Ok(Verified::Passed) => passed += 1,
             Ok(Verified::Refused(code)) => refusals.entry(format!("refused: {code}")).or_default().push(case),
             Ok(Verified::Failed(codes)) => {
+                if codes == [FindingCode::GuideSeatingLoose] {
+                    only_loose += 1;
+                }
                 let codes: Vec<&str> = codes.iter().map(|c| c.as_str()).collect();
                 refusals
                     .entry(format!("failed check: {}", codes.join(" + ")))
@@ -328,7 +339,9 @@ fn random_plans_give_valid_on_plan_guides_or_refusals_with_a_code() {
         }
     }
     eprintln!(
-        "{passed} of {} random plans gave a guide that passed every check",
+        "{} of {} random plans gave a guide that passed every check but perhaps the seating play; {passed} of them \
+         also hold within it",
+        passed + only_loose,
         cases.len()
     );
     for (kind, list) in &refusals {
@@ -336,9 +349,14 @@ fn random_plans_give_valid_on_plan_guides_or_refusals_with_a_code() {
     }
     assert!(errors.is_empty(), "{}", errors.join("\n"));
     if cases.len() as u64 == count && count == 200 {
+        let built = passed + only_loose;
         assert!(
-            passed >= MIN_BUILT_OF_200,
-            "only {passed} of the 200 plans gave a guide (the pipeline reached {MIN_BUILT_OF_200})"
+            built >= MIN_BUILT_OF_200,
+            "only {built} of the 200 plans gave a guide (the pipeline reached {MIN_BUILT_OF_200})"
+        );
+        assert!(
+            passed >= MIN_HELD_OF_200,
+            "only {passed} of the 200 guides hold within the default seating play (they reached {MIN_HELD_OF_200})"
         );
     }
 }

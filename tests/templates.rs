@@ -66,7 +66,7 @@ fn every_builtin_template_parses_and_resolves_with_every_printer() {
     assert_eq!(kinds, [GuideKind::Cutting, GuideKind::Drill, GuideKind::Combined]);
     let printers = builtin_printers().expect("builtin printers");
     for t in &templates {
-        assert_eq!(t.version, "1.0.0");
+        assert_eq!(t.version, "1.1.0");
         for spec in t.parameters.values() {
             assert!(!spec.doc.is_empty() && spec.min <= spec.max);
         }
@@ -122,7 +122,7 @@ fn unknown_key_in_a_parameter_table_names_its_path() {
 
 #[test]
 fn unknown_top_level_key_and_unknown_parameter_are_refused() {
-    let text = CUTTING.replacen("version = \"1.0.0\"", "version = \"1.0.0\"\nauthor = \"x\"", 1);
+    let text = CUTTING.replacen("version = \"1.1.0\"", "version = \"1.1.0\"\nauthor = \"x\"", 1);
     let err = Template::from_toml_str(&text, "x.toml")
         .expect_err("unknown field")
         .to_string();
@@ -148,7 +148,7 @@ fn invalid_values_in_a_template_name_their_key() {
             "parameters.slot_depth_mm.default: 20 mm is outside the range 10..=15 mm",
         ),
         (
-            CUTTING.replacen("version = \"1.0.0\"", "version = \"1.0\"", 1),
+            CUTTING.replacen("version = \"1.1.0\"", "version = \"1.0\"", 1),
             "version: \"1.0\" is not MAJOR.MINOR.PATCH",
         ),
         (

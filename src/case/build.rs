@@ -16,10 +16,11 @@ use crate::export::{export_guides, sanitize_file_component, Attachment, ExportIn
 use crate::finding::{element, Finding, FindingCode};
 use crate::guide::build::{build_guide, BuiltGuide, ChannelSpec, GuideRequest, SlotSpec, DEFAULT_GRID_MM};
 use crate::guide::check::{check_guide, GuideCheck};
+use crate::guide::propose::{propose_footprint, Proposal, PROPOSAL_MARGINS};
 use crate::measure::BoneQuery;
 use crate::mesh::{BoundingBox, Mesh};
-use crate::plan::{GuideSpec, Plan};
-use crate::progress::Progress;
+use crate::plan::{GuideSpec, Plan, ResectedSide};
+use crate::progress::{NoProgress, Progress};
 use crate::render::{encode_png, grown, render, render_views, RgbImage, Scene, View, BONE_COLOUR, GUIDE_COLOUR};
 use crate::template::{builtin_printers, builtin_template};
 
@@ -85,6 +86,41 @@ impl CaseGuides {
     }
 }
 
+/// A seating direction and a footprint proposed for `guide` (its own footprint and seating direction are ignored)
+/// on `bone`: see [`crate::guide::propose`]. Each proposal is built and checked here, from the largest margin under
+/// the seating thresholds to none ([`PROPOSAL_MARGINS`]); the first whose guide passes every check is returned, else
+/// the first made (its build will report why). The caller writes it into the plan.
+pub fn propose_guide(plan: &Plan, guide: &GuideSpec, bone: &Mesh) -> Result<Proposal, CaseError> {
+    let request = guide_request(plan, guide, None).map_err(|f| CaseError::GuideRefused(Box::new(f)))?;
+    let query = BoneQuery::new(bone)?;
+    let mut first = None;
+    for margin in PROPOSAL_MARGINS {
+        let proposal = propose_footprint(
+            &query,
+            &request.slots,
+            &request.channels,
+            request.params.tolerance.bone_offset_mm,
+            &request.params.seating,
+            margin,
+        )
+        .map_err(|error| CaseError::Propose {
+            guide: guide.name.clone(),
+            error,
+        })?;
+        let trial = GuideRequest {
+            seating_direction: proposal.seating_direction,
+            footprint_mm: proposal.outline_mm.clone(),
+            ..request.clone()
+        };
+        let passes = build_guide(bone, &trial, &NoProgress).is_ok_and(|built| check_guide(&built, &query).passed);
+        if passes {
+            return Ok(proposal);
+        }
+        first.get_or_insert(proposal);
+    }
+    Ok(first.expect("at least one margin was tried"))
+}
+
 /// The build request of each guide of `plan`, or the finding that stops it: an unknown template or printer,
 /// parameters the template refuses, a plane or drill the plan lacks. `printer_override` replaces every guide's
 /// printer profile (a print lab's own machine).
@@ -127,6 +163,11 @@ fn guide_request(plan: &Plan, g: &GuideSpec, printer_override: Option<&str>) -> 
                 point_mm: p.point_mm,
                 normal: p.normal,
                 blade_thickness_mm: p.blade_thickness_mm,
+                removes: match p.resected_side {
+                    ResectedSide::Positive => Some(p.normal),
+                    ResectedSide::Negative => Some(p.normal.map(|c| -c)),
+                    ResectedSide::None => None,
+                },
             })
         })
         .collect::<Result<Vec<_>, Finding>>()?;

@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use super::{build_guides, write_guides, CaseError, CaseGuides};
+use super::{build_guides, propose_guide, write_guides, CaseError, CaseGuides};
 use crate::bone::{self, BoneModel, SurfaceOptions};
 use crate::export::ExportSummary;
 use crate::measure::BoneQuery;
@@ -65,8 +65,8 @@ pub fn demo_volume() -> Result<Volume, CaseError> {
 }
 
 /// The demo's plan on its bone: a symphysis resection between two sagittal planes with a cutting guide seated from
-/// the front (one fixation screw per bone segment), and three bicortical drills in the left body with a drill guide
-/// seated from the side. `ct` is the CT reference to record (`None` for a bone given without its CT).
+/// the front (a fixation screw on each side of the resection, in bone that remains), and three bicortical drills in
+/// the left body with a drill guide whose seating direction and footprint are proposed (`propose_guide`). `ct` is the CT reference to record (`None` for a bone given without its CT).
 pub fn demo_plan(bone: &Mesh, ct: Option<CtReference>, segmentation: Option<Segmentation>) -> Result<Plan, CaseError> {
     let bb = bone.bounding_box().ok_or_else(|| CaseError::Demo {
         detail: "the demo bone is empty".to_string(),
@@ -100,7 +100,7 @@ pub fn demo_plan(bone: &Mesh, ct: Option<CtReference>, segmentation: Option<Segm
     let rect = |pts: [[f64; 3]; 4]| Footprint {
         outline_mm: pts.to_vec(),
     };
-    Ok(Plan {
+    let mut plan = Plan {
         schema_version: SCHEMA_VERSION,
         case_id: CaseId::new(DEMO_CASE_ID)?,
         ct,
@@ -120,8 +120,8 @@ pub fn demo_plan(bone: &Mesh, ct: Option<CtReference>, segmentation: Option<Segm
                 name: "symphysis-cutting".into(),
                 template: "cutting_guide".into(),
                 printer: DEMO_PRINTER.into(),
-                // One fixation screw per bone segment: right, resected symphysis, left.
-                parameters: [("fixation_hole_count".to_string(), 3.0)].into_iter().collect(),
+                // One fixation screw on each side of the resection, in bone that remains (the template's two).
+                parameters: Default::default(),
                 planes: vec!["resection-right".into(), "resection-left".into()],
                 drills: vec![],
                 seating_direction: [0.0, 1.0, 0.0],
@@ -132,6 +132,7 @@ pub fn demo_plan(bone: &Mesh, ct: Option<CtReference>, segmentation: Option<Segm
                     [-25.0, front, 5.0],
                 ]),
             },
+            // Seating direction and footprint proposed below (on the straight arm of the jaw a drawn strip slides).
             GuideSpec {
                 name: "left-body-drilling".into(),
                 template: "drill_guide".into(),
@@ -140,16 +141,15 @@ pub fn demo_plan(bone: &Mesh, ct: Option<CtReference>, segmentation: Option<Segm
                 planes: vec![],
                 drills: vec!["body-1".into(), "body-2".into(), "body-3".into()],
                 seating_direction: [-1.0, 0.0, 0.0],
-                footprint: rect([
-                    [side, -8.0, -5.0],
-                    [side, 18.0, -5.0],
-                    [side, 18.0, 5.0],
-                    [side, -8.0, 5.0],
-                ]),
+                footprint: Footprint { outline_mm: vec![] },
             },
         ],
         approvals: vec![],
-    })
+    };
+    let proposal = propose_guide(&plan, &plan.guides[1], bone)?;
+    plan.guides[1].seating_direction = proposal.seating_direction;
+    plan.guides[1].footprint.outline_mm = proposal.outline_mm;
+    Ok(plan)
 }
 
 /// The demo case made in memory: its CT volume (sampled, not written), its bone and its plan (as `run_demo` writes

@@ -96,6 +96,17 @@ pub enum CaseError {
     /// The bone could not be queried.
     #[error("bone surface: {0}")]
     Measure(#[from] MeasureError),
+    /// No footprint could be proposed for a guide.
+    #[error("guide '{guide}': no footprint could be proposed: {error}")]
+    Propose {
+        /// The guide.
+        guide: String,
+        /// Why.
+        error: crate::guide::propose::ProposeError,
+    },
+    /// The guide to propose a footprint for is not usable (unknown template, missing plane or drill).
+    #[error("{0}")]
+    GuideRefused(Box<Finding>),
     /// Guides were refused or failed their checks; nothing was written.
     #[error(
         "{} guide finding(s); nothing was written:\n{}",

@@ -20,5 +20,7 @@ pub use bone::{
     ct_path_for_plan, new_plan_from_ct, new_plan_from_stl, open_bone, open_case, plan_ct_path, read_bone_model,
     BoneOrigin, CaseBone, NewPlan, NewPlanFromStl, OpenCase, StlModel,
 };
-pub use build::{build_guides, guide_requests, render_guides, write_guides, CaseGuides, GuideOutcome, PlannedGuide};
+pub use build::{
+    build_guides, guide_requests, propose_guide, render_guides, write_guides, CaseGuides, GuideOutcome, PlannedGuide,
+};
 pub use error::CaseError;

@@ -79,10 +79,35 @@ pub fn print_summary(result: &CaseGuides) {
             c.mesh.components == 1,
             c.mesh.is_valid()
         );
+        if let Some(play) = &c.seating {
+            println!("      seating: {}", seating_text(play));
+        }
         for f in &c.findings {
             print_finding(f);
         }
     }
+}
+
+/// One line on a guide's seating play.
+fn seating_text(play: &guidesmith::guide::seating::SeatingPlay) -> String {
+    let v = |a: [f64; 3]| format!("({:.2}, {:.2}, {:.2})", a[0], a[1], a[2]);
+    let slide = match play.translation_mm {
+        Some(mm) => format!("slides at most {mm:.2} mm (towards {})", v(play.translation_direction)),
+        None => format!(
+            "slides without limit (more than {} mm towards {})",
+            guidesmith::guide::seating::TRANSLATION_LIMIT_MM,
+            v(play.translation_direction)
+        ),
+    };
+    let turn = match play.rotation_deg {
+        Some(deg) => format!("turns at most {deg:.2} deg (about {})", v(play.rotation_axis)),
+        None => format!(
+            "turns without limit (more than {} deg about {})",
+            guidesmith::guide::seating::ROTATION_LIMIT_DEG,
+            v(play.rotation_axis)
+        ),
+    };
+    format!("{slide}, {turn}; {} contact points", play.contact_points)
 }
 
 pub fn run_build(args: &BuildArgs, progress: &dyn Progress) -> anyhow::Result<ExitCode> {

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand, ValueEnum};
-use guidesmith::case::{new_plan_from_ct, new_plan_from_stl, open_bone, plan_ct_path, BoneOrigin};
+use guidesmith::case::{new_plan_from_ct, new_plan_from_stl, open_bone, plan_ct_path, propose_guide, BoneOrigin};
 use guidesmith::catalogue::Catalogue;
 use guidesmith::finding::Severity;
 use guidesmith::plan::{
@@ -209,12 +209,16 @@ struct AddGuideArgs {
     /// Drills the guide carries sleeves for: C,D.
     #[arg(long, value_delimiter = ',')]
     drills: Vec<String>,
-    /// Direction in which the guide moves to seat onto the bone, x,y,z.
-    #[arg(long, value_parser = parse_point, allow_hyphen_values = true)]
-    seating: [f64; 3],
-    /// The pad's outline, "x,y,z;x,y,z;x,y,z;..." in LPS mm (at least 3 points).
-    #[arg(long, value_parser = parse_points, allow_hyphen_values = true)]
-    footprint: PointList,
+    /// Direction in which the guide moves to seat onto the bone, x,y,z (with --footprint; without both, both are
+    /// proposed).
+    #[arg(long, value_parser = parse_point, allow_hyphen_values = true, requires = "footprint")]
+    seating: Option<[f64; 3]>,
+    /// The pad's outline, "x,y,z;x,y,z;x,y,z;..." in LPS mm (at least 3 points; with --seating).
+    #[arg(long, value_parser = parse_points, allow_hyphen_values = true, requires = "seating")]
+    footprint: Option<PointList>,
+    /// With a proposed footprint: the CT to segment instead of the plan's.
+    #[arg(long)]
+    ct: Option<PathBuf>,
     /// A template parameter, name=value (repeatable; names end with their unit, e.g. pad_thickness_mm=3).
     #[arg(long = "param", value_parser = parse_param)]
     params: Vec<(String, f64)>,
@@ -377,21 +381,7 @@ pub fn run_plan(args: &PlanArgs, progress: &dyn Progress) -> anyhow::Result<Exit
             });
             add(&a.file.plan, element)
         }
-        PlanCommand::AddGuide(a) => {
-            let element = Element::Guide(GuideSpec {
-                name: a.name.clone(),
-                template: a.template.clone(),
-                printer: a.printer.clone(),
-                parameters: a.params.iter().cloned().collect(),
-                planes: a.planes.clone(),
-                drills: a.drills.clone(),
-                seating_direction: a.seating,
-                footprint: Footprint {
-                    outline_mm: a.footprint.0.clone(),
-                },
-            });
-            add(&a.file.plan, element)
-        }
+        PlanCommand::AddGuide(a) => add_guide(a, progress),
         PlanCommand::Set(a) => {
             let e = &a.element;
             let value = serde_json::from_str(&a.value).unwrap_or_else(|_| serde_json::Value::String(a.value.clone()));
@@ -459,6 +449,54 @@ fn apply(path: &Path, edit: Edit, done: &str) -> anyhow::Result<ExitCode> {
     plan.save(path)?;
     println!("{}: {done}", path.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// `plan add-guide`: with the seating direction and footprint given, or both proposed on the plan's bone.
+fn add_guide(a: &AddGuideArgs, progress: &dyn Progress) -> anyhow::Result<ExitCode> {
+    let mut spec = GuideSpec {
+        name: a.name.clone(),
+        template: a.template.clone(),
+        printer: a.printer.clone(),
+        parameters: a.params.iter().cloned().collect(),
+        planes: a.planes.clone(),
+        drills: a.drills.clone(),
+        seating_direction: a.seating.unwrap_or([0.0, 0.0, -1.0]),
+        footprint: Footprint {
+            outline_mm: a.footprint.as_ref().map(|f| f.0.clone()).unwrap_or_default(),
+        },
+    };
+    if a.footprint.is_none() {
+        let path = &a.file.plan;
+        let plan = Plan::load(path)?;
+        eprintln!("bone: opening the plan's bone to propose a seating direction and a footprint");
+        let bone = open_bone(&plan, path, a.ct.as_deref(), progress)?;
+        let proposal = propose_guide(&plan, &spec, &bone.mesh)?;
+        let d = proposal.seating_direction;
+        println!(
+            "proposed seating direction ({:.3}, {:.3}, {:.3}) and a footprint of {} points, {:.0} mm^2 seen along it \
+             ({} growth step(s))",
+            d[0],
+            d[1],
+            d[2],
+            proposal.outline_mm.len(),
+            proposal.area_mm2,
+            proposal.grow_steps
+        );
+        match &proposal.play {
+            Some(play) if proposal.holds => println!(
+                "  its contact surface holds: slides at most {:.2} mm, turns at most {:.2} deg",
+                play.translation_mm.unwrap_or(f64::INFINITY),
+                play.rotation_deg.unwrap_or(f64::INFINITY)
+            ),
+            _ => eprintln!(
+                "warning: no footprint within reach holds the guide within the template's seating play; the \
+                 proposal is the best found, and `build` will report how it is loose"
+            ),
+        }
+        spec.seating_direction = proposal.seating_direction;
+        spec.footprint.outline_mm = proposal.outline_mm;
+    }
+    add(&a.file.plan, Element::Guide(spec))
 }
 
 fn drill_from(a: &AddDrillArgs) -> anyhow::Result<DrillTrajectory> {

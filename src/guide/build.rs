@@ -53,6 +53,9 @@ pub struct SlotSpec {
     pub normal: [f64; 3],
     /// Saw blade thickness, mm.
     pub blade_thickness_mm: f64,
+    /// Unit vector into the side the cut removes (`None`: it removes nothing). Fixation screws stay out of bone on
+    /// the removed side of every plane of the guide that removes something (the resected segment).
+    pub removes: Option<[f64; 3]>,
 }
 
 /// A drill trajectory as the guide needs it.
@@ -762,8 +765,8 @@ fn lift_top(block: &mut Mesh, frame: &GuideFrame, pad: &Pad, lift_mm: f64) {
 /// the sides are covered first.
 const UNCOVERED_SIDE_BONUS: f64 = 100.0;
 
-/// Chooses fixation hole positions by farthest-point sampling over the footprint interior, covering both sides of
-/// every slot first when there are holes enough. `Err(n)`: only `n` holes fit.
+/// Chooses fixation hole positions by farthest-point sampling over the footprint interior outside the bone the plan
+/// removes, covering both sides of every slot first when there are holes enough. `Err(n)`: only `n` holes fit.
 fn place_holes(
     frame: &GuideFrame,
     footprint: &Footprint,
@@ -779,6 +782,17 @@ fn place_holes(
     let r = 0.5 * p.fixation.hole_diameter_mm;
     let clearance = r + p.min_wall_mm;
     let w = frame.w();
+    // Bone the plan removes: on the removed side of every plane that removes something. Screws go into bone that
+    // remains (a guide screwed only to the resected segment holds nothing once it is cut free).
+    let resecting: Vec<(Vector3<f64>, Vector3<f64>)> = slots
+        .iter()
+        .filter_map(|s| {
+            s.spec
+                .removes
+                .map(|d| (Vector3::from(s.spec.point_mm), Vector3::from(d)))
+        })
+        .collect();
+    let removed = |q: &Vector3<f64>| !resecting.is_empty() && resecting.iter().all(|(p0, d)| (q - p0).dot(d) > 0.0);
     // Features as points/segments in patient space with the clearance they need.
     let b = footprint.bounds_mm();
     let mut candidates: Vec<(Vector3<f64>, f64)> = Vec::new();
@@ -789,6 +803,10 @@ fn place_holes(
             if footprint.contains(u, v) && footprint.distance_to_outline_mm(u, v) >= clearance {
                 if let Some(hgt) = pad.contact.interpolate(u, v) {
                     let point = frame.patient_from_frame(&Vector3::new(u, v, hgt)).coords;
+                    if removed(&point) {
+                        u += HOLE_CANDIDATE_STEP_MM;
+                        continue;
+                    }
                     let mut free = f64::INFINITY;
                     for s in slots {
                         let n = Vector3::from(s.spec.normal);

@@ -9,9 +9,11 @@ use nalgebra::{Point3, Vector3};
 use serde::Serialize;
 
 use super::build::BuiltGuide;
+use super::seating::{seating_play, SeatingPlay, ROTATION_LIMIT_DEG, TRANSLATION_LIMIT_MM};
 use crate::finding::{element, Finding, FindingCode};
 use crate::measure::BoneQuery;
 use crate::mesh::{Mesh, MeshReport};
+use crate::template::SeatingParams;
 
 /// Slot mid-plane: largest offset from the planned plane, mm.
 pub const SLOT_OFFSET_TOL_MM: f64 = 0.02;
@@ -137,6 +139,10 @@ pub struct GuideCheck {
     pub blocked_at_mm: Option<[f64; 3]>,
     /// Walls.
     pub walls: WallCheck,
+    /// How far the seated guide can slide or turn before it meets the bone (`None`: no contact point).
+    pub seating: Option<SeatingPlay>,
+    /// Where the fixation screw holes enter the bone side of the pad, LPS mm (in bone the plan keeps).
+    pub fixation_holes_mm: Vec<[f64; 3]>,
 }
 
 /// The solid's failures as findings about `element`: one per kind of defect, placed at its first example.
@@ -275,6 +281,18 @@ pub fn check_guide(built: &BuiltGuide, bone: &BoneQuery) -> GuideCheck {
             .at(at),
         );
     }
+    let seating = seating_play(
+        bone.mesh(),
+        &built.frame,
+        &contact_points(built),
+        built.pad.contact.spacing_mm,
+    );
+    if let Some(f) = seating
+        .as_ref()
+        .and_then(|play| loose_seating(play, &built.params.seating, &el))
+    {
+        findings.push(f);
+    }
     let walls = check_walls(built);
     if !walls.ok {
         let f = Finding::error(
@@ -303,7 +321,70 @@ pub fn check_guide(built: &BuiltGuide, bone: &BoneQuery) -> GuideCheck {
         blocked_on_removal,
         blocked_at_mm,
         walls,
+        seating,
+        fixation_holes_mm: built.holes.iter().map(|h| h.point_mm).collect(),
     }
+}
+
+/// The finding when `play` exceeds what the template allows: which way the guide is loose, and what to do.
+pub fn loose_seating(play: &SeatingPlay, allowed: &SeatingParams, el: &str) -> Option<Finding> {
+    let v = |a: [f64; 3]| format!("({:.2}, {:.2}, {:.2})", a[0], a[1], a[2]);
+    let mut loose = Vec::new();
+    match play.translation_mm {
+        None => loose.push(format!(
+            "slides without limit towards {} (more than {TRANSLATION_LIMIT_MM} mm)",
+            v(play.translation_direction)
+        )),
+        Some(mm) if mm > allowed.max_play_mm => loose.push(format!(
+            "slides {mm:.2} mm towards {} (at most {} mm allowed)",
+            v(play.translation_direction),
+            allowed.max_play_mm
+        )),
+        Some(_) => {}
+    }
+    match play.rotation_deg {
+        None => loose.push(format!(
+            "turns without limit about {} (more than {ROTATION_LIMIT_DEG} deg)",
+            v(play.rotation_axis)
+        )),
+        Some(deg) if deg > allowed.max_play_deg => loose.push(format!(
+            "turns {deg:.2} deg about {} (at most {} deg allowed)",
+            v(play.rotation_axis),
+            allowed.max_play_deg
+        )),
+        Some(_) => {}
+    }
+    (!loose.is_empty()).then(|| {
+        Finding::error(
+            FindingCode::GuideSeatingLoose,
+            el.to_string(),
+            format!(
+                "the seated guide {} before it meets the bone; extend the footprint over bone that holds it that way \
+                 (a ridge, a curvature, the inferior border), or let `plan add-guide` propose one",
+                loose.join(" and ")
+            ),
+        )
+        .at(play.centroid_mm)
+    })
+}
+
+/// The vertices of the guide's underside (on the pad's contact surface): what the seating analysis moves.
+pub fn contact_points(built: &BuiltGuide) -> Vec<[f64; 3]> {
+    built
+        .mesh
+        .positions
+        .iter()
+        .filter(|p| on_contact(built, p))
+        .copied()
+        .collect()
+}
+
+/// Whether `p` (a vertex of the guide) lies on the pad's contact surface, within [`CONTACT_TOL_MM`].
+fn on_contact(built: &BuiltGuide, p: &[f64; 3]) -> bool {
+    built
+        .pad
+        .contact_under(&built.frame, &Point3::from(*p))
+        .is_some_and(|h| (built.frame.frame_from_patient(&Point3::from(*p)).z - h).abs() <= CONTACT_TOL_MM)
 }
 
 fn triangle_geometry(mesh: &Mesh, t: &[u32; 3]) -> Option<(Vector3<f64>, Vector3<f64>, f64)> {
@@ -509,11 +590,7 @@ fn check_contact(built: &BuiltGuide, bone: &BoneQuery) -> ContactCheck {
             min_gap = gap;
             min_gap_at = *p;
         }
-        let on_contact = built
-            .pad
-            .contact_under(&built.frame, &Point3::from(*p))
-            .is_some_and(|h| (built.frame.frame_from_patient(&Point3::from(*p)).z - h).abs() <= CONTACT_TOL_MM);
-        if on_contact {
+        if on_contact(built, p) {
             contact_vertices += 1;
             max_contact_gap = max_contact_gap.max(gap);
             if (gap - offset).abs() <= CONTACT_TOL_MM {

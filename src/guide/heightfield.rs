@@ -92,6 +92,18 @@ impl HeightGrid {
         }
     }
 
+    /// An empty field over the rectangle `lo..hi` (`(u, v)`, mm) grown by `margin_mm` on every side.
+    pub fn around(lo: [f64; 2], hi: [f64; 2], margin_mm: f64, spacing_mm: f64) -> HeightGrid {
+        let count = |a: f64, b: f64| ((b - a + 2.0 * margin_mm) / spacing_mm).ceil() as usize + 1;
+        HeightGrid::empty(
+            lo[0] - margin_mm,
+            lo[1] - margin_mm,
+            spacing_mm,
+            count(lo[0], hi[0]),
+            count(lo[1], hi[1]),
+        )
+    }
+
     /// `(u, v)` of a sample.
     pub fn uv(&self, i: usize, j: usize) -> (f64, f64) {
         (

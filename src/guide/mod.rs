@@ -11,3 +11,5 @@ mod clip;
 pub mod footprint;
 pub mod heightfield;
 pub mod pad;
+pub mod propose;
+pub mod seating;

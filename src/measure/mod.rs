@@ -34,7 +34,8 @@ pub use distance::{
     segment_segment_distance, Closest, PlaneDistance, PolylineClosest, SlabCrossing,
 };
 pub use query::{BoneInterval, BoneQuery, Crossing, DrillKind, DrillOptions, DrillPath, SurfacePoint};
-pub use section::{Contour, Section};
+pub(crate) use section::segment_distance_2d;
+pub use section::{Contour, Piece, Section};
 
 /// Errors of the measurements; each names the bad value.
 #[derive(Debug, Error)]

@@ -53,6 +53,231 @@ impl Section {
     }
 }
 
+/// The piece of bone a cut is made on, out of a section that may cross several (see [`Section::piece_at`]).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Piece {
+    /// The section restricted to the piece: its outer contour and the holes inside it.
+    pub section: Section,
+    /// Outer contours of other bone the infinite plane also crosses (0 when it crosses one piece only).
+    pub other_pieces: usize,
+    /// The centroid of the nearest other piece's contour, LPS mm (for the finding's place).
+    pub nearest_other_mm: Option<[f64; 3]>,
+}
+
+impl Section {
+    /// The piece of bone at `point_mm` (the plane's point): the outer contour that contains the point's projection
+    /// onto the plane (the innermost, when contours nest), or the nearest one when none does, together with every
+    /// outer contour within [`PIECE_GAP_MM`] of it, one from the next, and the holes inside them; and how many other
+    /// pieces the plane crosses.
+    ///
+    /// Why: a saw cuts the bone where it is put, not everything the infinite plane meets. A plane through the right
+    /// body of a U-shaped mandible also crosses the left body; measuring both (two loops, a centroid near the
+    /// midline) gave resection lengths between points in no bone at all. A Le Fort I cut, on the other hand, crosses
+    /// the thin walls of the maxilla on both sides of the nose as many contours up to 2 cm apart, and all of them are
+    /// its cut.
+    pub fn piece_at(&self, point_mm: [f64; 3]) -> Piece {
+        let origin = self.plane.point_mm;
+        let (u, v) = plane_basis(self.plane.normal);
+        let local = |p: [f64; 3]| {
+            let d = sub(p, origin);
+            [dot(d, u), dot(d, v)]
+        };
+        let flat: Vec<Vec<[f64; 2]>> = self
+            .loops
+            .iter()
+            .map(|l| l.points_mm.iter().map(|&p| local(p)).collect())
+            .collect();
+        let outer: Vec<usize> = (0..self.loops.len())
+            .filter(|&i| !self.loops[i].closed || self.loops[i].signed_area_mm2 > 0.0)
+            .collect();
+        let at = local(point_mm);
+        // Inside an outer contour: the smallest that holds the point; else the nearest by distance.
+        let chosen = outer
+            .iter()
+            .copied()
+            .filter(|&i| self.loops[i].closed && inside(&flat[i], at))
+            .min_by(|&a, &b| {
+                self.loops[a]
+                    .signed_area_mm2
+                    .total_cmp(&self.loops[b].signed_area_mm2)
+                    .then(a.cmp(&b))
+            })
+            .or_else(|| {
+                outer.iter().copied().min_by(|&a, &b| {
+                    distance_to(&flat[a], self.loops[a].closed, at)
+                        .total_cmp(&distance_to(&flat[b], self.loops[b].closed, at))
+                        .then(a.cmp(&b))
+                })
+            });
+        let Some(first) = chosen else {
+            return Piece {
+                section: self.clone(),
+                other_pieces: 0,
+                nearest_other_mm: None,
+            };
+        };
+        // A hole belongs to the smallest outer contour around it.
+        let owner = |hole: usize| {
+            outer
+                .iter()
+                .copied()
+                .filter(|&o| self.loops[o].closed && inside(&flat[o], flat[hole][0]))
+                .min_by(|&a, &b| {
+                    self.loops[a]
+                        .signed_area_mm2
+                        .total_cmp(&self.loops[b].signed_area_mm2)
+                        .then(a.cmp(&b))
+                })
+        };
+        // Single linkage: outer contours closer than the gap, one to the next, are one piece.
+        let mut piece = vec![first];
+        let mut k = 0;
+        while k < piece.len() {
+            let a = piece[k];
+            for &b in &outer {
+                if !piece.contains(&b) && polyline_gap(&flat[a], &flat[b]) <= PIECE_GAP_MM {
+                    piece.push(b);
+                }
+            }
+            k += 1;
+        }
+        let keep: Vec<usize> = (0..self.loops.len())
+            .filter(|&i| {
+                piece.contains(&i)
+                    || (!outer.contains(&i) && !flat[i].is_empty() && owner(i).is_some_and(|o| piece.contains(&o)))
+            })
+            .collect();
+        let loops: Vec<Contour> = keep.iter().map(|&i| self.loops[i].clone()).collect();
+        let total_length_mm = loops.iter().map(|l| l.perimeter_mm).sum();
+        let (net_area_mm2, moment) = loops.iter().filter(|l| l.closed).fold((0.0, [0.0; 2]), |(area, m), l| {
+            let (a, lm) = area_moment(&l.points_mm, origin, u, v);
+            (area + a, [m[0] + lm[0], m[1] + lm[1]])
+        });
+        let centroid_mm = (net_area_mm2 != 0.0 && net_area_mm2.is_finite()).then(|| {
+            let (cu, cv) = (moment[0] / net_area_mm2, moment[1] / net_area_mm2);
+            add(origin, add(scale(u, cu), scale(v, cv)))
+        });
+        let others: Vec<usize> = outer.iter().copied().filter(|&i| !piece.contains(&i)).collect();
+        // Count the other pieces: the same linkage among the contours left.
+        let mut other_pieces = 0;
+        let mut seen: Vec<usize> = Vec::new();
+        for &start in &others {
+            if seen.contains(&start) {
+                continue;
+            }
+            other_pieces += 1;
+            let mut group = vec![start];
+            let mut k = 0;
+            while k < group.len() {
+                let a = group[k];
+                for &b in &others {
+                    if !group.contains(&b) && polyline_gap(&flat[a], &flat[b]) <= PIECE_GAP_MM {
+                        group.push(b);
+                    }
+                }
+                k += 1;
+            }
+            seen.extend(group);
+        }
+        let contour_centre = |l: &Contour| {
+            let n = l.points_mm.len().max(1) as f64;
+            let sum = l.points_mm.iter().fold([0.0; 3], |s, &p| add(s, p));
+            scale(sum, 1.0 / n)
+        };
+        let nearest_other_mm = others
+            .iter()
+            .copied()
+            .min_by(|&a, &b| {
+                distance_to(&flat[a], self.loops[a].closed, at)
+                    .total_cmp(&distance_to(&flat[b], self.loops[b].closed, at))
+                    .then(a.cmp(&b))
+            })
+            .map(|i| contour_centre(&self.loops[i]));
+        Piece {
+            section: Section {
+                plane: self.plane,
+                open_loops: loops.iter().filter(|l| !l.closed).count(),
+                loops,
+                total_length_mm,
+                net_area_mm2,
+                centroid_mm,
+            },
+            other_pieces,
+            nearest_other_mm,
+        }
+    }
+}
+
+/// Outer contours of a section closer than this (mm), one to the next, belong to one piece of bone
+/// ([`Section::piece_at`]). A Le Fort I cut crosses the maxilla's walls on both sides of the nasal cavity, whose
+/// aperture is about 2.5 cm wide; a cut through one body of the mandible meets the other side 6 cm and more away
+/// (`mandible-0014`).
+pub const PIECE_GAP_MM: f64 = 25.0;
+
+/// Smallest distance between the vertices of two polylines (within half an edge of the true gap; the contours'
+/// edges are shorter than a voxel), with a bounding-box test first.
+fn polyline_gap(a: &[[f64; 2]], b: &[[f64; 2]]) -> f64 {
+    let bounds = |p: &[[f64; 2]]| {
+        p.iter().fold(
+            [f64::INFINITY, f64::INFINITY, f64::NEG_INFINITY, f64::NEG_INFINITY],
+            |m, q| [m[0].min(q[0]), m[1].min(q[1]), m[2].max(q[0]), m[3].max(q[1])],
+        )
+    };
+    let (ba, bb) = (bounds(a), bounds(b));
+    let dx = (ba[0] - bb[2]).max(bb[0] - ba[2]).max(0.0);
+    let dy = (ba[1] - bb[3]).max(bb[1] - ba[3]).max(0.0);
+    let box_gap = (dx * dx + dy * dy).sqrt();
+    if box_gap > PIECE_GAP_MM {
+        return box_gap;
+    }
+    let mut best = f64::INFINITY;
+    for p in a {
+        for q in b {
+            best = best.min((p[0] - q[0]).powi(2) + (p[1] - q[1]).powi(2));
+        }
+    }
+    best.sqrt()
+}
+
+/// Whether `p` lies inside the closed polygon `poly` (even-odd rule).
+fn inside(poly: &[[f64; 2]], p: [f64; 2]) -> bool {
+    let mut inside = false;
+    for i in 0..poly.len() {
+        let (a, b) = (poly[i], poly[(i + 1) % poly.len()]);
+        if (a[1] > p[1]) != (b[1] > p[1]) {
+            let x = a[0] + (p[1] - a[1]) / (b[1] - a[1]) * (b[0] - a[0]);
+            if p[0] < x {
+                inside = !inside;
+            }
+        }
+    }
+    inside
+}
+
+/// Distance from `p` to the polyline `poly` (closed: with the segment back to the start).
+fn distance_to(poly: &[[f64; 2]], closed: bool, p: [f64; 2]) -> f64 {
+    let n = poly.len();
+    if n == 1 {
+        return ((poly[0][0] - p[0]).powi(2) + (poly[0][1] - p[1]).powi(2)).sqrt();
+    }
+    let segments = if closed { n } else { n.saturating_sub(1) };
+    (0..segments)
+        .map(|i| segment_distance_2d(p, poly[i], poly[(i + 1) % n]))
+        .fold(f64::INFINITY, f64::min)
+}
+
+/// Distance from `p` to the segment `a b` in a plane.
+pub(crate) fn segment_distance_2d(p: [f64; 2], a: [f64; 2], b: [f64; 2]) -> f64 {
+    let d = [b[0] - a[0], b[1] - a[1]];
+    let len2 = d[0] * d[0] + d[1] * d[1];
+    let t = if len2 > 0.0 {
+        (((p[0] - a[0]) * d[0] + (p[1] - a[1]) * d[1]) / len2).clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    ((a[0] + t * d[0] - p[0]).powi(2) + (a[1] + t * d[1] - p[1]).powi(2)).sqrt()
+}
+
 /// Two unit vectors `(u, v)` with `u x v = n` for a unit `n`.
 pub(crate) fn plane_basis(n: [f64; 3]) -> ([f64; 3], [f64; 3]) {
     // Take the patient axis least aligned with n, so the cross product is well conditioned.
@@ -236,6 +461,7 @@ fn contour(points_mm: Vec<[f64; 3]>, closed: bool, origin: [f64; 3], u: [f64; 3]
 mod tests {
     use super::*;
     use crate::measure::query::tests::cube;
+    use crate::mesh::Mesh;
 
     #[test]
     fn unit_cube_section_is_a_unit_square_counter_clockwise() {
@@ -269,6 +495,57 @@ mod tests {
         // Beyond the cube: nothing.
         let s = q.section([0.0, 0.0, 2.0], [0.0, 0.0, 1.0]).expect("section");
         assert!(s.is_empty() && s.centroid_mm.is_none());
+    }
+
+    /// Two unit cubes `gap` mm apart along x.
+    fn two_cubes(gap: f64) -> Mesh {
+        let a = cube();
+        let mut both = a.clone();
+        let offset = a.positions.len() as u32;
+        both.positions
+            .extend(a.positions.iter().map(|p| [p[0] + 1.0 + gap, p[1], p[2]]));
+        both.triangles.extend(a.triangles.iter().map(|t| t.map(|v| v + offset)));
+        both
+    }
+
+    /// Two unit cubes 40 mm apart (a U's two arms, cut across): the piece at the plane's point is one square; the
+    /// other is counted and placed.
+    #[test]
+    fn piece_at_the_point_is_the_cut_arm_only() {
+        let q = BoneQuery::new(&two_cubes(40.0)).expect("query");
+        let s = q.section([41.5, 0.5, 0.5], [0.0, 1.0, 0.0]).expect("section");
+        assert_eq!(s.loops.len(), 2);
+        assert!((s.net_area_mm2 - 2.0).abs() < 1e-12);
+        // The whole section's centroid lies between the arms, in no bone.
+        let c = s.centroid_mm.expect("centroid");
+        assert!((c[0] - 21.0).abs() < 1e-12, "{c:?}");
+        for (at, x) in [
+            ([41.5, 0.5, 0.5], 41.5),
+            ([0.2, 0.5, 0.9], 0.5),
+            ([-0.4, 0.5, 0.5], 0.5),
+            ([42.3, 0.5, 0.5], 41.5),
+        ] {
+            let piece = s.piece_at(at);
+            assert_eq!(piece.section.loops.len(), 1, "{at:?}");
+            assert!((piece.section.net_area_mm2 - 1.0).abs() < 1e-12);
+            assert!((piece.section.total_length_mm - 4.0).abs() < 1e-12);
+            let c = piece.section.centroid_mm.expect("centroid");
+            assert!((c[0] - x).abs() < 1e-12 && (c[2] - 0.5).abs() < 1e-12, "{at:?}: {c:?}");
+            assert_eq!(piece.other_pieces, 1);
+            let other = piece.nearest_other_mm.expect("the other arm");
+            assert!((other[0] - (42.0 - x)).abs() < 1e-12, "{other:?}");
+        }
+        // Walls 20 mm apart (a Le Fort I cut across both sides of the nasal cavity): one piece of two contours.
+        let q = BoneQuery::new(&two_cubes(20.0)).expect("query");
+        let s = q.section([0.5, 0.5, 0.5], [0.0, 1.0, 0.0]).expect("section");
+        let piece = s.piece_at([0.5, 0.5, 0.5]);
+        assert_eq!((piece.section.loops.len(), piece.other_pieces), (2, 0));
+        assert_eq!(piece.section, s);
+        // One piece only: the piece is the whole section.
+        let q = BoneQuery::new(&cube()).expect("query");
+        let s = q.section([0.5, 0.5, 0.5], [0.0, 1.0, 0.0]).expect("section");
+        let piece = s.piece_at([0.5, 0.5, 0.5]);
+        assert_eq!((piece.section.clone(), piece.other_pieces), (s, 0));
     }
 
     #[test]

@@ -25,7 +25,8 @@ use crate::catalogue::Catalogue;
 use crate::finding::{element, Finding, FindingCode, Severity};
 use crate::measure::{
     angle_between_planes_deg, distance_along_bone, drill_crosses_slab, segment_polyline_distance,
-    segment_segment_distance, BoneQuery, DrillKind, DrillOptions, DrillPath, MeasureError, Section, SurfacePoint,
+    segment_segment_distance, BoneQuery, DrillKind, DrillOptions, DrillPath, MeasureError, Piece, Section,
+    SurfacePoint,
 };
 use crate::mesh::{BoundingBox, Mesh};
 use crate::template::{builtin_printers, builtin_template};
@@ -126,6 +127,8 @@ pub struct PlaneEvaluation {
     pub area_mm2: f64,
     /// Centroid of the net section area, LPS mm (`None` when the plane misses the bone).
     pub centroid_mm: Option<[f64; 3]>,
+    /// Other pieces of bone the infinite plane crosses; the figures above are of the piece at the plane's point.
+    pub other_pieces: usize,
     /// Each contour, largest area first.
     pub loops: Vec<LoopSummary>,
 }
@@ -379,14 +382,16 @@ pub fn evaluate_with(
     let mut sections = Vec::with_capacity(plan.planes.len());
     let mut planes = Vec::with_capacity(plan.planes.len());
     for p in &plan.planes {
-        let section = query
+        let whole = query
             .section(p.point_mm, p.normal)
             .map_err(|error| EvaluateError::Measure {
                 element: element("planes", &p.name),
                 error,
             })?;
-        planes.push(plane_evaluation(p, &section, &mut findings));
-        sections.push(section);
+        // The saw cuts the piece of bone at the plane's point; the rest of the infinite plane is only reported.
+        let piece = whole.piece_at(p.point_mm);
+        planes.push(plane_evaluation(p, &piece, &mut findings));
+        sections.push(piece.section);
     }
     let mut plane_pairs = Vec::new();
     for i in 0..plan.planes.len() {
@@ -454,7 +459,8 @@ pub fn evaluate_with(
     })
 }
 
-fn plane_evaluation(p: &CuttingPlane, section: &Section, findings: &mut Findings) -> PlaneEvaluation {
+fn plane_evaluation(p: &CuttingPlane, piece: &Piece, findings: &mut Findings) -> PlaneEvaluation {
+    let section = &piece.section;
     let normal = section.plane.normal;
     let resected_direction = match p.resected_side {
         ResectedSide::Positive => Some(normal),
@@ -491,6 +497,22 @@ fn plane_evaluation(p: &CuttingPlane, section: &Section, findings: &mut Findings
             ),
         );
     }
+    if piece.other_pieces > 0 {
+        findings.push(
+            Severity::Warning,
+            FindingCode::PlaneCrossesOtherBone,
+            element("planes", &p.name),
+            piece.nearest_other_mm,
+            format!(
+                "plane '{}' extended also crosses {} other piece{} of bone (the nearest is the place given); the \
+                 measurements are of the piece at the plane's point, and the blade must stop before the other{}",
+                p.name,
+                piece.other_pieces,
+                if piece.other_pieces == 1 { "" } else { "s" },
+                if piece.other_pieces == 1 { "" } else { "s" },
+            ),
+        );
+    }
     PlaneEvaluation {
         name: p.name.clone(),
         point_mm: p.point_mm,
@@ -504,6 +526,7 @@ fn plane_evaluation(p: &CuttingPlane, section: &Section, findings: &mut Findings
         perimeter_mm: section.total_length_mm,
         area_mm2: section.net_area_mm2,
         centroid_mm: section.centroid_mm,
+        other_pieces: piece.other_pieces,
         loops: section
             .loops
             .iter()

@@ -23,8 +23,8 @@ pub const BUILTIN_TEMPLATE_FILES: [(&str, &str); 3] = [
 ];
 
 /// Every parameter name the guide code understands. A template may only use these (a typo would otherwise be a
-/// parameter nobody reads); names carry their unit (`_mm`) or say they count (`_count`).
-pub const KNOWN_PARAMETERS: [&str; 14] = [
+/// parameter nobody reads); names carry their unit (`_mm`, `_deg`) or say they count (`_count`).
+pub const KNOWN_PARAMETERS: [&str; 16] = [
     "pad_thickness_mm",
     "min_wall_mm",
     "bone_offset_mm",
@@ -39,16 +39,20 @@ pub const KNOWN_PARAMETERS: [&str; 14] = [
     "drill_clearance_mm",
     "sleeve_pocket_diameter_mm",
     "sleeve_pocket_depth_mm",
+    "max_seating_play_mm",
+    "max_seating_play_deg",
 ];
 
 /// Parameters every template needs, whatever its kind.
-const COMMON_PARAMETERS: [&str; 6] = [
+const COMMON_PARAMETERS: [&str; 8] = [
     "pad_thickness_mm",
     "min_wall_mm",
     "bone_offset_mm",
     "printer_clearance_mm",
     "fixation_hole_count",
     "fixation_hole_diameter_mm",
+    "max_seating_play_mm",
+    "max_seating_play_deg",
 ];
 /// Parameters of a slot housing (cutting and combined guides).
 const SLOT_PARAMETERS: [&str; 3] = ["slot_depth_mm", "slot_wall_mm", "slot_overhang_mm"];
@@ -106,7 +110,7 @@ pub enum DefaultValue {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ParameterSpec {
-    /// `"mm"` for `_mm` names, `"count"` for `_count` names.
+    /// `"mm"` for `_mm` names, `"deg"` for `_deg` names, `"count"` for `_count` names.
     pub unit: String,
     /// Default value.
     pub default: DefaultValue,
@@ -160,6 +164,15 @@ pub struct DrillParams {
     pub sleeve_pocket_depth_mm: f64,
 }
 
+/// How loose a seated guide may be (see `crate::guide::seating`).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct SeatingParams {
+    /// Largest translation perpendicular to the seating direction before the guide meets the bone, mm.
+    pub max_play_mm: f64,
+    /// Largest rotation about an axis through the contact centroid before it meets the bone, degrees.
+    pub max_play_deg: f64,
+}
+
 /// Fixation screw holes of a resolved template.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct FixationParams {
@@ -193,6 +206,8 @@ pub struct ResolvedParams {
     pub drill: Option<DrillParams>,
     /// Fixation holes.
     pub fixation: FixationParams,
+    /// Seating play allowed.
+    pub seating: SeatingParams,
     /// Every parameter with its value, unit and where the value came from, sorted by name (for the manifest).
     pub parameters: Vec<ResolvedParameter>,
 }
@@ -324,7 +339,13 @@ impl Template {
                     format!("unknown parameter; known parameters: {}", KNOWN_PARAMETERS.join(", ")),
                 ));
             }
-            let expected_unit = if name.ends_with("_count") { "count" } else { "mm" };
+            let expected_unit = if name.ends_with("_count") {
+                "count"
+            } else if name.ends_with("_deg") {
+                "deg"
+            } else {
+                "mm"
+            };
             if spec.unit != expected_unit {
                 return Err(invalid(
                     &key("unit"),
@@ -521,6 +542,10 @@ impl Template {
                 // Whole number in 0..=max checked above; the cast cannot truncate.
                 hole_count: get("fixation_hole_count")? as u32,
                 hole_diameter_mm: get("fixation_hole_diameter_mm")?,
+            },
+            seating: SeatingParams {
+                max_play_mm: get("max_seating_play_mm")?,
+                max_play_deg: get("max_seating_play_deg")?,
             },
             parameters,
         })

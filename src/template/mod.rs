@@ -29,7 +29,8 @@ mod tolerance;
 pub use format::{
     builtin_template, builtin_templates, load_template_file, load_template_folder, DefaultValue, DrillParams,
     FixationParams, FolderTemplates, GuideKind, ParameterSource, ParameterSpec, ResolvedParameter, ResolvedParams,
-    SkippedTemplate, SlotParams, Template, BUILTIN_TEMPLATE_FILES, KNOWN_PARAMETERS, TEMPLATE_SCHEMA_VERSION,
+    SeatingParams, SkippedTemplate, SlotParams, Template, BUILTIN_TEMPLATE_FILES, KNOWN_PARAMETERS,
+    TEMPLATE_SCHEMA_VERSION,
 };
 pub use printer::{builtin_printers, load_printers_file, PrinterProfile, PrinterProfiles, PRINTER_SCHEMA_VERSION};
 pub use tolerance::{ToleranceModel, BLADE_THICKNESS_RANGE_MM, DRILL_DIAMETER_RANGE_MM};

@@ -78,7 +78,10 @@ pub enum Verified {
 /// Confirms `planned`'s outcome from its mesh: a pass is re-verified (valid closed solid, one piece, positive
 /// volume, walls, slots and channels against the tolerances, no overlap with the bone, removable); a refusal must be
 /// a plan problem with its code; a failed check must be true of the mesh. `Err` says what the checker got wrong.
-pub fn verify_guide(planned: &guidesmith::case::PlannedGuide) -> Result<Verified, String> {
+pub fn verify_guide(
+    bone: &guidesmith::mesh::Mesh,
+    planned: &guidesmith::case::PlannedGuide,
+) -> Result<Verified, String> {
     use guidesmith::case::GuideOutcome;
     use guidesmith::finding::FindingCode as C;
     use guidesmith::guide::check::{
@@ -110,6 +113,19 @@ pub fn verify_guide(planned: &guidesmith::case::PlannedGuide) -> Result<Verified
             .iter()
             .all(|c| c.offset_mm <= CHANNEL_OFFSET_TOL_MM && c.angle_deg <= CHANNEL_ANGLE_TOL_DEG);
     let walls_ok = check.walls.thinnest_mm >= built.params.min_wall_mm - 1e-3;
+    // The seating play measured again from the mesh's underside, against the template's thresholds.
+    let allowed = &built.params.seating;
+    let play = guidesmith::guide::seating::seating_play(
+        bone,
+        &built.frame,
+        &guidesmith::guide::check::contact_points(built),
+        built.pad.contact.spacing_mm,
+    );
+    let seating_ok = play.as_ref() == check.seating.as_ref()
+        && play.as_ref().is_some_and(|p| {
+            p.translation_mm.is_some_and(|t| t <= allowed.max_play_mm)
+                && p.rotation_deg.is_some_and(|r| r <= allowed.max_play_deg)
+        });
     if check.passed {
         let fail = |what: String| Err(format!("{}: passed its checks but {what}", planned.name));
         if !report.is_valid() {
@@ -128,6 +144,11 @@ pub fn verify_guide(planned: &guidesmith::case::PlannedGuide) -> Result<Verified
             return fail(format!(
                 "a slot or channel is off the plan: {:?} {:?}",
                 check.slots, check.channels
+            ));
+        }
+        if !seating_ok {
+            return fail(format!(
+                "its seating play {play:?} is beyond {allowed:?} or not the one reported"
             ));
         }
         if check.contact.inside_bone != 0 || check.blocked_on_removal != 0 {
@@ -159,6 +180,7 @@ pub fn verify_guide(planned: &guidesmith::case::PlannedGuide) -> Result<Verified
             C::GuideInsideBone => check.contact.inside_bone > 0,
             C::RemovalBlocked => check.blocked_on_removal > 0,
             C::WallTooThin => !walls_ok,
+            C::GuideSeatingLoose => !seating_ok,
             other => {
                 return Err(format!(
                     "{}: a check reported the code {other}, which is not a check",
