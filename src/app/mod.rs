@@ -2036,24 +2036,21 @@ impl GuidesmithApp {
         let response = ui.interact(rect, ui.scope_id().with("view3d"), egui::Sense::click_and_drag());
         self.view3d_rect = rect;
         ui.painter().rect_filled(rect, 0.0, Color32::from_rgb(9, 10, 14));
-        let Some(mut camera) = self.camera else {
+        let say = |text: &str| {
             ui.painter().text(
                 rect.center(),
                 egui::Align2::CENTER_CENTER,
-                "3D: make or open a bone surface",
+                text,
                 egui::FontId::proportional(16.0),
                 Color32::GRAY,
             );
+        };
+        let Some(mut camera) = self.camera else {
+            say("3D: make or open a bone surface");
             return;
         };
         if !self.has_3d {
-            ui.painter().text(
-                rect.center(),
-                egui::Align2::CENTER_CENTER,
-                "The 3D view needs the wgpu renderer",
-                egui::FontId::proportional(16.0),
-                Color32::GRAY,
-            );
+            say("The 3D view needs the wgpu renderer");
             return;
         }
         let handles_active = self.handles(ui, rect, &camera);
