@@ -196,6 +196,7 @@ fn guide_request(plan: &Plan, g: &GuideSpec, printer_override: Option<&str>) -> 
         seating_direction: g.seating_direction,
         footprint_mm: g.footprint.outline_mm.clone(),
         grid_mm: DEFAULT_GRID_MM,
+        keep_operands: false,
     })
 }
 

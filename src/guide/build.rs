@@ -18,6 +18,7 @@ use super::footprint::{Footprint, FootprintError};
 use super::heightfield::GuideFrame;
 use super::pad::{build_pad, Pad, PadError, PadOptions};
 use crate::finding::{element, Finding, FindingCode};
+use crate::measure::segment_segment_distance;
 use crate::mesh::boolean::{boolean, fold, BoolOp, BooleanError, Operand};
 use crate::mesh::{Mesh, MeshError};
 use crate::progress::{Cancelled, Progress};
@@ -41,6 +42,19 @@ pub const MAX_PLANE_TILT_DEG: f64 = 60.0;
 pub const DEFAULT_GRID_MM: f64 = 0.2;
 /// Spacing (mm) of candidate fixation hole positions.
 const HOLE_CANDIDATE_STEP_MM: f64 = 0.5;
+/// Steepest contact surface (deg from the seating direction's normal plane, mean across a hole and its walls) a
+/// fixation hole is placed on: the hole runs along the seating direction, and through a pad inclined more steeply
+/// its mouth cuts a thin wedge off the pad's underside. Gentler ground is preferred ([`HOLE_SLOPE_PENALTY`]).
+const MAX_HOLE_SLOPE_DEG: f64 = 55.0;
+/// Score lost per degree of slope above 30 deg when choosing among fixation hole candidates.
+const HOLE_SLOPE_PENALTY: f64 = 0.3;
+/// Angles (around the barrel's axis) at which the contact under a sleeve pocket's rim is sampled.
+const POCKET_RIM_SAMPLES: usize = 32;
+
+/// The name under which a plane's slot tool is kept in [`BuiltGuide::tools`] (the checks find its faces by it).
+pub fn slot_tool_name(plane: &str) -> String {
+    format!("slot '{plane}'")
+}
 
 /// A cutting plane as the guide needs it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -88,6 +102,24 @@ pub struct GuideRequest {
     pub footprint_mm: Vec<[f64; 3]>,
     /// Grid spacing of the pad, mm.
     pub grid_mm: f64,
+    /// Keep the operands of every boolean in [`BuiltGuide::operands`] (to check them with another engine).
+    pub keep_operands: bool,
+}
+
+/// The operands of a guide's booleans, in order: `parts - block = trimmed`, `pad + trimmed = body`,
+/// `body - tools = guide`.
+#[derive(Clone, Debug, Default)]
+pub struct BooleanOperands {
+    /// Slot housings and barrels, united.
+    pub parts: Mesh,
+    /// The blocked-out anatomy (lifted).
+    pub block: Mesh,
+    /// The parts trimmed by the block.
+    pub trimmed: Mesh,
+    /// The pad with the trimmed parts.
+    pub body: Mesh,
+    /// Slots, channels and holes, united.
+    pub tools: Mesh,
 }
 
 /// Why a guide could not be built. [`GuideError::finding`] gives each one as a [`Finding`] with its code and place.
@@ -310,6 +342,8 @@ pub struct PlacedChannel {
     pub contact_t_mm: f64,
     /// Barrel top, mm from the entry outward along the axis.
     pub top_t_mm: f64,
+    /// The barrel's outer diameter, mm.
+    pub outer_diameter_mm: f64,
 }
 
 /// A fixation screw hole.
@@ -346,6 +380,8 @@ pub struct BuiltGuide {
     pub params: ResolvedParams,
     /// Seconds per step.
     pub timings_s: Vec<(&'static str, f64)>,
+    /// The booleans' operands, when the request asked to keep them.
+    pub operands: Option<Box<BooleanOperands>>,
 }
 
 /// Builds one guide on `bone` (not checked: see [`super::check::check_guide`]). Cancellable between steps.
@@ -492,7 +528,7 @@ pub fn build_guide(bone: &Mesh, request: &GuideRequest, progress: &dyn Progress)
             format!("slot housing '{}'", spec.name),
             placed(housing, &patient_from_part, &g)?,
         ));
-        tools.push((format!("slot '{}'", spec.name), placed(slab, &patient_from_part, &g)?));
+        tools.push((slot_tool_name(&spec.name), placed(slab, &patient_from_part, &g)?));
         slots.push(PlacedSlot {
             spec: spec.clone(),
             width_mm,
@@ -540,8 +576,21 @@ pub fn build_guide(bone: &Mesh, request: &GuideRequest, progress: &dyn Progress)
         let outer_r = 0.5 * dp.sleeve_pocket_diameter_mm.unwrap_or(bore).max(bore) + dp.barrel_wall_mm;
         let segments = circle_segments(outer_r, CHORD_TOLERANCE_MM);
         let z_base = contact_t_mm - PART_REACH_BELOW_MM - p.pad_thickness_mm;
-        let top_t_mm = contact_t_mm + dp.barrel_length_mm;
         let (ex, ey) = perpendicular_pair(&out);
+        // A sleeve pocket's floor stays a minimum wall above the bone under the barrel's rim: on a slope the bone
+        // rises on one side of the axis, and a barrel of the template's length would leave only a sliver between
+        // the pocket and the blocked-out anatomy there, so the barrel is made longer (more guidance, same axis).
+        let pocket_floor_min_t_mm = dp.sleeve_pocket_diameter_mm.map_or(f64::NEG_INFINITY, |_| {
+            (0..POCKET_RIM_SAMPLES)
+                .filter_map(|k| {
+                    let a = std::f64::consts::TAU * k as f64 / POCKET_RIM_SAMPLES as f64;
+                    let rim = entry + (ex * a.cos() + ey * a.sin()) * outer_r;
+                    axis_contact(&pad, &frame, &rim, &out)
+                })
+                .fold(contact_t_mm, f64::max)
+                + p.min_wall_mm
+        });
+        let top_t_mm = (contact_t_mm + dp.barrel_length_mm).max(pocket_floor_min_t_mm + dp.sleeve_pocket_depth_mm);
         let origin = entry + out * z_base;
         let patient_from_part = frame_matrix(&origin, &ex, &ey, &out);
         // A solid barrel; the channel (and the sleeve pocket) are cut by tools, so no tool face is coplanar with a
@@ -584,6 +633,7 @@ pub fn build_guide(bone: &Mesh, request: &GuideRequest, progress: &dyn Progress)
             segments,
             contact_t_mm,
             top_t_mm,
+            outer_diameter_mm: 2.0 * outer_r,
         });
     }
 
@@ -601,7 +651,9 @@ pub fn build_guide(bone: &Mesh, request: &GuideRequest, progress: &dyn Progress)
         let axis = Vector3::from(hole.axis);
         let (ex, ey) = perpendicular_pair(&axis);
         let base = Vector3::from(hole.point_mm) - axis * (PART_REACH_BELOW_MM + TOOL_OVERSHOOT_MM);
-        let reach = PART_REACH_BELOW_MM + 2.0 * TOOL_OVERSHOOT_MM + 2.0 * p.pad_thickness_mm;
+        let q = frame.frame_from_patient(&Point3::from(hole.point_mm));
+        let above = hole_reach_mm(&pad, q.x, q.y, q.z, 0.5 * hole.diameter_mm, p.pad_thickness_mm);
+        let reach = PART_REACH_BELOW_MM + TOOL_OVERSHOOT_MM + above;
         let tool = cylinder_tool(&CylinderTool {
             diameter_mm: hole.diameter_mm,
             z_min_mm: 0.0,
@@ -623,6 +675,7 @@ pub fn build_guide(bone: &Mesh, request: &GuideRequest, progress: &dyn Progress)
         source,
     };
     let mut body = pad.mesh.clone();
+    let mut operands = request.keep_operands.then(Box::<BooleanOperands>::default);
     if let Some((first, rest)) = parts.split_first() {
         let rest: Vec<Operand<'_>> = rest.iter().map(|(n, m)| Operand::new(n, m)).collect();
         let all_parts = fold(Operand::new(&first.0, &first.1), &rest, BoolOp::Union).map_err(bool_err)?;
@@ -653,18 +706,25 @@ pub fn build_guide(bone: &Mesh, request: &GuideRequest, progress: &dyn Progress)
             BoolOp::Union,
         )
         .map_err(bool_err)?;
+        if let Some(o) = operands.as_mut() {
+            (o.parts, o.block, o.trimmed) = (all_parts, block, trimmed);
+        }
     }
     lap("union", &mut timings_s);
     progress.checkpoint()?;
     if let Some((first, rest)) = tools.split_first() {
         let rest: Vec<Operand<'_>> = rest.iter().map(|(n, m)| Operand::new(n, m)).collect();
         let all_tools = fold(Operand::new(&first.0, &first.1), &rest, BoolOp::Union).map_err(bool_err)?;
-        body = boolean(
+        let cut = boolean(
             Operand::new("guide body", &body),
             Operand::new("slots, channels and holes", &all_tools),
             BoolOp::Difference,
         )
         .map_err(bool_err)?;
+        if let Some(o) = operands.as_mut() {
+            (o.body, o.tools) = (std::mem::take(&mut body), all_tools);
+        }
+        body = cut;
     }
     lap("subtract", &mut timings_s);
     Ok(BuiltGuide {
@@ -678,6 +738,7 @@ pub fn build_guide(bone: &Mesh, request: &GuideRequest, progress: &dyn Progress)
         tools,
         params: p.clone(),
         timings_s,
+        operands,
     })
 }
 
@@ -748,6 +809,20 @@ fn axis_contact(pad: &Pad, frame: &GuideFrame, entry: &Vector3<f64>, out: &Vecto
     None
 }
 
+/// How far (mm along `w`, from the contact height `hgt` at `(u, v)`) a fixation hole of radius `r` is cut: through
+/// the pad's top everywhere around its rim, and the tool overshoot beyond. Only through the pad: a longer hole would
+/// notch a slot housing or barrel standing next to it.
+fn hole_reach_mm(pad: &Pad, u: f64, v: f64, hgt: f64, r: f64, pad_thickness_mm: f64) -> f64 {
+    let rim = r + pad.outer.spacing_mm;
+    let top = (0..16)
+        .filter_map(|k| {
+            let a = std::f64::consts::TAU * f64::from(k) / 16.0;
+            pad.outer.interpolate(u + rim * a.cos(), v + rim * a.sin())
+        })
+        .fold(hgt + pad_thickness_mm, f64::max);
+    top - hgt + TOOL_OVERSHOOT_MM
+}
+
 /// Raises the top sheet of a block (vertices at the contact height) by `lift_mm` along `w`.
 fn lift_top(block: &mut Mesh, frame: &GuideFrame, pad: &Pad, lift_mm: f64) {
     let w = frame.w();
@@ -793,6 +868,19 @@ fn place_holes(
         })
         .collect();
     let removed = |q: &Vector3<f64>| !resecting.is_empty() && resecting.iter().all(|(p0, d)| (q - p0).dot(d) > 0.0);
+    // The contact surface's mean slope across the hole and its walls, deg.
+    let slope_deg = |u: f64, v: f64| {
+        let at = |du: f64, dv: f64| pad.contact.interpolate(u + du, v + dv);
+        match (
+            at(-clearance, 0.0),
+            at(clearance, 0.0),
+            at(0.0, -clearance),
+            at(0.0, clearance),
+        ) {
+            (Some(a), Some(b), Some(c), Some(d)) => ((b - a).hypot(d - c) / (2.0 * clearance)).atan().to_degrees(),
+            _ => 90.0,
+        }
+    };
     // Features as points/segments in patient space with the clearance they need.
     let b = footprint.bounds_mm();
     let mut candidates: Vec<(Vector3<f64>, f64)> = Vec::new();
@@ -801,27 +889,43 @@ fn place_holes(
         let mut u = b[0];
         while u <= b[2] {
             if footprint.contains(u, v) && footprint.distance_to_outline_mm(u, v) >= clearance {
-                if let Some(hgt) = pad.contact.interpolate(u, v) {
+                let slope = slope_deg(u, v);
+                if let Some(hgt) = pad.contact.interpolate(u, v).filter(|_| slope <= MAX_HOLE_SLOPE_DEG) {
                     let point = frame.patient_from_frame(&Vector3::new(u, v, hgt)).coords;
                     if removed(&point) {
                         u += HOLE_CANDIDATE_STEP_MM;
                         continue;
                     }
+                    // The hole's tool from the contact up through the pad: its wall keeps the minimum to slot
+                    // housings and bores along it.
+                    let (h0, h1) = (point, point + w * hole_reach_mm(pad, u, v, hgt, r, p.pad_thickness_mm));
                     let mut free = f64::INFINITY;
                     for s in slots {
                         let n = Vector3::from(s.spec.normal);
                         let half = 0.5 * s.width_mm + p.slot.map_or(0.0, |x| x.slot_wall_mm);
-                        free = free.min((point - Vector3::from(s.spec.point_mm)).dot(&n).abs() - half - clearance);
+                        let p0 = Vector3::from(s.spec.point_mm);
+                        let (d0, d1) = ((h0 - p0).dot(&n), (h1 - p0).dot(&n));
+                        let apart = if d0 * d1 <= 0.0 { 0.0 } else { d0.abs().min(d1.abs()) };
+                        free = free.min(apart - half - clearance);
                     }
                     for c in channels {
+                        // At the contact: the barrel stands on the pad there (a hole's axis leaning towards a
+                        // tilted barrel above the pad only grazes the barrel's outside, which holds no wall).
                         let axis = Vector3::from(c.spec.direction).normalize();
-                        let rel = point - Vector3::from(c.spec.entry_mm);
+                        let entry = Vector3::from(c.spec.entry_mm);
+                        let rel = point - entry;
                         let radial = (rel - axis * rel.dot(&axis)).norm();
-                        let outer = 0.5 * c.bore_diameter_mm + p.drill.map_or(0.0, |d| d.barrel_wall_mm);
-                        free = free.min(radial - outer - clearance);
+                        free = free.min(radial - 0.5 * c.outer_diameter_mm - clearance);
+                        // Along the hole's height its wall keeps the minimum to the bore and the sleeve pocket.
+                        let bore_r = 0.5
+                            * c.bore_diameter_mm
+                                .max(p.drill.and_then(|d| d.sleeve_pocket_diameter_mm).unwrap_or(0.0));
+                        let (c0, c1) = (entry - axis * c.contact_t_mm, entry - axis * c.top_t_mm);
+                        let apart = segment_segment_distance(h0.into(), h1.into(), c0.into(), c1.into()).distance_mm;
+                        free = free.min(apart - bore_r - clearance);
                     }
                     if free >= 0.0 {
-                        candidates.push((point, free));
+                        candidates.push((point, free - HOLE_SLOPE_PENALTY * (slope - 30.0).max(0.0)));
                     }
                 }
             }
@@ -833,9 +937,13 @@ fn place_holes(
     for _ in 0..count {
         let mut best: Option<(f64, Vector3<f64>)> = None;
         for (point, free) in &candidates {
+            // Holes run along `w`: their walls are apart by the distance across it.
             let spacing = chosen
                 .iter()
-                .map(|c| (c - point).norm() - 2.0 * r - p.min_wall_mm)
+                .map(|c| {
+                    let d = c - point;
+                    (d - w * d.dot(&w)).norm() - 2.0 * r - p.min_wall_mm
+                })
                 .fold(f64::INFINITY, f64::min);
             if spacing < 0.0 {
                 continue;

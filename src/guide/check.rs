@@ -8,7 +8,7 @@
 use nalgebra::{Point3, Vector3};
 use serde::Serialize;
 
-use super::build::BuiltGuide;
+use super::build::{slot_tool_name, BuiltGuide};
 use super::seating::{seating_play, SeatingPlay, ROTATION_LIMIT_DEG, TRANSLATION_LIMIT_MM};
 use crate::finding::{element, Finding, FindingCode};
 use crate::measure::BoneQuery;
@@ -213,7 +213,19 @@ pub fn check_guide(built: &BuiltGuide, bone: &BoneQuery) -> GuideCheck {
             format!("the guide is in {} pieces, not one", report.components),
         ));
     }
-    let slots: Vec<SlotCheck> = built.slots.iter().map(|s| check_slot(mesh, s)).collect();
+    let origin = built.frame.origin_mm.coords;
+    let slots: Vec<SlotCheck> = built
+        .slots
+        .iter()
+        .map(|s| {
+            let tool = built
+                .tools
+                .iter()
+                .find(|(name, _)| *name == slot_tool_name(&s.spec.name))
+                .and_then(|(_, m)| local_trimesh(m, &origin));
+            check_slot(mesh, s, tool.as_ref(), &origin)
+        })
+        .collect();
     for (s, placed) in slots.iter().zip(&built.slots).filter(|(s, _)| !s.ok) {
         findings.push(
             Finding::error(
@@ -395,7 +407,38 @@ fn triangle_geometry(mesh: &Mesh, t: &[u32; 3]) -> Option<(Vector3<f64>, Vector3
     (area2 > 0.0).then(|| ((a + b + c) / 3.0, n / area2, 0.5 * area2))
 }
 
-fn check_slot(mesh: &Mesh, slot: &super::build::PlacedSlot) -> SlotCheck {
+/// `p` as parry's `f32` point relative to `origin` (the guide frame's origin keeps the rounding small).
+fn local_point(p: &Vector3<f64>, origin: &Vector3<f64>) -> parry3d::math::Vec3 {
+    let d = p - origin;
+    parry3d::math::Vec3::new(d.x as f32, d.y as f32, d.z as f32)
+}
+
+/// A tool's mesh for distance queries, relative to `origin`.
+fn local_trimesh(m: &Mesh, origin: &Vector3<f64>) -> Option<parry3d::shape::TriMesh> {
+    let v = m
+        .positions
+        .iter()
+        .map(|p| local_point(&Vector3::from(*p), origin))
+        .collect();
+    parry3d::shape::TriMesh::new(v, m.triangles.clone()).ok()
+}
+
+/// Whether `p` lies on the surface of `tool` (within [`ON_TOOL_MM`], or the `f32` rounding of parry's query).
+fn on_tool(tool: &parry3d::shape::TriMesh, p: &Vector3<f64>, origin: &Vector3<f64>) -> bool {
+    use parry3d::query::PointQuery;
+    f64::from(tool.distance_to_local_point(local_point(p, origin), false)) <= ON_TOOL_MM.max(1e-3)
+}
+
+/// The slot's faces are the faces the slot's tool made (lying on its surface) near where the plan puts them: a face
+/// of the housing's underside that happens to lie near the slot and parallel to it, where the bone meets the cut at
+/// a grazing angle, is not a face of the slot and is not measured as one. Without the tool (`None`) every face near
+/// the expected position counts.
+fn check_slot(
+    mesh: &Mesh,
+    slot: &super::build::PlacedSlot,
+    tool: Option<&parry3d::shape::TriMesh>,
+    origin: &Vector3<f64>,
+) -> SlotCheck {
     let n = Vector3::from(slot.spec.normal).normalize();
     let p0 = Vector3::from(slot.spec.point_mm);
     let half = 0.5 * slot.width_mm;
@@ -416,7 +459,10 @@ fn check_slot(mesh: &Mesh, slot: &super::build::PlacedSlot) -> SlotCheck {
             continue;
         }
         for (k, side) in [1.0f64, -1.0].iter().enumerate() {
-            if (y - side * half).abs() <= SLOT_SEARCH_MM && normal.dot(&(-n * *side)) >= cos_search {
+            if (y - side * half).abs() <= SLOT_SEARCH_MM
+                && normal.dot(&(-n * *side)) >= cos_search
+                && tool.is_none_or(|tm| on_tool(tm, &c, origin))
+            {
                 let verts: f64 = t
                     .iter()
                     .map(|&v| (Vector3::from(mesh.positions[v as usize]) - p0).dot(&n))
@@ -640,8 +686,6 @@ fn check_removal(built: &BuiltGuide, bone: &BoneQuery) -> (usize, Option<[f64; 3
 }
 
 fn check_walls(built: &BuiltGuide) -> WallCheck {
-    use parry3d::math::Vec3;
-    use parry3d::query::PointQuery;
     use parry3d::shape::TriMesh;
     let min_wall = built.params.min_wall_mm;
     let mut result = WallCheck {
@@ -656,29 +700,16 @@ fn check_walls(built: &BuiltGuide) -> WallCheck {
         return result;
     };
     let origin = built.frame.origin_mm.coords;
-    let local = |p: &Vector3<f64>| {
-        Vec3::new(
-            (p.x - origin.x) as f32,
-            (p.y - origin.y) as f32,
-            (p.z - origin.z) as f32,
-        )
-    };
     let tools: Vec<(String, TriMesh)> = built
         .tools
         .iter()
-        .filter_map(|(name, m)| {
-            let v = m.positions.iter().map(|p| local(&Vector3::from(*p))).collect();
-            TriMesh::new(v, m.triangles.clone()).ok().map(|t| (name.clone(), t))
-        })
+        .filter_map(|(name, m)| local_trimesh(m, &origin).map(|t| (name.clone(), t)))
         .collect();
     for t in &built.mesh.triangles {
         let Some((c, normal, _)) = triangle_geometry(&built.mesh, t) else {
             continue;
         };
-        let Some((name, _)) = tools
-            .iter()
-            .find(|(_, tm)| f64::from(tm.distance_to_local_point(local(&c), false)) <= ON_TOOL_MM.max(1e-3))
-        else {
+        let Some((name, _)) = tools.iter().find(|(_, tm)| on_tool(tm, &c, &origin)) else {
             continue;
         };
         result.samples += 1;

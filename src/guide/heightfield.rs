@@ -6,7 +6,9 @@
 //! direction" is exactly the region under the height field of the grown bone's top surface. That field is computed
 //! exactly per grid column (the top of the vertical line's intersection with every bone triangle grown by a ball:
 //! offset face, edge capsules, vertex spheres), so the contact surface sits at the bone offset from the bone at every
-//! grid vertex; no mesh vertex is pushed and no undercut survives. The pad's outer surface is the contact surface
+//! grid vertex; no mesh vertex is pushed and no undercut survives. Between the vertices a flat triangle would cut
+//! into the grown bone across a ridge or the bone's edge, so the contact surface is lifted there
+//! ([`conservative_top_surface`]). The pad's outer surface is the contact surface
 //! grown again by the pad thickness (a discrete dilation with a hemisphere), so the pad has its thickness along the
 //! surface normal, not only vertically. Solids between two height fields are closed by construction (top grid,
 //! bottom grid, four side walls), which is what the boolean engine needs.
@@ -232,6 +234,89 @@ pub fn offset_top_surface(bone: &Mesh, frame: &GuideFrame, template: &HeightGrid
             }
         });
     out
+}
+
+/// How far the contact surface was lifted above the exact offset height at its nodes
+/// ([`conservative_top_surface`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Lift {
+    /// Nodes lifted.
+    pub nodes: usize,
+    /// Largest lift, mm (frame `w`).
+    pub max_mm: f64,
+}
+
+/// The contact surface for a triangulated underside: [`offset_top_surface`] on `template`'s grid, each node then
+/// lifted just enough that the piecewise-linear surface between the nodes is on or above the grown bone at the
+/// midpoint of every cell edge and at every cell's centre for either diagonal (the places where a flat triangle
+/// strays furthest below a curved surface: across a ridge or the bone's silhouette, where the exact nodes alone let
+/// a triangle dip into the offset). The midpoints are sampled exactly on a grid of half the spacing; a node takes the
+/// largest value any of its edges or diagonals asks for, so lifting never undoes another constraint.
+pub fn conservative_top_surface(
+    bone: &Mesh,
+    frame: &GuideFrame,
+    template: &HeightGrid,
+    offset_mm: f64,
+) -> (HeightGrid, Lift) {
+    let (nu, nv) = (template.nu, template.nv);
+    let fine_template = HeightGrid::empty(
+        template.u0_mm,
+        template.v0_mm,
+        0.5 * template.spacing_mm,
+        2 * nu - 1,
+        2 * nv - 1,
+    );
+    let fine = offset_top_surface(bone, frame, &fine_template, offset_mm);
+    let mut out = HeightGrid {
+        w_mm: (0..nu * nv).map(|k| fine.at(2 * (k % nu), 2 * (k / nu))).collect(),
+        ..template.clone()
+    };
+    // Each constraint asks for a pair of nodes whose mean reaches the midpoint's height; it raises the lower node
+    // first (towards the higher one), so a cell across a drop is bridged from the bone's edge instead of lifting the
+    // node that sits on the bone.
+    let w = &out.w_mm;
+    let mut raised = w.clone();
+    let mut ask = |a: usize, b: usize, target: f64| {
+        let need = 2.0 * target - w[a] - w[b];
+        if !(w[a].is_finite() && w[b].is_finite() && need > 0.0) {
+            return;
+        }
+        let (lo, hi) = if w[a] <= w[b] { (a, b) } else { (b, a) };
+        let gap = w[hi] - w[lo];
+        let (new_lo, new_hi) = if need <= gap {
+            (w[lo] + need, w[hi])
+        } else {
+            let each = 0.5 * (need - gap);
+            (w[hi] + each, w[hi] + each)
+        };
+        raised[lo] = raised[lo].max(new_lo);
+        raised[hi] = raised[hi].max(new_hi);
+    };
+    for j in 0..nv {
+        for i in 0..nu {
+            let k = j * nu + i;
+            if i + 1 < nu {
+                ask(k, k + 1, fine.at(2 * i + 1, 2 * j));
+            }
+            if j + 1 < nv {
+                ask(k, k + nu, fine.at(2 * i, 2 * j + 1));
+            }
+            if i + 1 < nu && j + 1 < nv {
+                let centre = fine.at(2 * i + 1, 2 * j + 1);
+                ask(k, k + nu + 1, centre);
+                ask(k + 1, k + nu, centre);
+            }
+        }
+    }
+    let mut summary = Lift::default();
+    for (w, r) in out.w_mm.iter_mut().zip(&raised) {
+        if *r > *w {
+            summary.nodes += 1;
+            summary.max_mm = summary.max_mm.max(*r - *w);
+            *w = *r;
+        }
+    }
+    (out, summary)
 }
 
 /// Top of the vertical line `(u, v, ·)` inside the triangle grown by a ball of `r` (face, edge capsules).
@@ -492,6 +577,82 @@ mod tests {
         let edge = top.at(45, 24);
         assert!((edge - (2.0 + (0.25f64 - 0.0625).sqrt())).abs() < 1e-12, "{edge}");
         assert_eq!(top.at(0, 0), f64::NEG_INFINITY);
+    }
+
+    /// The smallest distance from the piecewise-linear surface over `grid` (every cell split along either
+    /// diagonal, sampled densely) to the triangles `bone` (patient mm).
+    fn closest_approach(grid: &HeightGrid, frame: &GuideFrame, bone: &Mesh) -> f64 {
+        let tris: Vec<Vec<Vector3<f64>>> = bone
+            .triangles
+            .iter()
+            .map(|t| t.iter().map(|&k| Vector3::from(bone.positions[k as usize])).collect())
+            .collect();
+        let mut closest = f64::INFINITY;
+        for j in 0..grid.nv - 1 {
+            for i in 0..grid.nu - 1 {
+                let c = [(i, j), (i + 1, j), (i + 1, j + 1), (i, j + 1)];
+                // The four edges of the cell and both diagonals.
+                for (a, b) in [(0, 1), (1, 2), (3, 2), (0, 3), (0, 2), (1, 3)] {
+                    let (wa, wb) = (grid.at(c[a].0, c[a].1), grid.at(c[b].0, c[b].1));
+                    if !(wa.is_finite() && wb.is_finite()) {
+                        continue;
+                    }
+                    let (ua, va) = grid.uv(c[a].0, c[a].1);
+                    let (ub, vb) = grid.uv(c[b].0, c[b].1);
+                    for k in 0..=40 {
+                        let t = f64::from(k) / 40.0;
+                        let q = Vector3::new(ua + t * (ub - ua), va + t * (vb - va), wa + t * (wb - wa));
+                        let p = frame.patient_from_frame(&q).coords;
+                        for tri in &tris {
+                            closest = closest.min(point_triangle_distance(&p, tri));
+                        }
+                    }
+                }
+            }
+        }
+        closest
+    }
+
+    #[test]
+    fn the_lifted_contact_surface_keeps_the_offset_between_its_nodes_across_a_cliff() {
+        // A 3 mm step whose vertical wall lies between two grid rows (x = 0.05 between nodes at 0.0 and 0.2).
+        let bone = Mesh {
+            positions: vec![
+                [-3.0, -3.0, 0.0],
+                [0.05, -3.0, 0.0],
+                [0.05, 3.0, 0.0],
+                [-3.0, 3.0, 0.0],
+                [0.05, -3.0, -3.0],
+                [0.05, 3.0, -3.0],
+                [3.0, -3.0, -3.0],
+                [3.0, 3.0, -3.0],
+            ],
+            triangles: vec![[0, 1, 2], [0, 2, 3], [1, 4, 5], [1, 5, 2], [4, 6, 7], [4, 7, 5]],
+        };
+        let frame = unit_frame();
+        let offset = 0.3;
+        // Frame u = -y, v = x: rows of the grid run across the wall.
+        let g = HeightGrid::empty(-2.0, -2.0, 0.2, 21, 21);
+        let exact = offset_top_surface(&bone, &frame, &g, offset);
+        let (lifted, lift) = conservative_top_surface(&bone, &frame, &g, offset);
+        let tol = crate::guide::check::CONTACT_TOL_MM;
+        // The exact nodes alone let a triangle cut the edge of the step ...
+        let before = closest_approach(&exact, &frame, &bone);
+        assert!(before < offset - tol, "{before}");
+        // ... the lifted surface stays at the offset everywhere (up to the tolerance of the contact check).
+        let after = closest_approach(&lifted, &frame, &bone);
+        assert!(after >= offset - tol, "{after}");
+        // Only the rows next to the wall are lifted, and the nodes on the upper step keep their exact height.
+        assert!(lift.nodes > 0 && lift.nodes <= 3 * 21, "{lift:?}");
+        for j in 0..21 {
+            for i in 0..21 {
+                let (_, v) = g.uv(i, j);
+                if v < -0.1 {
+                    assert_eq!(lifted.at(i, j), exact.at(i, j), "({i}, {j})");
+                }
+                assert!(lifted.at(i, j) >= exact.at(i, j));
+            }
+        }
     }
 
     #[test]

@@ -1,16 +1,19 @@
 //! The contact pad: a shell of constant thickness over the footprint, whose underside is the bone grown by the bone
 //! offset and swept along the seating direction, and the blocked-out anatomy that trims every other part.
 //!
-//! Why this way: the pad's underside *is* the offset surface (sampled exactly per grid column, see
-//! [`super::heightfield`]), so the contact gap is the bone offset by construction, nothing of the pad reaches into an
-//! undercut, and the guide comes off along its seating direction. The pad is a closed solid between two height fields
+//! Why this way: the pad's underside *is* the offset surface (sampled exactly per grid column and lifted where a
+//! triangle between the columns would dip below it, see [`super::heightfield::conservative_top_surface`]), so the
+//! contact gap is at least the bone offset everywhere by construction, nothing of the pad reaches into an undercut,
+//! and the guide comes off along its seating direction. The pad is a closed solid between two height fields
 //! over a rectangle, cut to the footprint by one boolean with the footprint's prism.
 
 use nalgebra::{Point3, Vector3};
 
 use super::clip::clipped_solid;
 use super::footprint::Footprint;
-use super::heightfield::{dilate, offset_top_surface, solid_between, GuideFrame, HeightFieldError, HeightGrid};
+use super::heightfield::{
+    conservative_top_surface, dilate, solid_between, GuideFrame, HeightFieldError, HeightGrid, Lift,
+};
 use crate::mesh::boolean::{boolean, BoolOp, BooleanError, Operand};
 use crate::mesh::{boundary_edges, degenerate_triangles, inconsistent_edges, non_manifold_edges, Mesh};
 
@@ -46,8 +49,11 @@ pub enum PadError {
 pub struct Pad {
     /// The pad solid, patient mm, closed and outward.
     pub mesh: Mesh,
-    /// The contact surface (bone grown by the offset, swept), over the working rectangle.
+    /// The contact surface (bone grown by the offset, swept, lifted where a triangle would dip below it), over the
+    /// working rectangle.
     pub contact: HeightGrid,
+    /// How much of the contact surface was lifted above the exact offset at its nodes.
+    pub lift: Lift,
     /// The pad's outer surface over the working rectangle.
     pub outer: HeightGrid,
     /// Lowest finite contact height in the working rectangle, mm (frame `w`).
@@ -123,7 +129,7 @@ pub fn build_pad(
     let nu = ((b[2] + grow - u0) / h).ceil() as usize + 1;
     let nv = ((b[3] + grow - v0) / h).ceil() as usize + 1;
     let grid = HeightGrid::empty(u0, v0, h, nu, nv);
-    let contact = offset_top_surface(bone, frame, &grid, options.bone_offset_mm);
+    let (contact, lift) = conservative_top_surface(bone, frame, &grid, options.bone_offset_mm);
     if let Some((u, v, w, drop)) = find_drop(&contact, footprint) {
         let p = frame.patient_from_frame(&Vector3::new(u, v, w));
         return Err(PadError::Drop(p.x, p.y, p.z, drop));
@@ -199,6 +205,7 @@ pub fn build_pad(
     Ok(Pad {
         mesh,
         contact,
+        lift,
         outer,
         lowest_contact_mm,
         cut_by_boolean,
