@@ -198,9 +198,22 @@ pub fn offset_top_surface(bone: &Mesh, frame: &GuideFrame, template: &HeightGrid
             })
         })
         .collect();
-    // Each band of rows owns its samples; a triangle is visited by every band it overlaps. Max is order-free, so
-    // the result does not depend on scheduling.
+    // Each band of rows owns its samples; a triangle is visited by every band it overlaps (listed per band first,
+    // so a band does not scan every triangle). Max is order-free, so the result does not depend on scheduling.
     let band_len = ROWS_PER_BAND * template.nu;
+    let bands = template.nv.div_ceil(ROWS_PER_BAND);
+    let band_of = |v: f64| ((v - template.v0_mm) / (h * ROWS_PER_BAND as f64)).floor();
+    let mut in_band: Vec<Vec<u32>> = vec![Vec::new(); bands];
+    for (k, tri) in triangles.iter().enumerate() {
+        let lo = band_of(tri.min_uv[1]).max(0.0) as usize;
+        let hi = band_of(tri.max_uv[1]).min((bands - 1) as f64);
+        if hi < 0.0 {
+            continue;
+        }
+        for list in in_band.iter_mut().take(hi as usize + 1).skip(lo) {
+            list.push(k as u32);
+        }
+    }
     out.w_mm
         .par_chunks_mut(band_len)
         .enumerate()
@@ -209,7 +222,7 @@ pub fn offset_top_surface(bone: &Mesh, frame: &GuideFrame, template: &HeightGrid
             let j1 = j0 + samples.len() / template.nu;
             let band_v0 = template.v0_mm + j0 as f64 * h;
             let band_v1 = template.v0_mm + (j1 - 1) as f64 * h;
-            for tri in &triangles {
+            for tri in in_band[band].iter().map(|&k| &triangles[k as usize]) {
                 if tri.max_uv[1] < band_v0 || tri.min_uv[1] > band_v1 {
                     continue;
                 }
