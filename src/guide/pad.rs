@@ -11,9 +11,7 @@ use nalgebra::{Point3, Vector3};
 
 use super::clip::clipped_solid;
 use super::footprint::Footprint;
-use super::heightfield::{
-    conservative_top_surface, dilate, solid_between, GuideFrame, HeightFieldError, HeightGrid, Lift,
-};
+use super::heightfield::{conservative_top_surface, dilate, solid_between, GuideFrame, HeightFieldError, HeightGrid};
 use crate::mesh::boolean::{boolean, BoolOp, BooleanError, Operand};
 use crate::mesh::{boundary_edges, degenerate_triangles, inconsistent_edges, non_manifold_edges, Mesh};
 
@@ -52,8 +50,6 @@ pub struct Pad {
     /// The contact surface (bone grown by the offset, swept, lifted where a triangle would dip below it), over the
     /// working rectangle.
     pub contact: HeightGrid,
-    /// How much of the contact surface was lifted above the exact offset at its nodes.
-    pub lift: Lift,
     /// The pad's outer surface over the working rectangle.
     pub outer: HeightGrid,
     /// Lowest finite contact height in the working rectangle, mm (frame `w`).
@@ -129,7 +125,7 @@ pub fn build_pad(
     let nu = ((b[2] + grow - u0) / h).ceil() as usize + 1;
     let nv = ((b[3] + grow - v0) / h).ceil() as usize + 1;
     let grid = HeightGrid::empty(u0, v0, h, nu, nv);
-    let (contact, lift) = conservative_top_surface(bone, frame, &grid, options.bone_offset_mm);
+    let (contact, _) = conservative_top_surface(bone, frame, &grid, options.bone_offset_mm);
     if let Some((u, v, w, drop)) = find_drop(&contact, footprint) {
         let p = frame.patient_from_frame(&Vector3::new(u, v, w));
         return Err(PadError::Drop(p.x, p.y, p.z, drop));
@@ -205,7 +201,6 @@ pub fn build_pad(
     Ok(Pad {
         mesh,
         contact,
-        lift,
         outer,
         lowest_contact_mm,
         cut_by_boolean,
