@@ -1,21 +1,41 @@
 //! The demo case's guides (the plan `guidesmith demo` writes, from `case::demo`) with the time of each build step and
-//! of the checks: `cargo run --release --example guide_demo [-- OUT_DIR]` (OUT_DIR: also write each guide's STL).
-//! The demo CT is sampled in memory, so only the bone, the guides and their checks are timed.
+//! of the checks: `cargo run --release --example guide_demo [-- [--plan PLAN.json [--ct CT]] [OUT_DIR]]` (OUT_DIR:
+//! also write each guide's STL). The demo CT is sampled in memory, so only the bone, the guides and their checks are
+//! timed; with `--plan`, the guides of that plan on its bone (its segmentation re-run, as `guidesmith build` does).
+use std::path::PathBuf;
 use std::time::Instant;
 
 use guidesmith::case::demo::demo_in_memory;
-use guidesmith::case::guide_requests;
+use guidesmith::case::{guide_requests, open_bone};
 use guidesmith::guide::build::build_guide;
 use guidesmith::guide::check::check_guide;
 use guidesmith::measure::BoneQuery;
 use guidesmith::mesh::write_stl_file;
+use guidesmith::plan::Plan;
 use guidesmith::progress::NoProgress;
 
 fn main() -> anyhow::Result<()> {
-    let out = std::env::args().nth(1).map(std::path::PathBuf::from);
+    let mut args = std::env::args().skip(1);
+    let (mut plan_path, mut ct, mut out) = (None, None, None);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--plan" => plan_path = args.next().map(PathBuf::from),
+            "--ct" => ct = args.next().map(PathBuf::from),
+            _ => out = Some(PathBuf::from(a)),
+        }
+    }
     let t = Instant::now();
-    let demo = demo_in_memory(&NoProgress)?;
-    let (bone, plan) = (demo.bone.mesh, demo.plan);
+    let (bone, plan) = match &plan_path {
+        None => {
+            let demo = demo_in_memory(&NoProgress)?;
+            (demo.bone.mesh, demo.plan)
+        }
+        Some(path) => {
+            let plan = Plan::load(path)?;
+            let bone = open_bone(&plan, path, ct.as_deref(), &NoProgress)?;
+            (bone.mesh, plan)
+        }
+    };
     println!(
         "CT sampled and bone made in {:.3} s, {} triangles",
         t.elapsed().as_secs_f64(),

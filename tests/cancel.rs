@@ -168,7 +168,8 @@ fn guide_builds_and_renders_stop_and_write_nothing() {
     assert!(matches!(err, CaseError::Cancelled(_)), "{err}");
     assert_eq!(progress.steps_after_cancel.load(Ordering::SeqCst), 0);
 
-    // Cancelled after the first guide: the second is not built.
+    // Cancelled after the first guide: the build stops (a guide built beside it reports no progress) and returns no
+    // guide.
     let progress = CancelAt::new("building guides", 1);
     let err = build_guides(&plan, &bone, None, &progress)
         .map(|_| ())

@@ -8,8 +8,8 @@ mod common;
 use std::sync::OnceLock;
 
 use common::{verify_guide, Verified};
-use guidesmith::case::demo::demo_in_memory;
-use guidesmith::case::{build_guides, GuideOutcome};
+use guidesmith::case::demo::{demo_in_memory, demo_plan_verified};
+use guidesmith::case::{build_guides, build_guides_reusing, GuideOutcome};
 use guidesmith::finding::FindingCode;
 use guidesmith::guide::check::{CHANNEL_ANGLE_TOL_DEG, CHANNEL_OFFSET_TOL_MM};
 use guidesmith::mesh::Mesh;
@@ -68,6 +68,50 @@ fn demo_guides_pass_every_check_on_the_plan_and_are_deterministic() {
     for (a, b) in result.guides.iter().zip(&again.guides) {
         assert_eq!(a.built().expect("a").0.mesh, b.built().expect("b").0.mesh);
     }
+}
+
+/// The meshes of a build's guides, in order (`None` for a refused guide).
+fn meshes(result: &guidesmith::case::CaseGuides) -> Vec<Option<&Mesh>> {
+    result.guides.iter().map(|g| g.built().map(|(b, _)| &b.mesh)).collect()
+}
+
+#[test]
+fn a_guide_built_to_verify_its_proposal_is_reused_only_for_its_own_request_and_bone() {
+    let (bone, _) = demo();
+    let (plan, verified) = demo_plan_verified(bone, None, None).expect("demo plan");
+    assert_eq!(
+        verified.len(),
+        1,
+        "the demo's proposed drill guide passed when it was proposed"
+    );
+    assert_eq!(verified[0].name(), "left-body-drilling");
+    let fresh = build_guides(&plan, bone, None, &NoProgress).expect("build");
+    let reused = build_guides_reusing(&plan, bone, None, &verified, &NoProgress).expect("build");
+    assert!(reused.all_passed(), "{:?}", reused.findings());
+    assert_eq!(meshes(&reused), meshes(&fresh));
+    assert_eq!(meshes(&reused)[1], Some(&verified[0].guide().mesh));
+    for (a, b) in reused.guides.iter().zip(&fresh.guides) {
+        let (a, b) = (a.built().expect("built").1, b.built().expect("built").1);
+        assert_eq!(serde_json::to_value(a).ok(), serde_json::to_value(b).ok());
+    }
+
+    // A footprint edited after the proposal: the guide is built anew from the plan.
+    let mut edited = plan.clone();
+    edited.guides[1].footprint.outline_mm[0][2] += 0.5;
+    let fresh = build_guides(&edited, bone, None, &NoProgress).expect("build");
+    let reused = build_guides_reusing(&edited, bone, None, &verified, &NoProgress).expect("build");
+    assert_eq!(meshes(&reused), meshes(&fresh));
+    assert_ne!(meshes(&reused)[1], Some(&verified[0].guide().mesh));
+
+    // The same plan on another bone (the bone moved 0.2 mm along x): built anew as well.
+    let mut moved = bone.clone();
+    for p in &mut moved.positions {
+        p[0] += 0.2;
+    }
+    let fresh = build_guides(&plan, &moved, None, &NoProgress).expect("build");
+    let reused = build_guides_reusing(&plan, &moved, None, &verified, &NoProgress).expect("build");
+    assert_eq!(meshes(&reused), meshes(&fresh));
+    assert_ne!(meshes(&reused)[1], Some(&verified[0].guide().mesh));
 }
 
 #[test]

@@ -153,7 +153,9 @@ fn le_fort_cutting_guide_and_buttress_drill_guide_on_the_real_cranium_pass_every
     // A proposed footprint for each guide (docs/PERFORMANCE.md quotes these lines): on the thin maxillary wall the
     // growth stops at the first hole it would cover; a proposal that says it holds must build and pass.
     for g in &plan.guides {
-        let proposal = guidesmith::case::propose_guide(&plan, g, &bone).expect("a proposal");
+        let proposal = guidesmith::case::propose_guide(&plan, g, &bone)
+            .expect("a proposal")
+            .proposal;
         eprintln!(
             "proposal for {}: holds {}, {} growth steps, {:.0} mm^2, play {:?}",
             g.name, proposal.holds, proposal.grow_steps, proposal.area_mm2, proposal.play
@@ -181,8 +183,11 @@ fn le_fort_cutting_guide_and_buttress_drill_guide_on_the_real_cranium_pass_every
     }
     let result = build_guides(&plan, &bone, None, &NoProgress).expect("build");
     for g in &result.guides {
-        if let Some((_, check)) = g.built() {
+        if let Some((built, check)) = g.built() {
             eprintln!("{}", serde_json::to_string_pretty(check).expect("json"));
+            // The build's steps (`--nocapture`): the figures of `docs/PERFORMANCE.md`.
+            let total_s: f64 = built.timings_s.iter().map(|(_, s)| s).sum();
+            eprintln!("{}: built in {total_s:.3} s, {:?}", built.name, built.timings_s);
         }
         assert_eq!(verify_guide(&bone, g), Ok(Verified::Passed));
     }

@@ -250,6 +250,7 @@ fn segmental_resection_of_the_real_mandible_through_the_cli() {
     let renders = out_dir.join("renders");
     if let Some(keep) = std::env::var_os("GUIDESMITH_KEEP_RENDERS") {
         copy_dir(&renders, Path::new(&keep));
+        std::fs::copy(&plan_path, Path::new(&keep).join("plan.json")).expect("copy plan");
     }
 }
 

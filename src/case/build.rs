@@ -9,6 +9,7 @@
 //! Why the printer can be overridden here and not only in the plan: a print lab may print on another machine than
 //! the one planned. The plan's printer is what was approved; an override is recorded next to it in the manifest.
 
+use rayon::prelude::*;
 use std::path::Path;
 
 use super::CaseError;
@@ -86,11 +87,64 @@ impl CaseGuides {
     }
 }
 
+/// A guide built and checked by [`propose_guide`] while it verified its proposal: [`build_guides_reusing`] takes it
+/// instead of building the same guide again. It is reused only for exactly the request it was built from, on exactly
+/// the bone it was built on (the bone's SHA-256), so a plan edited since, another printer or another bone builds anew;
+/// builds are deterministic, so a reused guide is byte for byte the one a new build would make.
+#[derive(Clone, Debug)]
+pub struct VerifiedGuide {
+    request: GuideRequest,
+    bone_sha256: String,
+    built: Box<BuiltGuide>,
+    check: Box<GuideCheck>,
+}
+
+impl VerifiedGuide {
+    /// The guide's name.
+    pub fn name(&self) -> &str {
+        &self.request.name
+    }
+
+    /// The guide as built.
+    pub fn guide(&self) -> &BuiltGuide {
+        &self.built
+    }
+}
+
+/// SHA-256 of a mesh's vertex coordinates and triangles (little-endian), the identity of a bone for
+/// [`VerifiedGuide`].
+fn mesh_sha256(mesh: &Mesh) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    hasher.update((mesh.positions.len() as u64).to_le_bytes());
+    for p in &mesh.positions {
+        for c in p {
+            hasher.update(c.to_le_bytes());
+        }
+    }
+    hasher.update((mesh.triangles.len() as u64).to_le_bytes());
+    for t in &mesh.triangles {
+        for i in t {
+            hasher.update(i.to_le_bytes());
+        }
+    }
+    hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A seating direction and a footprint proposed for `guide`, and the guide built from it when it passed every check.
+#[derive(Clone, Debug)]
+pub struct CaseProposal {
+    /// The proposal, to write into the plan.
+    pub proposal: Proposal,
+    /// The guide built and checked from it, when it passed (for [`build_guides_reusing`]).
+    pub verified: Option<VerifiedGuide>,
+}
+
 /// A seating direction and a footprint proposed for `guide` (its own footprint and seating direction are ignored)
 /// on `bone`: see [`crate::guide::propose`]. Each proposal is built and checked here, from the largest margin under
-/// the seating thresholds to none ([`PROPOSAL_MARGINS`]); the first whose guide passes every check is returned, else
-/// the first made (its build will report why). The caller writes it into the plan.
-pub fn propose_guide(plan: &Plan, guide: &GuideSpec, bone: &Mesh) -> Result<Proposal, CaseError> {
+/// the seating thresholds to none ([`PROPOSAL_MARGINS`]); the first whose guide passes every check is returned with
+/// that guide, else the first made (its build will report why). The caller writes it into the plan.
+pub fn propose_guide(plan: &Plan, guide: &GuideSpec, bone: &Mesh) -> Result<CaseProposal, CaseError> {
     let request = guide_request(plan, guide, None).map_err(|f| CaseError::GuideRefused(Box::new(f)))?;
     let query = BoneQuery::new(bone)?;
     let mut first = None;
@@ -112,13 +166,27 @@ pub fn propose_guide(plan: &Plan, guide: &GuideSpec, bone: &Mesh) -> Result<Prop
             footprint_mm: proposal.outline_mm.clone(),
             ..request.clone()
         };
-        let passes = build_guide(bone, &trial, &NoProgress).is_ok_and(|built| check_guide(&built, &query).passed);
-        if passes {
-            return Ok(proposal);
+        if let Ok(built) = build_guide(bone, &trial, &NoProgress) {
+            let check = check_guide(&built, &query);
+            if check.passed {
+                let verified = VerifiedGuide {
+                    request: trial,
+                    bone_sha256: mesh_sha256(bone),
+                    built: Box::new(built),
+                    check: Box::new(check),
+                };
+                return Ok(CaseProposal {
+                    proposal,
+                    verified: Some(verified),
+                });
+            }
         }
         first.get_or_insert(proposal);
     }
-    Ok(first.expect("at least one margin was tried"))
+    Ok(CaseProposal {
+        proposal: first.expect("at least one margin was tried"),
+        verified: None,
+    })
 }
 
 /// The build request of each guide of `plan`, or the finding that stops it: an unknown template or printer,
@@ -208,34 +276,72 @@ pub fn build_guides(
     printer_override: Option<&str>,
     progress: &dyn Progress,
 ) -> Result<CaseGuides, CaseError> {
+    build_guides_reusing(plan, bone, printer_override, &[], progress)
+}
+
+/// [`build_guides`], taking a guide from `verified` instead of building it again where its request and bone are
+/// exactly those it was built from (a guide whose proposal was just verified by [`propose_guide`]).
+pub fn build_guides_reusing(
+    plan: &Plan,
+    bone: &Mesh,
+    printer_override: Option<&str>,
+    verified: &[VerifiedGuide],
+    progress: &dyn Progress,
+) -> Result<CaseGuides, CaseError> {
     let requests = guide_requests(plan, printer_override);
     let query = BoneQuery::new(bone)?;
+    let bone_sha256 = (!verified.is_empty()).then(|| mesh_sha256(bone));
+    let reusable = |request: &GuideRequest| {
+        verified
+            .iter()
+            .find(|v| &v.request == request && bone_sha256.as_deref() == Some(v.bone_sha256.as_str()))
+    };
     progress.begin("building guides", requests.len() as u64);
-    let mut guides = Vec::with_capacity(requests.len());
-    for (spec, request) in plan.guides.iter().zip(requests) {
-        let outcome = match request {
-            Err(finding) => GuideOutcome::Refused(finding),
-            Ok(request) => match build_guide(bone, &request, progress) {
-                Ok(built) => {
-                    progress.checkpoint()?;
-                    let check = check_guide(&built, &query);
-                    GuideOutcome::Built {
-                        guide: Box::new(built),
-                        check: Box::new(check),
-                    }
-                }
-                Err(e) => match e.finding() {
-                    Some(finding) => GuideOutcome::Refused(finding),
-                    None => return Err(CaseError::Cancelled(crate::progress::Cancelled)),
+    let reported = std::sync::Mutex::new(());
+    // Guides are independent: each is built and checked on its own thread (most of a build, the booleans, runs on
+    // one core), and collected in the plan's order, so the result does not depend on which finishes first.
+    let outcomes: Vec<Result<GuideOutcome, CaseError>> = requests
+        .into_par_iter()
+        .map(|request| {
+            let outcome = match request {
+                Err(finding) => GuideOutcome::Refused(finding),
+                Ok(request) => match reusable(&request) {
+                    Some(v) => GuideOutcome::Built {
+                        guide: v.built.clone(),
+                        check: v.check.clone(),
+                    },
+                    None => match build_guide(bone, &request, progress) {
+                        Ok(built) => {
+                            progress.checkpoint()?;
+                            let check = check_guide(&built, &query);
+                            GuideOutcome::Built {
+                                guide: Box::new(built),
+                                check: Box::new(check),
+                            }
+                        }
+                        Err(e) => match e.finding() {
+                            Some(finding) => GuideOutcome::Refused(finding),
+                            None => return Err(CaseError::Cancelled(crate::progress::Cancelled)),
+                        },
+                    },
                 },
-            },
-        };
+            };
+            // A guide finished after a cancel reports nothing; the lock makes "not cancelled, one more done" one step.
+            let _one_at_a_time = reported.lock().unwrap_or_else(|e| e.into_inner());
+            progress.checkpoint()?;
+            progress.advance(1);
+            Ok(outcome)
+        })
+        .collect();
+    // A cancel while the last guides finished still cancels: nothing is returned to write.
+    progress.checkpoint()?;
+    let mut guides = Vec::with_capacity(outcomes.len());
+    for (spec, outcome) in plan.guides.iter().zip(outcomes) {
         guides.push(PlannedGuide {
             name: spec.name.clone(),
             printer_in_plan: spec.printer.clone(),
-            outcome,
+            outcome: outcome?,
         });
-        progress.advance(1);
     }
     progress.end();
     Ok(CaseGuides { guides })

@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use super::{build_guides, propose_guide, write_guides, CaseError, CaseGuides};
+use super::{build_guides_reusing, propose_guide, write_guides, CaseError, CaseGuides, VerifiedGuide};
 use crate::bone::{self, BoneModel, SurfaceOptions};
 use crate::export::ExportSummary;
 use crate::measure::BoneQuery;
@@ -68,6 +68,16 @@ pub fn demo_volume() -> Result<Volume, CaseError> {
 /// the front (a fixation screw on each side of the resection, in bone that remains), and three bicortical drills in
 /// the left body with a drill guide whose seating direction and footprint are proposed (`propose_guide`). `ct` is the CT reference to record (`None` for a bone given without its CT).
 pub fn demo_plan(bone: &Mesh, ct: Option<CtReference>, segmentation: Option<Segmentation>) -> Result<Plan, CaseError> {
+    demo_plan_verified(bone, ct, segmentation).map(|(plan, _)| plan)
+}
+
+/// [`demo_plan`], with the proposed guide as its proposal's verification built and checked it (for
+/// [`build_guides_reusing`]).
+pub fn demo_plan_verified(
+    bone: &Mesh,
+    ct: Option<CtReference>,
+    segmentation: Option<Segmentation>,
+) -> Result<(Plan, Vec<VerifiedGuide>), CaseError> {
     let bb = bone.bounding_box().ok_or_else(|| CaseError::Demo {
         detail: "the demo bone is empty".to_string(),
     })?;
@@ -146,10 +156,10 @@ pub fn demo_plan(bone: &Mesh, ct: Option<CtReference>, segmentation: Option<Segm
         ],
         approvals: vec![],
     };
-    let proposal = propose_guide(&plan, &plan.guides[1], bone)?;
-    plan.guides[1].seating_direction = proposal.seating_direction;
-    plan.guides[1].footprint.outline_mm = proposal.outline_mm;
-    Ok(plan)
+    let proposed = propose_guide(&plan, &plan.guides[1], bone)?;
+    plan.guides[1].seating_direction = proposed.proposal.seating_direction;
+    plan.guides[1].footprint.outline_mm = proposed.proposal.outline_mm;
+    Ok((plan, proposed.verified.into_iter().collect()))
 }
 
 /// The demo case made in memory: its CT volume (sampled, not written), its bone and its plan (as `run_demo` writes
@@ -294,7 +304,7 @@ pub fn run_demo(
         path: &stl,
         bone: &model,
     });
-    let plan = demo_plan(
+    let (plan, verified) = demo_plan_verified(
         &model.mesh,
         Some(CtReference::from_volume(&volume, "ct")),
         Some(segmentation),
@@ -304,7 +314,8 @@ pub fn run_demo(
         path: &plan_path,
         plan: &plan,
     });
-    let guides = build_guides(&plan, &model.mesh, None, progress)?;
+    // The proposed guide was built and checked while its proposal was verified; it is not built twice.
+    let guides = build_guides_reusing(&plan, &model.mesh, None, &verified, progress)?;
     on_event(DemoEvent::GuidesBuilt { guides: &guides });
     let summary = write_guides(&guides_dir, &plan, &model.mesh, &guides, progress)?;
     on_event(DemoEvent::GuidesWritten {

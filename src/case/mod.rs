@@ -21,6 +21,7 @@ pub use bone::{
     BoneOrigin, CaseBone, NewPlan, NewPlanFromStl, OpenCase, StlModel,
 };
 pub use build::{
-    build_guides, guide_requests, propose_guide, render_guides, write_guides, CaseGuides, GuideOutcome, PlannedGuide,
+    build_guides, build_guides_reusing, guide_requests, propose_guide, render_guides, write_guides, CaseGuides,
+    CaseProposal, GuideOutcome, PlannedGuide, VerifiedGuide,
 };
 pub use error::CaseError;

@@ -470,7 +470,7 @@ fn add_guide(a: &AddGuideArgs, progress: &dyn Progress) -> anyhow::Result<ExitCo
         let plan = Plan::load(path)?;
         eprintln!("bone: opening the plan's bone to propose a seating direction and a footprint");
         let bone = open_bone(&plan, path, a.ct.as_deref(), progress)?;
-        let proposal = propose_guide(&plan, &spec, &bone.mesh)?;
+        let proposal = propose_guide(&plan, &spec, &bone.mesh)?.proposal;
         let d = proposal.seating_direction;
         println!(
             "proposed seating direction ({:.3}, {:.3}, {:.3}) and a footprint of {} points, {:.0} mm^2 seen along it \

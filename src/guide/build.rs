@@ -86,7 +86,7 @@ pub struct ChannelSpec {
 }
 
 /// Everything one guide is built from.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct GuideRequest {
     /// Guide name.
     pub name: String,
@@ -689,10 +689,12 @@ pub fn build_guide(bone: &Mesh, request: &GuideRequest, progress: &dyn Progress)
                 bounds[3].max(f.y),
             ];
         }
-        let mut block = pad.block(&frame, bounds).map_err(|source| GuideError::Pad {
-            guide: g.clone(),
-            source,
-        })?;
+        let mut block = pad
+            .block(&frame, bounds, &footprint)
+            .map_err(|source| GuideError::Pad {
+                guide: g.clone(),
+                source,
+            })?;
         lift_top(&mut block, &frame, &pad, BLOCK_LIFT_MM);
         let trimmed = boolean(
             Operand::new("template parts", &all_parts),

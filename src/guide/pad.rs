@@ -212,7 +212,12 @@ impl Pad {
     /// over the part of the working rectangle covering `uv_bounds` (`[min_u, min_v, max_u, max_v]`), reaching
     /// [`BLOCK_DEPTH_MM`] below the lowest contact. Columns without bone get the block's floor plus a hair, so the
     /// block stays closed.
-    pub fn block(&self, frame: &GuideFrame, uv_bounds: [f64; 4]) -> Result<Mesh, PadError> {
+    ///
+    /// Inside `footprint` the pad is there, and a part trimmed by the block only has to end inside the pad, not on
+    /// the contact surface: there the block's top is raised to the middle of the pad ([`Pad::mid_pad_top`]). Parts
+    /// trimmed that way end away from both of the pad's surfaces, and their union with the pad has no faces lying a
+    /// hair apart (which cost the engine most of its time); the guide is the same solid.
+    pub fn block(&self, frame: &GuideFrame, uv_bounds: [f64; 4], footprint: &Footprint) -> Result<Mesh, PadError> {
         let g = &self.contact;
         let h = g.spacing_mm;
         let clamp_i = |u: f64| (((u - g.u0_mm) / h).max(0.0) as usize).min(g.nu - 1);
@@ -229,6 +234,7 @@ impl Pad {
         let floor = self.lowest_contact_mm - BLOCK_DEPTH_MM;
         let (su, sv) = g.uv(i0, j0);
         let mut top = HeightGrid::empty(su, sv, h, nu, nv);
+        let inside = self.nodes_inside(footprint, i0, j0, nu, nv);
         // Each column takes the highest contact of its 3 x 3 neighbourhood: the piecewise-linear block then never
         // cuts inside the grown bone, also across the bone's silhouette where a column without bone sits next to one
         // with bone (there the true offset surface falls steeply within one cell).
@@ -243,7 +249,12 @@ impl Pad {
                         }
                     }
                 }
-                top.w_mm[j * nu + i] = if w.is_finite() { w } else { floor + BLOCK_FLOOR_LIFT_MM };
+                let w = match self.mid_pad_top(&inside, (i0, j0), (i, j), (nu, nv), w) {
+                    Some(mid) => mid,
+                    None if w.is_finite() => w,
+                    None => floor + BLOCK_FLOOR_LIFT_MM,
+                };
+                top.w_mm[j * nu + i] = w;
             }
         }
         let bottom = HeightGrid {
@@ -251,6 +262,63 @@ impl Pad {
             ..top.clone()
         };
         Ok(solid_between(&bottom, &top, frame)?)
+    }
+
+    /// Which nodes of the block's window (`nu` x `nv` from node `(i0, j0)` of the contact grid, grown by
+    /// [`MID_PAD_RING`] on every side) lie inside `footprint`, row by row.
+    fn nodes_inside(&self, footprint: &Footprint, i0: usize, j0: usize, nu: usize, nv: usize) -> Vec<bool> {
+        let r = MID_PAD_RING as isize;
+        let (wu, wv) = (nu + 2 * MID_PAD_RING, nv + 2 * MID_PAD_RING);
+        let h = self.contact.spacing_mm;
+        let (su, sv) = self.contact.uv(i0, j0);
+        (0..wv as isize)
+            .flat_map(|j| (0..wu as isize).map(move |i| (i, j)))
+            .map(|(i, j)| footprint.contains(su + (i - r) as f64 * h, sv + (j - r) as f64 * h))
+            .collect()
+    }
+
+    /// The raised top of the block at window node `(i, j)` (contact node `(i0 + i, j0 + j)`), whose own top would be
+    /// `w`: halfway between `w` and the lowest outer surface of its 3 x 3 neighbourhood, when every node within
+    /// [`MID_PAD_RING`] lies inside the footprint (`inside`, from [`Pad::nodes_inside`]) on bone, and that keeps
+    /// [`MID_PAD_CLEARANCE_MM`] from both. Over any cell touching the node the raised top then lies between the pad's
+    /// underside (every contact node of those cells is at most `w`) and its outer surface.
+    fn mid_pad_top(
+        &self,
+        inside: &[bool],
+        (i0, j0): (usize, usize),
+        (i, j): (usize, usize),
+        (nu, _nv): (usize, usize),
+        w: f64,
+    ) -> Option<f64> {
+        if !w.is_finite() {
+            return None;
+        }
+        let r = MID_PAD_RING;
+        let wu = nu + 2 * r;
+        for dj in 0..=2 * r {
+            for di in 0..=2 * r {
+                if !inside[(j + dj) * wu + i + di] {
+                    return None;
+                }
+            }
+        }
+        let (c, o) = (&self.contact, &self.outer);
+        let (ci, cj) = (i0 + i, j0 + j);
+        if ci == 0 || cj == 0 || ci + 1 >= c.nu || cj + 1 >= c.nv {
+            return None;
+        }
+        let mut lowest_outer = f64::INFINITY;
+        for y in cj - 1..=cj + 1 {
+            for x in ci - 1..=ci + 1 {
+                let (cw, ow) = (c.at(x, y), o.at(x, y));
+                if !cw.is_finite() || !ow.is_finite() {
+                    return None;
+                }
+                lowest_outer = lowest_outer.min(ow);
+            }
+        }
+        let mid = 0.5 * (w + lowest_outer);
+        (mid - w >= MID_PAD_CLEARANCE_MM && lowest_outer - mid >= MID_PAD_CLEARANCE_MM).then_some(mid)
     }
 
     /// The contact height (frame `w`) under patient point `p` seen along the seating direction, if there is bone.
@@ -262,3 +330,90 @@ impl Pad {
 
 /// Thickness (mm) of the block where a column has no bone: any positive value keeps the block closed.
 const BLOCK_FLOOR_LIFT_MM: f64 = 0.5;
+/// Nodes around a block column (in each direction) that must lie inside the footprint for the block's top to be
+/// raised into the pad there: every cell touching the column, and the next ring, is then under the pad.
+const MID_PAD_RING: usize = 2;
+/// Least distance (mm) a raised block top keeps from each of the pad's surfaces (else it stays on the contact).
+const MID_PAD_CLEARANCE_MM: f64 = 0.3;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A flat bone plate `z = 0` (outward up), 40 x 40 mm, 2 mm thick.
+    fn plate() -> Mesh {
+        let (h, t) = (20.0, 2.0);
+        let p = |x: f64, y: f64, z: f64| [x, y, z];
+        Mesh {
+            positions: vec![
+                p(-h, -h, -t),
+                p(h, -h, -t),
+                p(h, h, -t),
+                p(-h, h, -t),
+                p(-h, -h, 0.0),
+                p(h, -h, 0.0),
+                p(h, h, 0.0),
+                p(-h, h, 0.0),
+            ],
+            triangles: vec![
+                [0, 2, 1],
+                [0, 3, 2],
+                [4, 5, 6],
+                [4, 6, 7],
+                [0, 1, 5],
+                [0, 5, 4],
+                [1, 2, 6],
+                [1, 6, 5],
+                [2, 3, 7],
+                [2, 7, 6],
+                [3, 0, 4],
+                [3, 4, 7],
+            ],
+        }
+    }
+
+    #[test]
+    fn the_block_rises_into_the_middle_of_the_pad_only_well_inside_the_footprint() {
+        let frame = GuideFrame::new(Point3::origin(), Vector3::new(0.0, 0.0, -1.0)).expect("frame");
+        let outline: Vec<[f64; 3]> = [[-5.0, -5.0], [5.0, -5.0], [5.0, 5.0], [-5.0, 5.0]]
+            .iter()
+            .map(|q| [q[0], q[1], 0.0])
+            .collect();
+        let footprint = Footprint::new(&frame, &outline).expect("footprint");
+        let (offset, thickness, h) = (0.25, 3.0, 0.2);
+        let pad = build_pad(
+            &plate(),
+            &frame,
+            &footprint,
+            &PadOptions {
+                bone_offset_mm: offset,
+                thickness_mm: thickness,
+                spacing_mm: h,
+                margin_mm: 4.0,
+            },
+        )
+        .expect("pad");
+        let block = pad.block(&frame, [-8.0, -8.0, 8.0, 8.0], &footprint).expect("block");
+        assert!(crate::mesh::boundary_edges(&block).is_empty());
+        // The block's top vertices: on the contact (offset) outside the footprint and within the ring of it, in the
+        // middle of the pad (offset + thickness / 2) well inside it, and a ramp of one cell between.
+        let (mut mid, mut on_contact) = (0, 0);
+        for q in &block.positions {
+            if q[2] < -1.0 {
+                continue; // the floor
+            }
+            let inner = 5.0 - q[0].abs().max(q[1].abs()); // distance inside the square outline
+            if inner >= (MID_PAD_RING as f64 + 1.0) * h + 1e-9 {
+                assert!((q[2] - (offset + 0.5 * thickness)).abs() < 1e-9, "{q:?}");
+                mid += 1;
+            } else if inner < MID_PAD_RING as f64 * h - 1e-9 {
+                assert!((q[2] - offset).abs() < 1e-9, "{q:?}");
+                on_contact += 1;
+            }
+        }
+        assert!(
+            mid > 1000 && on_contact > 1000,
+            "{mid} raised, {on_contact} on the contact"
+        );
+    }
+}
