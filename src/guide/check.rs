@@ -687,6 +687,7 @@ fn check_removal(built: &BuiltGuide, bone: &BoneQuery) -> (usize, Option<[f64; 3
 
 fn check_walls(built: &BuiltGuide) -> WallCheck {
     use parry3d::shape::TriMesh;
+    use rayon::prelude::*;
     let min_wall = built.params.min_wall_mm;
     let mut result = WallCheck {
         min_wall_mm: min_wall,
@@ -700,38 +701,66 @@ fn check_walls(built: &BuiltGuide) -> WallCheck {
         return result;
     };
     let origin = built.frame.origin_mm.coords;
-    let tools: Vec<(String, TriMesh)> = built
+    // Each tool with its bounding box grown by the on-surface tolerance: a face whose centre lies outside the box is
+    // not on the tool, without a distance query.
+    let reach = ON_TOOL_MM.max(1e-3) + 1e-6;
+    let tools: Vec<(&str, TriMesh, [f64; 3], [f64; 3])> = built
         .tools
         .iter()
-        .filter_map(|(name, m)| local_trimesh(m, &origin).map(|t| (name.clone(), t)))
+        .filter_map(|(name, m)| {
+            let (mut lo, mut hi) = ([f64::INFINITY; 3], [f64::NEG_INFINITY; 3]);
+            for p in &m.positions {
+                for k in 0..3 {
+                    lo[k] = lo[k].min(p[k] - reach);
+                    hi[k] = hi[k].max(p[k] + reach);
+                }
+            }
+            local_trimesh(m, &origin).map(|t| (name.as_str(), t, lo, hi))
+        })
         .collect();
-    for t in &built.mesh.triangles {
-        let Some((c, normal, _)) = triangle_geometry(&built.mesh, t) else {
-            continue;
-        };
-        let Some((name, _)) = tools.iter().find(|(_, tm)| on_tool(tm, &c, &origin)) else {
-            continue;
-        };
-        result.samples += 1;
-        let inward: [f64; 3] = (-normal).into();
-        // A wall is material between two faces that face away from each other within [`OPPOSED_DEG`]; a ray
-        // leaving through an inclined face is at an ordinary edge, not in a thin wall.
-        let Some(hit) = query
-            .crossings(c.into(), inward, 1e-6, f64::INFINITY)
-            .ok()
-            .and_then(|h| h.first().copied())
-        else {
-            continue;
-        };
-        if Vector3::from(hit.normal).dot(&normal) > -OPPOSED_DEG.to_radians().cos() {
-            continue;
-        }
-        let thickness = hit.t_mm;
-        if thickness < result.thinnest_mm {
-            result.thinnest_mm = thickness;
-            result.thinnest_at_mm = Some(c.into());
-            result.thinnest_near = Some(name.clone());
-        }
+    let inside = |c: &Vector3<f64>, lo: &[f64; 3], hi: &[f64; 3]| (0..3).all(|k| c[k] >= lo[k] && c[k] <= hi[k]);
+    // Faces in parallel; the thinnest is the smallest thickness, the first face among equal ones, as in order.
+    let (samples, thinnest) = built
+        .mesh
+        .triangles
+        .par_iter()
+        .enumerate()
+        .map(|(k, t)| {
+            let Some((c, normal, _)) = triangle_geometry(&built.mesh, t) else {
+                return (0, None);
+            };
+            let Some(tool) = tools
+                .iter()
+                .position(|(_, tm, lo, hi)| inside(&c, lo, hi) && on_tool(tm, &c, &origin))
+            else {
+                return (0, None);
+            };
+            let inward: [f64; 3] = (-normal).into();
+            // A wall is material between two faces that face away from each other within [`OPPOSED_DEG`]; a ray
+            // leaving through an inclined face is at an ordinary edge, not in a thin wall.
+            let thickness = query
+                .crossings(c.into(), inward, 1e-6, f64::INFINITY)
+                .ok()
+                .and_then(|h| h.first().copied())
+                .filter(|hit| Vector3::from(hit.normal).dot(&normal) <= -OPPOSED_DEG.to_radians().cos())
+                .map(|hit| (hit.t_mm, k, c, tool));
+            (1, thickness)
+        })
+        .reduce(
+            || (0, None),
+            |(na, a), (nb, b)| {
+                let thinner = match (a, b) {
+                    (Some(a), Some(b)) => Some(if (b.0, b.1) < (a.0, a.1) { b } else { a }),
+                    (a, b) => a.or(b),
+                };
+                (na + nb, thinner)
+            },
+        );
+    result.samples = samples;
+    if let Some((thickness, _, c, tool)) = thinnest {
+        result.thinnest_mm = thickness;
+        result.thinnest_at_mm = Some(c.into());
+        result.thinnest_near = Some(tools[tool].0.to_string());
     }
     result.ok = result.thinnest_mm >= min_wall - WALL_TOL_MM;
     result
