@@ -249,22 +249,18 @@ impl Pad {
                         }
                     }
                 }
-                // Under the pad (inside the footprint) the pad's own underside is there: the block follows it (its
-                // nodes are lifted so that no triangle between them comes closer to the bone than the offset), and
-                // the pad's edge is not left standing below a housing by the neighbourhood's higher contact.
-                let wu = nu + 2 * MID_PAD_RING;
+                // Under the pad (inside the footprint) but short of its middle, the pad's own underside is there:
+                // the block follows it (its nodes are lifted so that no triangle between them comes closer to the
+                // bone than the offset), and the pad's edge is not left standing below a housing by the
+                // neighbourhood's higher contact.
                 let own = g.at(i0 + i, j0 + j);
-                let w = if inside[(j + MID_PAD_RING) * wu + i + MID_PAD_RING] && own.is_finite() && w.is_finite() {
-                    own
-                } else {
-                    w
-                };
-                let w = match self.mid_pad_top(&inside, (i0, j0), (i, j), (nu, nv), w) {
+                let under_pad = inside[(j + MID_PAD_RING) * (nu + 2 * MID_PAD_RING) + i + MID_PAD_RING];
+                top.w_mm[j * nu + i] = match self.mid_pad_top(&inside, (i0, j0), (i, j), (nu, nv), w) {
                     Some(mid) => mid,
+                    None if under_pad && own.is_finite() && w.is_finite() => own,
                     None if w.is_finite() => w,
                     None => floor + BLOCK_FLOOR_LIFT_MM,
                 };
-                top.w_mm[j * nu + i] = w;
             }
         }
         let bottom = HeightGrid {
