@@ -18,8 +18,15 @@ use super::{cross, norm, sub, Mesh};
 /// Triangles with less area than this, mm^2, are slivers to remove; above the checks' degenerate threshold
 /// (1e-12 mm^2) so near-degenerate neighbours go too, far below any real triangle of a guide (~1e-3 mm^2).
 const SLIVER_AREA_MM2: f64 = 1e-9;
-/// An edge shorter than this, mm, is a needle's edge and is collapsed (moves geometry by at most this much).
-const NEEDLE_EDGE_MM: f64 = 1e-5;
+/// An edge shorter than this, mm, is a needle's edge and is collapsed (moves geometry by at most this much, 200 times
+/// less than the slot check's tolerance). A triangle with such an edge is a sliver whatever its area: boolmesh leaves
+/// clusters of vertices 2e-5 to 7e-5 mm apart where a tool face grazes the contact surface, and triangulates the
+/// face polygon around them with long fans that fold over each other (the self-intersections of docs/PERFORMANCE.md);
+/// merging the cluster leaves a polygon the fans cover once.
+const NEEDLE_EDGE_MM: f64 = 1e-4;
+/// A collapse may turn the faces around the merged vertex by at most this much, deg: less than the slot and channel
+/// checks' angle tolerance (0.05 deg), so a tool's face keeps its plane.
+const MAX_TURN_DEG: f64 = 0.01;
 /// Most operations tried; a boolean leaves a handful of slivers, this bounds the work on pathological input.
 const MAX_ROUNDS: usize = 256;
 
@@ -52,7 +59,13 @@ fn area(m: &Mesh, t: usize) -> f64 {
 }
 
 fn is_sliver(m: &Mesh, t: usize) -> bool {
-    area(m, t) < SLIVER_AREA_MM2
+    let [a, b, c] = m.triangles[t];
+    area(m, t) < SLIVER_AREA_MM2 || edge_len(m, a, b).min(edge_len(m, b, c)).min(edge_len(m, c, a)) < NEEDLE_EDGE_MM
+}
+
+fn normal(m: &Mesh, t: [u32; 3]) -> [f64; 3] {
+    let [a, b, c] = t.map(|v| m.positions[v as usize]);
+    cross(sub(b, a), sub(c, a))
 }
 
 fn edge_len(m: &Mesh, a: u32, b: u32) -> f64 {
@@ -83,8 +96,34 @@ fn fix_one(m: &mut Mesh, t: usize) -> bool {
     flip(m, t, longest)
 }
 
-/// Collapses edge (u, v) of a closed manifold mesh, v merged into u, if the link condition holds.
-fn collapse(m: &mut Mesh, u: u32, v: u32) -> bool {
+/// The largest turn (radians) of a triangle around `v` when `v` moves onto `u`; `None` if one turns over (which would
+/// trade this fold for another).
+fn collapse_turn(m: &Mesh, u: u32, v: u32) -> Option<f64> {
+    let mut worst = 0.0f64;
+    for &t in m.triangles.iter().filter(|t| t.contains(&v) && !t.contains(&u)) {
+        let after = t.map(|x| if x == v { u } else { x });
+        let (n0, n1) = (normal(m, t), normal(m, after));
+        let cos = (n0[0] * n1[0] + n0[1] * n1[1] + n0[2] * n1[2]) / (norm(n0) * norm(n1));
+        if cos.is_nan() || cos <= 0.0 {
+            return None;
+        }
+        worst = worst.max(cos.min(1.0).acos());
+    }
+    Some(worst)
+}
+
+/// Collapses edge (a, b) of a closed manifold mesh into whichever end turns the faces around the other less, if the
+/// link condition holds and no face turns by more than `MAX_TURN_DEG` (a face of a slot or channel keeps its plane).
+fn collapse(m: &mut Mesh, a: u32, b: u32) -> bool {
+    let (u, v) = match (collapse_turn(m, a, b), collapse_turn(m, b, a)) {
+        (Some(x), Some(y)) if y < x => (b, a),
+        (Some(_), _) => (a, b),
+        (None, Some(_)) => (b, a),
+        (None, None) => return false,
+    };
+    if collapse_turn(m, u, v).is_none_or(|turn| turn > MAX_TURN_DEG.to_radians()) {
+        return false;
+    }
     let ring = |x: u32| -> BTreeSet<u32> {
         m.triangles
             .iter()
@@ -200,5 +239,20 @@ mod tests {
         let report = MeshReport::new(&fixed);
         assert!(report.is_valid(), "{report}");
         assert!(fixed.positions.len() < m.positions.len());
+    }
+
+    #[test]
+    fn a_vertex_a_hair_from_its_neighbour_is_merged_although_its_triangles_have_area() {
+        let mut m = pyramid_with_cap();
+        // 5e-5 mm from vertex 1 in the base plane: the triangles around it have areas of ~1e-5 mm^2, far above the
+        // area threshold, but the cluster is what boolmesh folds its fans over.
+        m.positions[5] = [2.0 - 5e-5, 5e-5, 0.0];
+        assert!((0..m.triangles.len()).all(|t| area(&m, t) > 1e3 * SLIVER_AREA_MM2));
+        let fixed = remove_slivers(m.clone());
+        assert_eq!(fixed.positions.len(), 5, "{fixed:?}");
+        let report = MeshReport::new(&fixed);
+        assert!(report.is_valid(), "{report}");
+        // The base stays in its plane whichever end was kept.
+        assert!(fixed.positions.iter().filter(|p| p[2] < 1.0).all(|p| p[2] == 0.0));
     }
 }
