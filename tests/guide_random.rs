@@ -16,6 +16,7 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 use common::{verify_guide, Verified};
@@ -38,6 +39,8 @@ use rayon::prelude::*;
 /// docs/PERFORMANCE.md for the breakdown by code); a change that refuses more fails here, and one that builds more
 /// raises it.
 const MIN_BUILT_OF_200: usize = 162;
+/// Of the guides with too thin a wall, those whose finding names a footprint edge move that was tried and holds.
+const MIN_WALL_FIXES_OF_200: usize = 7;
 
 /// Of those, the guides whose seating also holds within the template's default play (0.5 mm, 2 deg). The random
 /// footprints are drawn rectangles on round and oval bars, most of them on straight stretches that nothing holds
@@ -323,11 +326,11 @@ fn one_guide_plan(
 /// ([`common::verify_guide`]); `GUIDESMITH_DEBUG_PARTS=1` prints the pad, the tools and any self-intersection.
 fn run_case(case: u64) -> Result<Verified, String> {
     let (bone_index, plan) = random_plan(case);
-    run_plan(case, &bones()[bone_index].mesh, &plan)
+    run_plan(case, &bones()[bone_index].mesh, &plan, &WALL_FIXES_CONFIRMED)
 }
 
 /// Builds and checks `plan`'s guide on `bone` and confirms the outcome from the mesh.
-fn run_plan(case: u64, bone: &Mesh, plan: &Plan) -> Result<Verified, String> {
+fn run_plan(case: u64, bone: &Mesh, plan: &Plan, wall_fixes: &AtomicUsize) -> Result<Verified, String> {
     let result = build_guides(plan, bone, None, &NoProgress).map_err(|e| format!("case {case}: {e}"))?;
     let planned = &result.guides[0];
     if std::env::var_os("GUIDESMITH_DEBUG_PARTS").is_some() {
@@ -381,8 +384,31 @@ fn run_plan(case: u64, bone: &Mesh, plan: &Plan) -> Result<Verified, String> {
             }
         }
     }
-    verify_guide(bone, planned).map_err(|e| format!("case {case}: {e}"))
+    let verified = verify_guide(bone, planned).map_err(|e| format!("case {case}: {e}"))?;
+    if let Some(fix) = planned.built().and_then(|(_, check)| check.wall_fix.as_ref()) {
+        // The footprint the finding suggests, built again from the plan and verified from its mesh.
+        let mut moved = plan.clone();
+        moved.guides[0].footprint.outline_mm = fix.outline_mm.clone();
+        let again = build_guides(&moved, bone, None, &NoProgress).map_err(|e| format!("case {case}: {e}"))?;
+        match verify_guide(bone, &again.guides[0]).map_err(|e| format!("case {case} with its wall fix: {e}"))? {
+            Verified::Passed => {}
+            Verified::Failed(codes) if !codes.contains(&FindingCode::WallTooThin) && codes == fix.still_fails => {}
+            other => {
+                return Err(format!(
+                    "case {case}: the suggested footprint gives {other:?}, not {fix:?}"
+                ))
+            }
+        }
+        wall_fixes.fetch_add(1, Ordering::Relaxed);
+    }
+    Ok(verified)
 }
+
+/// Thin walls of the synthetic plans whose finding suggests a footprint, that footprint built again and verified
+/// (every such suggestion must hold; this counts them). The maxilla's plans count theirs apart (the two tests run at
+/// the same time).
+static WALL_FIXES_CONFIRMED: AtomicUsize = AtomicUsize::new(0);
+static MAXILLA_WALL_FIXES_CONFIRMED: AtomicUsize = AtomicUsize::new(0);
 
 /// Writes `mesh` as OBJ with exact positions (shortest round-trip `f64` text), for checking with other tools.
 fn write_obj(mesh: &Mesh, path: &std::path::Path) {
@@ -433,6 +459,22 @@ impl Tally {
         t
     }
 
+    /// Prints how many guides with too thin a wall came with a footprint that holds (counted in `fixes`); returns it.
+    fn print_wall_fixes(&self, fixes: &AtomicUsize) -> usize {
+        let thin: usize = self
+            .refusals
+            .iter()
+            .filter(|(kind, _)| kind.contains("wall_too_thin"))
+            .map(|(_, list)| list.len())
+            .sum();
+        let fixes = fixes.load(Ordering::Relaxed);
+        eprintln!(
+            "  {fixes} of the {thin} guides with too thin a wall come with a footprint that was built and verified to \
+             hold its walls"
+        );
+        fixes
+    }
+
     /// Guides that pass every check but perhaps the seating play.
     fn built(&self) -> usize {
         self.passed + self.only_loose
@@ -476,9 +518,14 @@ fn random_plans_give_valid_on_plan_guides_or_refusals_with_a_code() {
     let outcomes: Vec<(u64, Result<Verified, String>)> = cases.par_iter().map(|&c| (c, run_case(c))).collect();
     let tally = Tally::of(outcomes);
     tally.print("random plans", cases.len());
+    let fixes = tally.print_wall_fixes(&WALL_FIXES_CONFIRMED);
     assert!(tally.errors.is_empty(), "{}", tally.errors.join("\n"));
     let (passed, built) = (tally.passed, tally.built());
     if cases.len() as u64 == count && count == 200 {
+        assert!(
+            fixes >= MIN_WALL_FIXES_OF_200,
+            "only {fixes} thin walls came with a footprint that holds (the pipeline reached {MIN_WALL_FIXES_OF_200})"
+        );
         assert!(
             built >= MIN_BUILT_OF_200,
             "only {built} of the 200 plans gave a guide (the pipeline reached {MIN_BUILT_OF_200})"
@@ -497,6 +544,8 @@ const MAXILLA_PLANS: u64 = 40;
 /// Guides the 40 maxilla plans must give that pass every check but perhaps the seating play (what the pipeline
 /// reaches today; docs/PERFORMANCE.md has the breakdown).
 const MIN_MAXILLA_BUILT_OF_40: usize = 9;
+/// Of the maxilla guides with too thin a wall, those whose finding names a footprint that was tried and holds.
+const MIN_MAXILLA_WALL_FIXES_OF_40: usize = 1;
 
 /// The maxilla of `ct/cranium-0051`, as `tests/guide_cranium.rs` segments it (bone preset, largest component, ten
 /// Taubin iterations against the 1.5 mm slices' terraces); `None` without the data (outside CI).
@@ -623,7 +672,7 @@ fn random_plans_on_the_real_maxilla_give_valid_guides_or_refusals_with_a_code() 
         .par_iter()
         .map(|&c| {
             let outcome = match random_maxilla_plan(c, query) {
-                Some(plan) => run_plan(c, bone, &plan),
+                Some(plan) => run_plan(c, bone, &plan, &MAXILLA_WALL_FIXES_CONFIRMED),
                 None => Err(format!("maxilla case {c}: the ray from the front misses the maxilla")),
             };
             (c, outcome)
@@ -631,12 +680,18 @@ fn random_plans_on_the_real_maxilla_give_valid_guides_or_refusals_with_a_code() 
         .collect();
     let tally = Tally::of(outcomes);
     tally.print("random plans on the real maxilla", cases.len());
+    let fixes = tally.print_wall_fixes(&MAXILLA_WALL_FIXES_CONFIRMED);
     assert!(tally.errors.is_empty(), "{}", tally.errors.join("\n"));
     if cases.len() as u64 == count && count == MAXILLA_PLANS {
         assert!(
             tally.built() >= MIN_MAXILLA_BUILT_OF_40,
             "only {} of the {MAXILLA_PLANS} maxilla plans gave a guide (the pipeline reached {MIN_MAXILLA_BUILT_OF_40})",
             tally.built()
+        );
+        assert!(
+            fixes >= MIN_MAXILLA_WALL_FIXES_OF_40,
+            "only {fixes} thin maxilla walls came with a footprint that holds (the pipeline reached \
+             {MIN_MAXILLA_WALL_FIXES_OF_40})"
         );
     }
 }

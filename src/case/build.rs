@@ -16,7 +16,8 @@ use super::CaseError;
 use crate::export::{export_guides, sanitize_file_component, Attachment, ExportInfo, ExportSummary, GuideExport};
 use crate::finding::{element, Finding, FindingCode};
 use crate::guide::build::{build_guide, BuiltGuide, ChannelSpec, GuideRequest, SlotSpec, DEFAULT_GRID_MM};
-use crate::guide::check::{check_guide, GuideCheck};
+use crate::guide::check::{check_guide, GuideCheck, WallFix};
+use crate::guide::footprint::move_nearest_edge;
 use crate::guide::propose::{propose_footprint, Proposal, PROPOSAL_MARGINS};
 use crate::measure::BoneQuery;
 use crate::mesh::{BoundingBox, Mesh};
@@ -313,7 +314,8 @@ pub fn build_guides_reusing(
                     None => match build_guide(bone, &request, progress) {
                         Ok(built) => {
                             progress.checkpoint()?;
-                            let check = check_guide(&built, &query);
+                            let mut check = check_guide(&built, &query);
+                            suggest_wall_fix(bone, &query, &request, &built, &mut check, progress)?;
                             GuideOutcome::Built {
                                 guide: Box::new(built),
                                 check: Box::new(check),
@@ -345,6 +347,82 @@ pub fn build_guides_reusing(
     }
     progress.end();
     Ok(CaseGuides { guides })
+}
+
+/// Moves of a footprint edge tried when a wall is too thin, mm (positive: outward), smallest first.
+const WALL_FIX_MOVES_MM: [f64; 4] = [1.0, -1.0, 2.0, -2.0];
+
+/// When `check` has a wall that is too thin, tries moving the footprint edge nearest that wall by each of
+/// [`WALL_FIX_MOVES_MM`], builds and checks each (on this thread, without progress), and adds the first move whose
+/// guide fails nothing but perhaps the seating play to the finding's message and to [`GuideCheck::wall_fix`]: a
+/// change the engineer can make to the plan that was tried, not a guess. Nothing is added when no move helps. The plan itself is never changed here.
+///
+/// Why the nearest edge: a wall too thin next to a slot or barrel is, in most cases, the pad's own edge left as a
+/// strip under the housing where the footprint's edge runs beside it (see docs/PERFORMANCE.md); whether moving that
+/// edge out (so the pad runs under the housing) or in (so the housing stands on its own) helps depends on the bone.
+fn suggest_wall_fix(
+    bone: &Mesh,
+    query: &BoneQuery,
+    request: &GuideRequest,
+    built: &BuiltGuide,
+    check: &mut GuideCheck,
+    progress: &dyn Progress,
+) -> Result<(), CaseError> {
+    let Some(index) = check.findings.iter().position(|f| f.code == FindingCode::WallTooThin) else {
+        return Ok(());
+    };
+    let Some(at) = check.findings[index].place_mm else {
+        return Ok(());
+    };
+    for by_mm in WALL_FIX_MOVES_MM {
+        progress.checkpoint()?;
+        let Some(moved) = move_nearest_edge(&built.frame, &request.footprint_mm, at, by_mm) else {
+            return Ok(());
+        };
+        let mut trial = request.clone();
+        trial.footprint_mm = moved.outline_mm.clone();
+        let Ok(again) = build_guide(bone, &trial, &NoProgress) else {
+            continue;
+        };
+        let again_check = check_guide(&again, query);
+        // Only a footprint that fails nothing but perhaps the seating play (also a matter of the footprint) is offered.
+        if !again_check.walls.ok
+            || again_check
+                .findings
+                .iter()
+                .any(|f| f.code != FindingCode::GuideSeatingLoose)
+        {
+            continue;
+        }
+        let n = request.footprint_mm.len();
+        let still: Vec<FindingCode> = again_check.findings.iter().map(|f| f.code).collect();
+        let names: Vec<&str> = still.iter().map(|c| c.as_str()).collect();
+        let finding = &mut check.findings[index];
+        finding.message.push_str(&format!(
+            "; moving the footprint's edge from point {} to point {} (counted from 1; it runs {:.1} mm from here) {} mm \
+             {} gives walls of at least {:.2} mm (built and checked{})",
+            moved.edge + 1,
+            (moved.edge + 1) % n + 1,
+            moved.distance_mm,
+            by_mm.abs(),
+            if by_mm > 0.0 { "outward" } else { "inward" },
+            again_check.walls.thinnest_mm,
+            if names.is_empty() {
+                ", every check passes".to_string()
+            } else {
+                format!("; it still fails {}", names.join(", "))
+            }
+        ));
+        check.wall_fix = Some(WallFix {
+            edge: moved.edge,
+            by_mm,
+            outline_mm: moved.outline_mm,
+            thinnest_wall_mm: again_check.walls.thinnest_mm,
+            still_fails: still,
+        });
+        return Ok(());
+    }
+    Ok(())
 }
 
 /// Writes the guides (only if every guide was built and passed every check), their review images and, last, the

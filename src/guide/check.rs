@@ -143,6 +143,25 @@ pub struct GuideCheck {
     pub seating: Option<SeatingPlay>,
     /// Where the fixation screw holes enter the bone side of the pad, LPS mm (in bone the plan keeps).
     pub fixation_holes_mm: Vec<[f64; 3]>,
+    /// When a wall is too thin: a footprint that was built and checked and whose walls hold (filled in by the case
+    /// layer, which tries it; the plan is not changed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wall_fix: Option<WallFix>,
+}
+
+/// A change of the footprint that makes a too-thin wall hold: one edge moved along its normal.
+#[derive(Clone, Debug, Serialize)]
+pub struct WallFix {
+    /// The edge's first point in the plan's outline (counted from 0; the edge runs to the next point).
+    pub edge: usize,
+    /// How far the edge moves, mm: positive outward, negative inward.
+    pub by_mm: f64,
+    /// The footprint with the edge moved, patient LPS mm, in the plan's order.
+    pub outline_mm: Vec<[f64; 3]>,
+    /// The thinnest wall of the guide built on it, mm.
+    pub thinnest_wall_mm: f64,
+    /// The codes of what that guide still fails (the seating play, typically), empty when it passes.
+    pub still_fails: Vec<FindingCode>,
 }
 
 /// The solid's failures as findings about `element`: one per kind of defect, placed at its first example.
@@ -335,6 +354,7 @@ pub fn check_guide(built: &BuiltGuide, bone: &BoneQuery) -> GuideCheck {
         walls,
         seating,
         fixation_holes_mm: built.holes.iter().map(|h| h.point_mm).collect(),
+        wall_fix: None,
     }
 }
 

@@ -168,6 +168,63 @@ impl Footprint {
     }
 }
 
+/// One edge of a plan's outline moved along its normal in the frame's `(u, v)` plane: the edge from point `edge` to
+/// the next, the one nearest `near_mm` seen along the seating direction.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EdgeMove {
+    /// Index of the edge's first point in the outline (the edge runs to the next point, the last to the first).
+    pub edge: usize,
+    /// Distance from `near_mm` to that edge, seen along the seating direction, mm.
+    pub distance_mm: f64,
+    /// The outline with the edge's two points moved, patient LPS mm.
+    pub outline_mm: Vec<[f64; 3]>,
+}
+
+/// `outline_mm` (a plan's footprint, in the plan's order) with its edge nearest `near_mm` moved by `by_mm` along the
+/// edge's normal in the frame's `(u, v)` plane: outward (away from the inside) for positive `by_mm`. Both points of
+/// the edge move by the same vector, so the edge stays parallel and its neighbours tilt. `None` for an outline
+/// without area.
+pub fn move_nearest_edge(
+    frame: &GuideFrame,
+    outline_mm: &[[f64; 3]],
+    near_mm: [f64; 3],
+    by_mm: f64,
+) -> Option<EdgeMove> {
+    let uv: Vec<[f64; 2]> = outline_mm
+        .iter()
+        .map(|p| {
+            let q = frame.frame_from_patient(&Point3::from(*p));
+            [q.x, q.y]
+        })
+        .collect();
+    let n = uv.len();
+    let area = signed_area(&uv);
+    if n < 3 || area == 0.0 || !area.is_finite() {
+        return None;
+    }
+    let q = frame.frame_from_patient(&Point3::from(near_mm));
+    let at = [q.x, q.y];
+    let (edge, distance_mm) = (0..n)
+        .map(|k| (k, point_segment_distance(&at, &uv[k], &uv[(k + 1) % n])))
+        .filter(|(k, _)| dist(&uv[*k], &uv[(k + 1) % n]) > DUPLICATE_POINT_MM)
+        .min_by(|a, b| a.1.total_cmp(&b.1))?;
+    let (a, b) = (uv[edge], uv[(edge + 1) % n]);
+    let len = dist(&a, &b);
+    // Counter-clockwise: the outside is on the right of each edge.
+    let sign = area.signum();
+    let normal = [sign * (b[1] - a[1]) / len, -sign * (b[0] - a[0]) / len];
+    let shift = frame.axes.column(0) * (normal[0] * by_mm) + frame.axes.column(1) * (normal[1] * by_mm);
+    let mut moved = outline_mm.to_vec();
+    for k in [edge, (edge + 1) % n] {
+        moved[k] = (Vector3::from(moved[k]) + shift).into();
+    }
+    Some(EdgeMove {
+        edge,
+        distance_mm,
+        outline_mm: moved,
+    })
+}
+
 fn dist(a: &[f64; 2], b: &[f64; 2]) -> f64 {
     ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2)).sqrt()
 }
@@ -302,5 +359,25 @@ mod tests {
             Footprint::new(&f, &outline(&f, &two)),
             Err(FootprintError::TooFewPoints(2))
         );
+    }
+
+    #[test]
+    fn the_edge_nearest_a_point_moves_outward_or_inward() {
+        let f = frame();
+        // A 4 x 2 rectangle drawn clockwise in (u, v): the edge from point 1 to 2 is its top (v = 2).
+        let rect = [[0.0, 0.0], [0.0, 2.0], [4.0, 2.0], [4.0, 0.0]];
+        let outline_mm = outline(&f, &rect);
+        let near: [f64; 3] = f.patient_from_frame(&Vector3::new(2.0, 1.7, 5.0)).coords.into();
+        let grown = move_nearest_edge(&f, &outline_mm, near, 1.5).expect("moved");
+        assert_eq!(grown.edge, 1);
+        assert!((grown.distance_mm - 0.3).abs() < 1e-9);
+        let fp = Footprint::new(&f, &grown.outline_mm).expect("footprint");
+        assert!((fp.area_mm2() - 4.0 * 3.5).abs() < 1e-9, "{}", fp.area_mm2());
+        let shrunk = move_nearest_edge(&f, &outline_mm, near, -0.5).expect("moved");
+        let fp = Footprint::new(&f, &shrunk.outline_mm).expect("footprint");
+        assert!((fp.area_mm2() - 4.0 * 1.5).abs() < 1e-9, "{}", fp.area_mm2());
+        // The other points stay where they were.
+        assert_eq!(grown.outline_mm[0], outline_mm[0]);
+        assert_eq!(grown.outline_mm[3], outline_mm[3]);
     }
 }
