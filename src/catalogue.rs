@@ -16,7 +16,9 @@ use thiserror::Error;
 pub const CATALOGUE_SCHEMA_VERSION: u32 = 1;
 
 /// The built-in catalogue file.
-const BUILTIN_TOML: &str = include_str!("../templates/screws.toml");
+/// The text of `templates/screws.toml`, compiled in (its hash is bound by approvals).
+pub const BUILTIN_SCREWS_TOML: &str = include_str!("../templates/screws.toml");
+const BUILTIN_TOML: &str = BUILTIN_SCREWS_TOML;
 
 /// Why a catalogue could not be read, or a system is not in it.
 #[derive(Debug, Error)]

@@ -185,7 +185,7 @@ fn guide_builds_and_renders_stop_and_write_nothing() {
         .all(|g| matches!(g.outcome, GuideOutcome::Built { .. })));
     for after in [0, 1] {
         let progress = CancelAt::new("rendering", after);
-        let err = write_guides(&out, &plan, &bone, &built, &progress)
+        let err = write_guides(&out, &plan, &bone, &built, &draft(&plan), &progress)
             .map(|_| ())
             .expect_err("render");
         assert!(matches!(err, CaseError::Cancelled(_)), "{err}");
@@ -193,6 +193,11 @@ fn guide_builds_and_renders_stop_and_write_nothing() {
         assert_eq!(files_under(dir.path()), 0, "no output file after a cancel");
     }
     // Not cancelled: everything is written.
-    write_guides(&out, &plan, &bone, &built, &NoProgress).expect("write");
+    write_guides(&out, &plan, &bone, &built, &draft(&plan), &NoProgress).expect("write");
     assert_eq!(files_under(&out), 7, "2 STL, 3MF, 3 review images and the manifest");
+}
+
+/// The plan's guides as drafts (nobody approved the test plan).
+fn draft(plan: &guidesmith::plan::Plan) -> guidesmith::export::Release {
+    guidesmith::case::release_for(plan, None, true).expect("a draft is always allowed")
 }

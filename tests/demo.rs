@@ -15,9 +15,9 @@ fn demo(out: &std::path::Path) -> Vec<u8> {
     assert_eq!(text.matches("all checks passed").count(), 2, "{text}");
     let mut bytes = std::fs::read(out.join("bone.stl")).expect("bone.stl written");
     for name in [
-        "DEMO-JAW_symphysis-cutting.stl",
-        "DEMO-JAW_left-body-drilling.stl",
-        "DEMO-JAW_guides.3mf",
+        "DEMO-JAW_symphysis-cutting_DRAFT.stl",
+        "DEMO-JAW_left-body-drilling_DRAFT.stl",
+        "DEMO-JAW_guides_DRAFT.3mf",
         "manifest.json",
     ] {
         bytes.extend(std::fs::read(out.join("guides").join(name)).expect("guide file written"));
@@ -30,6 +30,8 @@ fn assert_manifest(guides: &std::path::Path) {
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(guides.join("manifest.json")).expect("manifest")).expect("json");
     assert_eq!(manifest["case_id"], "DEMO-JAW");
+    // Nobody approved the demo's plan: its guides are drafts.
+    assert_eq!(manifest["release"]["status"], "draft");
     assert_eq!(manifest["units"], "millimetre");
     let files = manifest["files"].as_array().expect("files");
     // Two STL, the 3MF, and the review images: a contact sheet per guide and the overview.
@@ -93,17 +95,32 @@ fn demo_runs_twice_with_identical_output_and_a_valid_bone() {
     let second = demo(tmp.path());
     assert!(first == second, "the demo's outputs differ between runs");
     assert_manifest(&tmp.path().join("guides"));
-    // `guidesmith build` on the plan the demo wrote gives the same guides.
+    // `guidesmith build` on the plan the demo wrote: no release without a surgeon's approval, nothing written.
     let rebuilt = tmp.path().join("rebuilt");
-    let build = Command::new(env!("CARGO_BIN_EXE_guidesmith"))
-        .arg("build")
-        .arg(tmp.path().join("plan.json"))
-        .arg("-o")
-        .arg(&rebuilt)
-        .output()
-        .expect("build");
-    assert!(build.status.success(), "{}", String::from_utf8_lossy(&build.stderr));
-    for name in ["DEMO-JAW_symphysis-cutting.stl", "DEMO-JAW_guides.3mf", "manifest.json"] {
+    let build = |draft: bool| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_guidesmith"));
+        c.arg("build").arg(tmp.path().join("plan.json")).arg("-o").arg(&rebuilt);
+        if draft {
+            c.arg("--draft");
+        }
+        c.output().expect("build")
+    };
+    let refused = build(false);
+    assert_eq!(refused.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("no surgeon's approval") && err.contains("--draft"),
+        "{err}"
+    );
+    assert!(!rebuilt.exists());
+    // As a draft it gives the same guides.
+    let draft = build(true);
+    assert!(draft.status.success(), "{}", String::from_utf8_lossy(&draft.stderr));
+    for name in [
+        "DEMO-JAW_symphysis-cutting_DRAFT.stl",
+        "DEMO-JAW_guides_DRAFT.3mf",
+        "manifest.json",
+    ] {
         assert_eq!(
             std::fs::read(rebuilt.join(name)).expect("rebuilt"),
             std::fs::read(tmp.path().join("guides").join(name)).expect("demo"),

@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use guidesmith::export::{
-    export_guides, read_manifest, sha256_hex, Attachment, ExportError, ExportInfo, GuideExport, MANIFEST_FILE_NAME,
-    THREE_MF_MODEL_PATH,
+    export_guides, read_manifest, sha256_hex, Attachment, ExportError, ExportInfo, GuideExport, Release,
+    MANIFEST_FILE_NAME, THREE_MF_MODEL_PATH,
 };
 use guidesmith::mesh::Mesh;
 use guidesmith::template::{builtin_printers, builtin_template, ParameterSource, ResolvedParams};
@@ -40,12 +40,55 @@ fn params() -> &'static (ResolvedParams, ResolvedParams) {
 
 const PLAN_SHA: &str = "3f1a9c0d5e7b2a4c6e8f0a1b3c5d7e9f1a2b3c4d5e6f708192a3b4c5d6e7f809";
 
+fn approved() -> &'static Release {
+    static APPROVED: OnceLock<Release> = OnceLock::new();
+    // Approved in another year than the clock's, so the test below can tell the approval's time (an input) from a
+    // time stamp the export would add.
+    APPROVED.get_or_init(|| Release::Approved {
+        surgeon: "Dr S".into(),
+        at_utc: "2001-02-03T04:05:06Z".into(),
+        design_sha256: "d".repeat(64),
+    })
+}
+
 fn info(case_id: &str) -> ExportInfo<'_> {
     ExportInfo {
         case_id,
         plan_sha256: PLAN_SHA,
         software_version: env!("CARGO_PKG_VERSION"),
+        release: approved(),
     }
+}
+
+#[test]
+fn a_draft_says_so_in_every_file_name_the_stl_header_the_3mf_title_and_the_manifest() {
+    let (cutting, drilling) = guide_meshes();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let draft = Release::Draft {
+        design_sha256: "e".repeat(64),
+    };
+    let mut i = info("case-17");
+    i.release = &draft;
+    let summary = export_guides(dir.path(), &i, &guides(&cutting, &drilling), &[]).expect("export");
+    let names: Vec<String> = summary
+        .files
+        .iter()
+        .map(|f| f.path.file_name().expect("name").to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "case-17_LeFort-cutting_DRAFT.stl",
+            "case-17_drill_guide__2_DRAFT.stl",
+            "case-17_guides_DRAFT.3mf"
+        ]
+    );
+    let stl = std::fs::read(dir.path().join(&names[0])).expect("stl");
+    assert!(String::from_utf8_lossy(&stl[..80]).contains("DRAFT"));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("manifest.json")).expect("manifest")).expect("json");
+    assert_eq!(manifest["release"]["status"], "draft");
+    assert_eq!(manifest["release"]["design_sha256"], "e".repeat(64));
 }
 
 /// A cutting-guide-sized box and a drilling-guide-sized sphere away from the origin (patient mm).
@@ -315,6 +358,11 @@ fn nothing_but_the_case_id_identifies_the_case() {
         "millimetre".into(),
         "DICOM patient LPS".into(),
         "fits".into(),
+        // The release record it was given.
+        "approved".into(),
+        "Dr S".into(),
+        "2001-02-03T04:05:06Z".into(),
+        "d".repeat(64),
     ];
     for f in &summary.files {
         allowed.push(f.sha256.clone());

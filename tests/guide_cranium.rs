@@ -227,16 +227,30 @@ fn le_fort_cutting_guide_and_buttress_drill_guide_on_the_real_cranium_pass_every
 
     let tmp = tempfile::tempdir().expect("tempdir");
     let out = tmp.path().join("guides");
-    write_guides(&out, &plan, &bone, &result, &NoProgress).expect("write");
+    // A surgeon approves the plan (bound to it, its CT hash, templates, printers, catalogue and software): released.
+    guidesmith::case::approve(
+        &mut plan,
+        &bone,
+        "Dr Test",
+        guidesmith::plan::Role::Surgeon,
+        guidesmith::plan::Decision::Approved,
+        "",
+        "2026-12-07T08:00:00Z",
+    )
+    .expect("approve");
+    let release = guidesmith::case::release_for(&plan, None, false).expect("released");
+    write_guides(&out, &plan, &bone, &result, &release, &NoProgress).expect("write");
     if let Some(dir) = std::env::var_os("GUIDESMITH_RENDER_DIR") {
         copy_renders(&out.join("renders"), Path::new(&dir));
     }
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("manifest.json")).expect("manifest")).expect("json");
     assert_eq!(manifest["case_id"], "CRANIUM-0051");
+    assert_eq!(manifest["release"]["status"], "approved");
+    assert_eq!(manifest["release"]["surgeon"], "Dr Test");
     assert_eq!(manifest["guides"].as_array().expect("guides").len(), 2);
 
-    // The same plan through the CLI, its CT found with --ct: the same files.
+    // The same approved plan through the CLI, its CT found with --ct: released, the same files.
     let plan_path = tmp.path().join("plan.json");
     plan.save(&plan_path).expect("save plan");
     let rebuilt = tmp.path().join("rebuilt");

@@ -208,12 +208,15 @@ fn segmental_resection_of_the_real_mandible_through_the_cli() {
     let findings = shown["evaluation"]["findings"].to_string();
     assert!(findings.contains("plane_crosses_other_bone"), "{findings}");
 
-    // Built through the CLI: every check of both guides passes.
+    // Approved by the surgeon, built through the CLI: released, every check of both guides passes.
+    let approved = ok(&["approve", plan, "--name", "Dr Mandible", "--role", "surgeon"]);
+    assert!(approved.starts_with("approved by Dr Mandible (surgeon)"), "{approved}");
     let out_dir = dir.path().join("out");
     let summary = ok(&["build", plan, "-o", out_dir.to_str().expect("utf-8")]);
     eprintln!("{summary}");
     let manifest: Value =
         serde_json::from_str(&std::fs::read_to_string(out_dir.join("manifest.json")).expect("manifest")).expect("json");
+    assert_eq!(manifest["release"]["status"], "approved", "{}", manifest["release"]);
     let guides = manifest["guides"].as_array().expect("guides");
     assert_eq!(guides.len(), 2);
     for g in guides {

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use guidesmith::grid::GridGeometry;
 use guidesmith::plan::{
     ct_sha256, json_schema, Approval, BoneModelRef, BoneSource, CaseId, CtReference, CuttingPlane, Decision,
-    DrillTrajectory, Edit, Element, ElementKind, Footprint, GuideSpec, History, Landmark, Plan, PlanError,
-    ResectedSide, Segmentation, Structure, StructureKind, SCHEMA_VERSION,
+    DesignBinding, DrillTrajectory, Edit, Element, ElementKind, Footprint, GuideSpec, History, Landmark, Plan,
+    PlanError, ResectedSide, Role, Segmentation, Structure, StructureKind, TemplateHash, SCHEMA_VERSION,
 };
 use guidesmith::segment::{BoxMm, HuRange, Keep, SegmentRecipe};
 use guidesmith::synth::Phantom;
@@ -128,11 +128,25 @@ fn full_plan() -> Plan {
             },
         }],
         approvals: vec![Approval {
-            role: "surgeon".into(),
+            role: Role::Surgeon,
             reviewer: "reviewer A".into(),
             decision: Decision::Rejected,
-            plan_sha256: "12".repeat(32),
+            at_utc: "2026-12-07T08:15:00Z".into(),
             comment: "move the cut 2 mm up".into(),
+            binding: DesignBinding::new(
+                "12".repeat(32),
+                None,
+                BTreeMap::from([(
+                    "cutting_slot".to_string(),
+                    TemplateHash {
+                        version: "1.0.0".into(),
+                        sha256: "34".repeat(32),
+                    },
+                )]),
+                "56".repeat(32),
+                "78".repeat(32),
+                "guidesmith 0.1.0".into(),
+            ),
         }],
     }
 }

@@ -88,6 +88,9 @@ fn a_plan_on_a_foreign_bone_stl_builds_the_demo_guides() {
     plan.guides = demo_elements.guides;
     plan.save(&plan_path).expect("save");
     let guides = dir.path().join("guides");
+    // A plan on STL models is approved as one on a CT (its models' hashes are part of the plan it binds).
+    let approve = guidesmith(&["approve", plan_s, "--name", "Dr STL", "--role", "surgeon"]);
+    assert!(approve.status.success(), "{}", String::from_utf8_lossy(&approve.stderr));
     let out = guidesmith(&["build", plan_s, "-o", guides.to_str().expect("utf-8")]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));

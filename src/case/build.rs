@@ -13,7 +13,9 @@ use rayon::prelude::*;
 use std::path::Path;
 
 use super::CaseError;
-use crate::export::{export_guides, sanitize_file_component, Attachment, ExportInfo, ExportSummary, GuideExport};
+use crate::export::{
+    export_guides, sanitize_file_component, Attachment, ExportInfo, ExportSummary, GuideExport, Release,
+};
 use crate::finding::{element, Finding, FindingCode};
 use crate::guide::build::{build_guide, BuiltGuide, ChannelSpec, GuideRequest, SlotSpec, DEFAULT_GRID_MM};
 use crate::guide::check::{check_guide, GuideCheck, WallFix};
@@ -427,7 +429,8 @@ fn suggest_wall_fix(
 
 /// Writes the guides (only if every guide was built and passed every check), their review images and, last, the
 /// manifest into `out_dir`. Everything is made in memory first (cancellable), then written, so a cancel or a failure
-/// leaves no file.
+/// leaves no file. `release` ([`super::release_for`]) says whether they are released or drafts (file names then
+/// carry `_DRAFT`); the manifest records it.
 ///
 /// Review images are not print files: `renders/<case>_<guide>.png` is a labelled contact sheet of the guide seated
 /// on the bone (along its seating direction, oblique, from above) and of its contact side alone, and
@@ -437,6 +440,7 @@ pub fn write_guides(
     plan: &Plan,
     bone: &Mesh,
     guides: &CaseGuides,
+    release: &Release,
     progress: &dyn Progress,
 ) -> Result<ExportSummary, CaseError> {
     let findings = guides.findings();
@@ -461,6 +465,7 @@ pub fn write_guides(
         case_id: &case_id,
         plan_sha256: &plan_sha256,
         software_version: env!("CARGO_PKG_VERSION"),
+        release,
     };
     let exports: Vec<GuideExport<'_>> = built
         .iter()

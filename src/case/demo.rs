@@ -317,7 +317,9 @@ pub fn run_demo(
     // The proposed guide was built and checked while its proposal was verified; it is not built twice.
     let guides = build_guides_reusing(&plan, &model.mesh, None, &verified, progress)?;
     on_event(DemoEvent::GuidesBuilt { guides: &guides });
-    let summary = write_guides(&guides_dir, &plan, &model.mesh, &guides, progress)?;
+    // Nobody has approved the demo's plan: its guides are drafts (file names and manifest say so).
+    let release = super::release_for(&plan, None, true)?;
+    let summary = write_guides(&guides_dir, &plan, &model.mesh, &guides, &release, progress)?;
     on_event(DemoEvent::GuidesWritten {
         dir: &guides_dir,
         summary: &summary,

@@ -137,6 +137,13 @@ pub enum CaseError {
         /// What went wrong.
         detail: String,
     },
+    /// The plan may not be released for production (no current surgeon's approval, or a printer other than the
+    /// approved one).
+    #[error("not released: {0}")]
+    NotReleased(String),
+    /// An approval was refused (the plan has errors a reviewer must not sign off).
+    #[error("cannot approve: {0}")]
+    ApprovalRefused(String),
     /// The front end cancelled the work; nothing was written.
     #[error(transparent)]
     Cancelled(#[from] Cancelled),

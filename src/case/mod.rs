@@ -11,11 +11,13 @@
 //! Everything here is cancellable through the [`Progress`](crate::progress::Progress) it is given, and writes
 //! nothing until all of its work is done (every file atomically, the manifest last).
 
+mod approval;
 mod bone;
 mod build;
 pub mod demo;
 mod error;
 
+pub use approval::{approve, release_for};
 pub use bone::{
     ct_path_for_plan, new_plan_from_ct, new_plan_from_stl, open_bone, open_case, plan_ct_path, read_bone_model,
     BoneOrigin, CaseBone, NewPlan, NewPlanFromStl, OpenCase, StlModel,

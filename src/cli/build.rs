@@ -4,7 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use guidesmith::case::{build_guides, open_bone, write_guides, CaseGuides, GuideOutcome};
+use guidesmith::case::{build_guides, open_bone, release_for, write_guides, CaseGuides, GuideOutcome};
+use guidesmith::export::Release;
 use guidesmith::finding::Finding;
 use guidesmith::plan::Plan;
 use guidesmith::progress::Progress;
@@ -22,9 +23,13 @@ pub struct BuildArgs {
     #[arg(long)]
     ct: Option<PathBuf>,
     /// Build every guide for this printer profile (sla, fdm, sls) instead of the one the plan names; the manifest
-    /// records both.
+    /// records both. Only for drafts: the surgeon approved the guides for the plan's printer.
     #[arg(long)]
     printer: Option<String>,
+    /// Build drafts without a surgeon's current approval: file names and manifest say DRAFT (not for use on a
+    /// patient).
+    #[arg(long)]
+    draft: bool,
 }
 
 /// Prints one finding as the CLI shows them.
@@ -112,6 +117,18 @@ fn seating_text(play: &guidesmith::guide::seating::SeatingPlay) -> String {
 
 pub fn run_build(args: &BuildArgs, progress: &dyn Progress) -> anyhow::Result<ExitCode> {
     let plan = Plan::load(&args.plan)?;
+    // Refused before the CT is loaded: without a current approval there is nothing to release.
+    let release = release_for(&plan, args.printer.as_deref(), args.draft)?;
+    match &release {
+        Release::Approved {
+            surgeon,
+            at_utc,
+            design_sha256,
+        } => println!("release: approved by {surgeon} (surgeon) at {at_utc}; design {design_sha256}"),
+        Release::Draft { design_sha256 } => {
+            println!("release: DRAFT (not approved; not for use on a patient); design {design_sha256}")
+        }
+    }
     let bone = open_bone(&plan, &args.plan, args.ct.as_deref(), progress)?.mesh;
     let result = build_guides(&plan, &bone, args.printer.as_deref(), progress)?;
     print_summary(&result);
@@ -119,7 +136,7 @@ pub fn run_build(args: &BuildArgs, progress: &dyn Progress) -> anyhow::Result<Ex
         eprintln!("error: guides were refused or failed their checks; nothing was written");
         return Ok(ExitCode::from(FAILED));
     }
-    let summary = write_guides(&args.output, &plan, &bone, &result, progress)?;
+    let summary = write_guides(&args.output, &plan, &bone, &result, &release, progress)?;
     println!(
         "wrote {} files and manifest.json to {}",
         summary.files.len(),

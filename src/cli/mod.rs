@@ -6,6 +6,7 @@
 //! value out of range, an edit the plan refuses) or a check failed (`check`, `plan check`, `build`); 2 usage errors
 //! (unknown flags, missing arguments: clap's own).
 
+mod approve;
 mod build;
 mod demo;
 mod info;
@@ -44,6 +45,9 @@ enum Command {
     Synth(demo::SynthArgs),
     /// Build every guide of a plan, check it, and write STL, 3MF, manifest and renders (nothing if a check fails).
     Build(build::BuildArgs),
+    /// Record a review of a plan (approval or rejection) bound to the plan, its CT, templates, printer profiles,
+    /// screw catalogue and the software; `build` releases guides only with a current surgeon's approval.
+    Approve(approve::ApproveArgs),
     /// Make and edit a surgical plan (planes, drills, structures, guides) and measure it against the bone.
     Plan(plan::PlanArgs),
     /// The main job on the bundled sample case: write a synthetic jaw CT as DICOM, load it, segment the bone, write a
@@ -91,6 +95,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Synth(args) => demo::run_synth(&args),
         Command::Build(args) => build::run_build(&args, &progress),
         Command::Plan(args) => plan::run_plan(&args, &progress),
+        Command::Approve(args) => approve::run_approve(&args, &progress),
         Command::Demo(args) => demo::run_demo(&args, &progress),
         #[cfg(feature = "gui")]
         Command::Gui(args) => {

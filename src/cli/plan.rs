@@ -16,8 +16,9 @@ use guidesmith::case::{new_plan_from_ct, new_plan_from_stl, open_bone, plan_ct_p
 use guidesmith::catalogue::Catalogue;
 use guidesmith::finding::Severity;
 use guidesmith::plan::{
-    evaluate, json_schema, CaseId, CuttingPlane, DrillTrajectory, Edit, Element, ElementKind, Evaluation, Footprint,
-    GuideSpec, Landmark, Plan, ResectedSide, Segmentation, Structure, StructureKind,
+    evaluate, json_schema, release_approval, Approval, ApprovalState, CaseId, CuttingPlane, DesignBinding,
+    DrillTrajectory, Edit, Element, ElementKind, Evaluation, Footprint, GuideSpec, Landmark, Plan, ResectedSide,
+    Segmentation, Structure, StructureKind,
 };
 use guidesmith::progress::Progress;
 use serde::Serialize;
@@ -647,8 +648,71 @@ struct ShowDocument<'a> {
     plan: String,
     case_id: &'a str,
     plan_sha256: String,
+    /// The design binding's hash today (what a new approval would be bound to).
+    design_sha256: String,
+    /// Every review with whether it still holds and, if not, what changed.
+    approvals: Vec<ApprovalStatus<'a>>,
+    /// Whether `build` would release the guides (`None`) or why not.
+    release_refused: Option<String>,
     bone_origin: &'a BoneOrigin,
     evaluation: &'a Evaluation,
+}
+
+/// One review in `plan show --json`.
+#[derive(Serialize)]
+struct ApprovalStatus<'a> {
+    #[serde(flatten)]
+    approval: &'a Approval,
+    current: bool,
+    changes: Vec<String>,
+}
+
+/// Each review of `plan` against today's binding.
+fn approval_statuses<'a>(plan: &'a Plan, now: &DesignBinding) -> Vec<ApprovalStatus<'a>> {
+    plan.approvals
+        .iter()
+        .map(|a| {
+            let changes = match a.state(now) {
+                ApprovalState::Current => Vec::new(),
+                ApprovalState::Stale(changes) => changes,
+            };
+            ApprovalStatus {
+                approval: a,
+                current: changes.is_empty() && a.binding.sha256 == now.sha256,
+                changes,
+            }
+        })
+        .collect()
+}
+
+/// The reviews, whether each still holds, and whether the guides may be released.
+fn print_approvals(out: &mut impl Write, plan: &Plan, now: &DesignBinding) -> std::io::Result<()> {
+    writeln!(out, "design {} (what an approval is bound to)", now.sha256)?;
+    for s in approval_statuses(plan, now) {
+        let a = s.approval;
+        writeln!(
+            out,
+            "approval {} {} ({}) at {}: {}{}",
+            snake(&a.decision),
+            a.reviewer,
+            a.role.as_str(),
+            a.at_utc,
+            if s.current {
+                "current".to_string()
+            } else {
+                format!("STALE: {}", s.changes.join("; "))
+            },
+            if a.comment.is_empty() {
+                String::new()
+            } else {
+                format!(" \"{}\"", a.comment)
+            }
+        )?;
+    }
+    match release_approval(plan, now) {
+        Ok(a) => writeln!(out, "release: allowed (approved by {} at {})", a.reviewer, a.at_utc),
+        Err(e) => writeln!(out, "release: not allowed: {e}"),
+    }
 }
 
 fn run_show(a: &ShowArgs, check_only: bool, progress: &dyn Progress) -> anyhow::Result<ExitCode> {
@@ -663,12 +727,16 @@ fn run_show(a: &ShowArgs, check_only: bool, progress: &dyn Progress) -> anyhow::
     }
     let bone = open_bone(&plan, path, a.ct.as_deref(), progress)?;
     let evaluation = evaluate(&plan, &bone.mesh, Catalogue::builtin())?;
+    let now = DesignBinding::of(&plan);
     let mut out = std::io::stdout().lock();
     if a.json {
         let doc = ShowDocument {
             plan: path.display().to_string(),
             case_id: plan.case_id.as_str(),
             plan_sha256: plan.sha256(),
+            design_sha256: now.sha256.clone(),
+            approvals: approval_statuses(&plan, &now),
+            release_refused: release_approval(&plan, &now).err().map(|e| e.to_string()),
             bone_origin: &bone.origin,
             evaluation: &evaluation,
         };
@@ -677,6 +745,7 @@ fn run_show(a: &ShowArgs, check_only: bool, progress: &dyn Progress) -> anyhow::
     } else {
         if !check_only {
             print_tables(&mut out, &plan, path, &bone.origin, &evaluation)?;
+            print_approvals(&mut out, &plan, &now)?;
         }
         print_findings(&mut out, &evaluation)?;
     }

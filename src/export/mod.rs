@@ -36,7 +36,7 @@ pub use threemf_pack::{three_mf_bytes, THREE_MF_MODEL_PATH};
 pub const MANIFEST_FILE_NAME: &str = "manifest.json";
 /// Identifies the manifest layout; bumped when a field changes meaning (2: guides list their template, printer and
 /// every resolved parameter; review images are listed as files).
-pub const MANIFEST_FORMAT: &str = "guidesmith-export-manifest/2";
+pub const MANIFEST_FORMAT: &str = "guidesmith-export-manifest/3";
 /// Units of every length in the exported files and the manifest.
 pub const UNITS: &str = "millimetre";
 /// Coordinate frame of every position in the exported files and the manifest.
@@ -68,6 +68,42 @@ pub struct Attachment {
     pub bytes: Vec<u8>,
 }
 
+/// Whether guides are released for production or are drafts, as the manifest records it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Release {
+    /// Approved by a surgeon for production.
+    Approved {
+        /// The approving surgeon, as they signed.
+        surgeon: String,
+        /// When, UTC (RFC 3339).
+        at_utc: String,
+        /// The design binding the approval is bound to (see `docs/APPROVAL.md`).
+        design_sha256: String,
+    },
+    /// Not approved: not for use on a patient. File names carry `_DRAFT`.
+    Draft {
+        /// The design binding of what was built.
+        design_sha256: String,
+    },
+}
+
+impl Release {
+    /// `true` for a draft.
+    pub fn is_draft(&self) -> bool {
+        matches!(self, Release::Draft { .. })
+    }
+
+    /// What a file name carries before its extension: `_DRAFT` for a draft, nothing for a release.
+    pub fn file_suffix(&self) -> &'static str {
+        if self.is_draft() {
+            "_DRAFT"
+        } else {
+            ""
+        }
+    }
+}
+
 /// What the export says about the case and the software; nothing else about the case is written.
 #[derive(Clone, Copy, Debug)]
 pub struct ExportInfo<'a> {
@@ -77,6 +113,8 @@ pub struct ExportInfo<'a> {
     pub plan_sha256: &'a str,
     /// The software version (`env!("CARGO_PKG_VERSION")` of the caller).
     pub software_version: &'a str,
+    /// Released or draft.
+    pub release: &'a Release,
 }
 
 /// One file written by [`export_guides`].
@@ -112,6 +150,8 @@ pub struct Manifest {
     pub software_version: String,
     /// SHA-256 of the plan, lower-case hexadecimal.
     pub plan_sha256: String,
+    /// Approved for production, or a draft.
+    pub release: Release,
     /// [`UNITS`].
     pub units: String,
     /// [`COORDINATE_FRAME`].
@@ -331,6 +371,7 @@ pub fn export_guides(
         software: "guidesmith".to_string(),
         software_version: info.software_version.to_string(),
         plan_sha256,
+        release: info.release.clone(),
         units: UNITS.to_string(),
         coordinate_frame: COORDINATE_FRAME.to_string(),
         files: names
@@ -387,8 +428,11 @@ pub fn sanitize_file_component(name: &str) -> String {
 /// The 80-byte STL header text: software, version, case and guide; no date.
 pub fn stl_header_text(info: &ExportInfo, guide_name: &str) -> String {
     format!(
-        "guidesmith {} case {} guide {}",
-        info.software_version, info.case_id, guide_name
+        "guidesmith {} case {} guide {}{}",
+        info.software_version,
+        info.case_id,
+        guide_name,
+        if info.release.is_draft() { " DRAFT" } else { "" }
     )
 }
 
@@ -441,7 +485,8 @@ fn plan_files(info: &ExportInfo, guides: &[GuideExport]) -> Result<PlannedFiles,
     if guides.is_empty() {
         return Err(ExportError::NoGuides);
     }
-    let three_mf_name = format!("{}_guides.3mf", info.case_id);
+    let suffix = info.release.file_suffix();
+    let three_mf_name = format!("{}_guides{suffix}.3mf", info.case_id);
     // (file name, guide name) of every file so far, in a sorted vector: no hash map decides anything here.
     let mut taken: Vec<(String, String)> = vec![(three_mf_name.clone(), "(the 3MF of all guides)".to_string())];
     let mut stl_names = Vec::with_capacity(guides.len());
@@ -463,7 +508,7 @@ fn plan_files(info: &ExportInfo, guides: &[GuideExport]) -> Result<PlannedFiles,
             name: g.name.to_string(),
             detail: e.to_string(),
         })?;
-        let file_name = format!("{}_{}.stl", info.case_id, sanitize_file_component(g.name));
+        let file_name = format!("{}_{}{suffix}.stl", info.case_id, sanitize_file_component(g.name));
         // Case-insensitive file systems (print labs use them) would merge names differing only in case.
         let key = file_name.to_ascii_lowercase();
         match taken.binary_search_by(|(k, _)| k.as_str().cmp(&key)) {
@@ -538,6 +583,11 @@ mod tests {
             case_id: "C-7",
             plan_sha256: "ab".repeat(32).leak(),
             software_version: "0.1.0",
+            release: Box::leak(Box::new(Release::Approved {
+                surgeon: "Dr S".into(),
+                at_utc: "2026-12-07T08:15:00Z".into(),
+                design_sha256: "cd".repeat(32),
+            })),
         }
     }
 

@@ -75,7 +75,15 @@ fn model(info: &ExportInfo, guides: &[GuideExport]) -> Model {
     let metadata = vec![
         Metadata {
             name: "Title".to_string(),
-            value: Some(format!("case {} surgical guides", info.case_id)),
+            value: Some(format!(
+                "case {} surgical guides{}",
+                info.case_id,
+                if info.release.is_draft() {
+                    " (DRAFT, not for use on a patient)"
+                } else {
+                    ""
+                }
+            )),
         },
         Metadata {
             name: "Application".to_string(),

@@ -15,6 +15,7 @@
 //! The format is described field by field in `docs/PLAN_FORMAT.md`; [`json_schema`] gives the JSON Schema
 //! (committed as `docs/plan.schema.json`).
 
+mod approval;
 mod ct;
 mod edit;
 mod error;
@@ -23,6 +24,10 @@ mod io;
 mod model;
 mod validate;
 
+pub use approval::{
+    plan_content_sha256, release_approval, ApprovalState, DesignBinding, ReleaseRefusal, TemplateHash, BINDING_FORMAT,
+    SOFTWARE,
+};
 pub use ct::{ct_path_hint, ct_sha256, CT_HASH_HEADER};
 pub use edit::{Edit, Element, ElementKind, History, Undo};
 pub use error::PlanError;
@@ -35,7 +40,7 @@ pub use evaluate::{
 pub use io::{json_schema, sha256_hex};
 pub use model::{
     Approval, BoneModelRef, BoneSource, CaseId, CaseIdError, CtReference, CuttingPlane, Decision, DrillTrajectory,
-    Footprint, GuideSpec, Landmark, Plan, ResectedSide, Segmentation, Structure, StructureKind, CASE_ID_MAX_CHARS,
-    SCHEMA_VERSION, V1_PRINTER,
+    Footprint, GuideSpec, Landmark, Plan, ResectedSide, Role, Segmentation, Structure, StructureKind,
+    CASE_ID_MAX_CHARS, SCHEMA_VERSION, V1_PRINTER,
 };
 pub use validate::{NAME_MAX_CHARS, UNIT_LENGTH_TOLERANCE};

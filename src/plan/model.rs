@@ -395,23 +395,43 @@ pub enum Decision {
     Rejected,
 }
 
-/// A review of the plan.
+/// Who reviews a plan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// The operating surgeon: only a surgeon's approval releases a plan for production.
+    Surgeon,
+    /// The engineer who designed the guides.
+    Engineer,
+}
+
+impl Role {
+    /// The role as written in the plan (`surgeon`, `engineer`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Surgeon => "surgeon",
+            Role::Engineer => "engineer",
+        }
+    }
+}
+
+/// A review of the plan, bound to every input that determines its guides (see [`super::DesignBinding`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Approval {
-    /// The reviewer's role (surgeon, engineer...).
-    #[schemars(length(min = 1))]
-    pub role: String,
-    /// Who reviewed.
+    /// The reviewer's role.
+    pub role: Role,
+    /// Who reviewed (a person's name as they sign; never the patient's).
     #[schemars(length(min = 1))]
     pub reviewer: String,
     /// The decision.
     pub decision: Decision,
-    /// [`Plan::sha256`] of the plan reviewed (without this approval).
-    #[schemars(regex(pattern = r"^[0-9a-f]{64}$"))]
-    pub plan_sha256: String,
+    /// When, UTC, RFC 3339 to the second (`2026-12-07T08:15:00Z`).
+    pub at_utc: String,
     /// Free text.
     pub comment: String,
+    /// The inputs reviewed: the plan's content, the CT, templates, printer profiles, screw catalogue, software.
+    pub binding: super::approval::DesignBinding,
 }
 
 #[cfg(test)]

@@ -169,11 +169,29 @@ impl Plan {
 
         for (i, a) in self.approvals.iter().enumerate() {
             let p = format!("approvals[{i}]");
-            non_empty(&format!("{p}.role"), &a.role)?;
-            printable(&format!("{p}.role"), &a.role)?;
             non_empty(&format!("{p}.reviewer"), &a.reviewer)?;
             printable(&format!("{p}.reviewer"), &a.reviewer)?;
-            sha256_hex(&format!("{p}.plan_sha256"), &a.plan_sha256)?;
+            printable(&format!("{p}.comment"), &a.comment)?;
+            if !super::approval::is_utc_time(&a.at_utc) {
+                return Err(PlanError::invalid(
+                    format!("{p}.at_utc"),
+                    format!("{:?} is not a UTC time like 2026-12-07T08:15:00Z", a.at_utc),
+                ));
+            }
+            let b = &a.binding;
+            sha256_hex(&format!("{p}.binding.sha256"), &b.sha256)?;
+            sha256_hex(&format!("{p}.binding.plan_sha256"), &b.plan_sha256)?;
+            if let Some(ct) = &b.ct_volume_sha256 {
+                sha256_hex(&format!("{p}.binding.ct_volume_sha256"), ct)?;
+            }
+            for (name, t) in &b.templates {
+                sha256_hex(&format!("{p}.binding.templates.{name}.sha256"), &t.sha256)?;
+            }
+            sha256_hex(&format!("{p}.binding.printers_sha256"), &b.printers_sha256)?;
+            sha256_hex(&format!("{p}.binding.screws_sha256"), &b.screws_sha256)?;
+            for (part, h) in &b.plan_parts {
+                sha256_hex(&format!("{p}.binding.plan_parts.{part}"), h)?;
+            }
         }
         Ok(())
     }

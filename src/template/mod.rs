@@ -32,7 +32,10 @@ pub use format::{
     SeatingParams, SkippedTemplate, SlotParams, Template, BUILTIN_TEMPLATE_FILES, KNOWN_PARAMETERS,
     TEMPLATE_SCHEMA_VERSION,
 };
-pub use printer::{builtin_printers, load_printers_file, PrinterProfile, PrinterProfiles, PRINTER_SCHEMA_VERSION};
+pub use printer::{
+    builtin_printers, builtin_printers_text, load_printers_file, PrinterProfile, PrinterProfiles,
+    PRINTER_SCHEMA_VERSION,
+};
 pub use tolerance::{ToleranceModel, BLADE_THICKNESS_RANGE_MM, DRILL_DIAMETER_RANGE_MM};
 
 use thiserror::Error;

@@ -114,6 +114,11 @@ impl PrinterProfiles {
 }
 
 /// The builtin printer profiles (`sla`, `fdm`, `sls`).
+pub fn builtin_printers_text() -> &'static str {
+    BUILTIN_PRINTERS
+}
+
+/// The printer profiles shipped in `templates/printers.toml`.
 pub fn builtin_printers() -> Result<PrinterProfiles, TemplateError> {
     PrinterProfiles::from_toml_str(BUILTIN_PRINTERS, "builtin:printers.toml")
 }
