@@ -100,11 +100,17 @@ fn plan_json(path: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(path).expect("plan")).expect("json")
 }
 
-#[test]
-fn only_a_current_surgeons_approval_releases_the_guides_and_any_change_makes_it_stale() {
+/// The demo case written by `guidesmith demo` into a new temporary folder: the folder and the demo's folder in it.
+fn demo_case() -> (tempfile::TempDir, std::path::PathBuf) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let demo = tmp.path().join("demo");
     ok(&["demo", "-o", demo.to_str().expect("utf-8")]);
+    (tmp, demo)
+}
+
+#[test]
+fn only_a_current_surgeons_approval_releases_the_guides_and_any_change_makes_it_stale() {
+    let (tmp, demo) = demo_case();
     let plan_path = demo.join("plan.json");
     let plan = plan_path.to_str().expect("utf-8");
     let out = |name: &str| tmp.path().join(name).to_str().expect("utf-8").to_string();
@@ -228,9 +234,7 @@ fn only_a_current_surgeons_approval_releases_the_guides_and_any_change_makes_it_
 
 #[test]
 fn an_approval_of_a_plan_with_errors_is_refused_and_the_plan_is_unchanged() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let demo = tmp.path().join("demo");
-    ok(&["demo", "-o", demo.to_str().expect("utf-8")]);
+    let (_tmp, demo) = demo_case();
     let plan_path = demo.join("plan.json");
     let plan = plan_path.to_str().expect("utf-8");
     // A drill moved 60 mm off the jaw: its axis no longer meets the bone (an error finding).
