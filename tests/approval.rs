@@ -4,18 +4,14 @@
 //! the template files on disk, as a third party would (docs/APPROVAL.md).
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use guidesmith::plan::{sha256_hex, Plan};
 use serde_json::Value;
 
-fn guidesmith(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_guidesmith"))
-        .arg("--quiet")
-        .args(args)
-        .output()
-        .expect("run guidesmith")
-}
+mod common;
+
+use common::{demo_case, guidesmith_quiet as guidesmith};
 
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -98,14 +94,6 @@ fn recomputed_binding(plan_path: &Path, approval: &Value) -> String {
 
 fn plan_json(path: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(path).expect("plan")).expect("json")
-}
-
-/// The demo case written by `guidesmith demo` into a new temporary folder: the folder and the demo's folder in it.
-fn demo_case() -> (tempfile::TempDir, std::path::PathBuf) {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let demo = tmp.path().join("demo");
-    ok(&["demo", "-o", demo.to_str().expect("utf-8")]);
-    (tmp, demo)
 }
 
 #[test]

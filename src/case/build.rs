@@ -14,7 +14,7 @@ use std::path::Path;
 
 use super::CaseError;
 use crate::export::{
-    export_guides, sanitize_file_component, Attachment, ExportInfo, ExportSummary, GuideExport, Release,
+    export_files, export_guides, sanitize_file_component, Attachment, ExportInfo, ExportSummary, GuideExport, Release,
 };
 use crate::finding::{element, Finding, FindingCode};
 use crate::guide::build::{build_guide, BuiltGuide, ChannelSpec, GuideRequest, SlotSpec, DEFAULT_GRID_MM};
@@ -23,7 +23,7 @@ use crate::guide::footprint::move_nearest_edge;
 use crate::guide::propose::{propose_footprint, Proposal, PROPOSAL_MARGINS};
 use crate::measure::BoneQuery;
 use crate::mesh::{BoundingBox, Mesh};
-use crate::plan::{GuideSpec, Plan, ResectedSide};
+use crate::plan::{plan_content_sha256, GuideSpec, Plan, ResectedSide};
 use crate::progress::{NoProgress, Progress};
 use crate::render::{encode_png, grown, render, render_views, RgbImage, Scene, View, BONE_COLOUR, GUIDE_COLOUR};
 use crate::template::{builtin_printers, builtin_template};
@@ -443,6 +443,33 @@ pub fn write_guides(
     release: &Release,
     progress: &dyn Progress,
 ) -> Result<ExportSummary, CaseError> {
+    with_export(plan, bone, guides, release, progress, |info, exports, renders| {
+        export_guides(out_dir, info, exports, renders)
+    })
+}
+
+/// The files [`write_guides`] writes, in memory (for a bundle), under the same rules: only if every guide passed.
+pub fn guide_files(
+    plan: &Plan,
+    bone: &Mesh,
+    guides: &CaseGuides,
+    release: &Release,
+    progress: &dyn Progress,
+) -> Result<Vec<Attachment>, CaseError> {
+    with_export(plan, bone, guides, release, progress, export_files)
+}
+
+/// Renders the review images of the guides (only if every guide passed) and hands the export's description to
+/// `export`. The export names the plan by its content hash (`plan_content_sha256`: without approvals and path hints),
+/// which is the same in the engineer's plan file and in a bundle's plan.
+fn with_export<T>(
+    plan: &Plan,
+    bone: &Mesh,
+    guides: &CaseGuides,
+    release: &Release,
+    progress: &dyn Progress,
+    export: impl FnOnce(&ExportInfo, &[GuideExport], &[Attachment]) -> Result<T, crate::export::ExportError>,
+) -> Result<T, CaseError> {
     let findings = guides.findings();
     if !findings.is_empty() {
         return Err(CaseError::GuidesRefused(findings));
@@ -452,7 +479,7 @@ pub fn write_guides(
         .iter()
         .filter_map(|g| g.built().map(|(b, c)| (g, b, c)))
         .collect();
-    let plan_sha256 = plan.sha256();
+    let plan_sha256 = plan_content_sha256(plan);
     let case_id = plan.case_id.to_string();
     let renders = render_guides(
         &case_id,
@@ -477,7 +504,7 @@ pub fn write_guides(
             checks: serde_json::to_value(c).unwrap_or(serde_json::Value::Null),
         })
         .collect();
-    Ok(export_guides(out_dir, &info, &exports, &renders)?)
+    Ok(export(&info, &exports, &renders)?)
 }
 
 /// Margin around a guide in its renders, mm: enough bone to see where the guide sits.

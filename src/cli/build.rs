@@ -19,17 +19,24 @@ pub struct BuildArgs {
     /// Output folder for the STL, 3MF, manifest and renders.
     #[arg(short, long)]
     output: PathBuf,
-    /// The CT series, if not where the plan says (its hash must still match).
-    #[arg(long)]
-    ct: Option<PathBuf>,
+    #[command(flatten)]
+    source: SourceArgs,
     /// Build every guide for this printer profile (sla, fdm, sls) instead of the one the plan names; the manifest
     /// records both. Only for drafts: the surgeon approved the guides for the plan's printer.
     #[arg(long)]
     printer: Option<String>,
-    /// Build drafts without a surgeon's current approval: file names and manifest say DRAFT (not for use on a
+}
+
+/// Where the plan's CT is, and whether drafts are asked for: the same for `build` and `bundle`.
+#[derive(Debug, Args)]
+pub struct SourceArgs {
+    /// The CT series, if not where the plan says (its hash must still match).
+    #[arg(long)]
+    pub ct: Option<PathBuf>,
+    /// Without a surgeon's current approval, make drafts: file names and manifest say DRAFT (not for use on a
     /// patient).
     #[arg(long)]
-    draft: bool,
+    pub draft: bool,
 }
 
 /// Prints one finding as the CLI shows them.
@@ -118,7 +125,7 @@ fn seating_text(play: &guidesmith::guide::seating::SeatingPlay) -> String {
 pub fn run_build(args: &BuildArgs, progress: &dyn Progress) -> anyhow::Result<ExitCode> {
     let plan = Plan::load(&args.plan)?;
     // Refused before the CT is loaded: without a current approval there is nothing to release.
-    let release = release_for(&plan, args.printer.as_deref(), args.draft)?;
+    let release = release_for(&plan, args.printer.as_deref(), args.source.draft)?;
     match &release {
         Release::Approved {
             surgeon,
@@ -129,7 +136,7 @@ pub fn run_build(args: &BuildArgs, progress: &dyn Progress) -> anyhow::Result<Ex
             println!("release: DRAFT (not approved; not for use on a patient); design {design_sha256}")
         }
     }
-    let bone = open_bone(&plan, &args.plan, args.ct.as_deref(), progress)?.mesh;
+    let bone = open_bone(&plan, &args.plan, args.source.ct.as_deref(), progress)?.mesh;
     let result = build_guides(&plan, &bone, args.printer.as_deref(), progress)?;
     print_summary(&result);
     if !result.all_passed() {

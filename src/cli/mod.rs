@@ -8,6 +8,7 @@
 
 mod approve;
 mod build;
+mod bundle;
 mod demo;
 mod info;
 mod plan;
@@ -48,6 +49,12 @@ enum Command {
     /// Record a review of a plan (approval or rejection) bound to the plan, its CT, templates, printer profiles,
     /// screw catalogue and the software; `build` releases guides only with a current surgeon's approval.
     Approve(approve::ApproveArgs),
+    /// Build a plan's guides and write the print lab's bundle: guides, manifest, plan (no paths of this machine),
+    /// the bound templates, printer profiles and screw catalogue, and a checksum list, in one reproducible zip.
+    Bundle(bundle::BundleArgs),
+    /// Check a bundle offline: every hash, the guides as solids, and the surgeon's approval's binding (exit 0 only
+    /// when all holds and it is released).
+    Verify(bundle::VerifyArgs),
     /// Make and edit a surgical plan (planes, drills, structures, guides) and measure it against the bone.
     Plan(plan::PlanArgs),
     /// The main job on the bundled sample case: write a synthetic jaw CT as DICOM, load it, segment the bone, write a
@@ -96,6 +103,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Build(args) => build::run_build(&args, &progress),
         Command::Plan(args) => plan::run_plan(&args, &progress),
         Command::Approve(args) => approve::run_approve(&args, &progress),
+        Command::Bundle(args) => bundle::run_bundle(&args, &progress),
+        Command::Verify(args) => bundle::run_verify(&args),
         Command::Demo(args) => demo::run_demo(&args, &progress),
         #[cfg(feature = "gui")]
         Command::Gui(args) => {

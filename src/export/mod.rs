@@ -30,7 +30,7 @@ use crate::atomic::write_atomic;
 use crate::mesh::{write_stl_binary, BoundingBox, Mesh};
 use crate::template::{ResolvedParameter, ResolvedParams};
 
-pub use threemf_pack::{three_mf_bytes, THREE_MF_MODEL_PATH};
+pub use threemf_pack::{three_mf_bytes, zip_bytes, THREE_MF_MODEL_PATH};
 
 /// Name of the manifest file in the export folder.
 pub const MANIFEST_FILE_NAME: &str = "manifest.json";
@@ -308,17 +308,46 @@ pub enum ExportError {
 }
 
 /// Writes one binary STL per guide (`<case_id>_<name>.stl`), one 3MF with all guides (`<case_id>_guides.3mf`), the
-/// attachments, and `manifest.json` (last) into `out_dir`, creating the folders if needed.
-///
-/// File names are sanitised to `[A-Za-z0-9._-]` (anything else becomes `_`). Refused before anything is written:
-/// no guides, an empty or unusable case ID, a plan hash that is not 64 hex digits, empty or duplicate guide names
-/// (also after sanitising), an empty or invalid mesh, an attachment name that is not a plain relative path.
+/// attachments, and `manifest.json` (last) into `out_dir`, creating the folders if needed: the files of
+/// [`export_files`], each written atomically.
 pub fn export_guides(
     out_dir: &Path,
     info: &ExportInfo,
     guides: &[GuideExport],
     attachments: &[Attachment],
 ) -> Result<ExportSummary, ExportError> {
+    let mut outputs = export_files(info, guides, attachments)?;
+    let manifest = outputs.pop().expect("the manifest comes last");
+    std::fs::create_dir_all(out_dir).map_err(|error| ExportError::Folder {
+        path: out_dir.to_path_buf(),
+        error,
+    })?;
+    let mut files = Vec::with_capacity(outputs.len());
+    for f in &outputs {
+        let path = out_dir.join(&f.name);
+        if let Some(folder) = path.parent() {
+            std::fs::create_dir_all(folder).map_err(|error| ExportError::Folder {
+                path: folder.to_path_buf(),
+                error,
+            })?;
+        }
+        files.push(write_file(&path, &f.bytes)?);
+    }
+    let manifest = write_file(&out_dir.join(&manifest.name), &manifest.bytes)?;
+    Ok(ExportSummary { files, manifest })
+}
+
+/// The files of an export, in memory and in order: one binary STL per guide (`<case_id>_<name>.stl`), one 3MF with
+/// all guides (`<case_id>_guides.3mf`), the attachments, and last `manifest.json` with the hash of each.
+///
+/// File names are sanitised to `[A-Za-z0-9._-]` (anything else becomes `_`). Refused: no guides, an empty or
+/// unusable case ID, a plan hash that is not 64 hex digits, empty or duplicate guide names (also after sanitising),
+/// an empty or invalid mesh, an attachment name that is not a plain relative path.
+pub fn export_files(
+    info: &ExportInfo,
+    guides: &[GuideExport],
+    attachments: &[Attachment],
+) -> Result<Vec<Attachment>, ExportError> {
     let plan_sha256 = validate_info(info)?;
     let planned = plan_files(info, guides)?;
     for a in attachments {
@@ -342,29 +371,11 @@ pub fn export_guides(
     })?;
     outputs.push((planned.three_mf_name.clone(), three_mf));
 
-    std::fs::create_dir_all(out_dir).map_err(|error| ExportError::Folder {
-        path: out_dir.to_path_buf(),
-        error,
-    })?;
-    let mut files = Vec::with_capacity(outputs.len() + attachments.len());
-    for (name, bytes) in &outputs {
-        files.push(write_file(&out_dir.join(name), bytes)?);
-    }
-    for a in attachments {
-        let path = out_dir.join(&a.name);
-        if let Some(folder) = path.parent() {
-            std::fs::create_dir_all(folder).map_err(|error| ExportError::Folder {
-                path: folder.to_path_buf(),
-                error,
-            })?;
-        }
-        files.push(write_file(&path, &a.bytes)?);
-    }
-    let names = outputs
-        .iter()
-        .map(|(name, _)| name)
-        .chain(attachments.iter().map(|a| &a.name));
-
+    let mut files: Vec<Attachment> = outputs
+        .into_iter()
+        .map(|(name, bytes)| Attachment { name, bytes })
+        .collect();
+    files.extend(attachments.iter().cloned());
     let manifest = Manifest {
         format: MANIFEST_FORMAT.to_string(),
         case_id: info.case_id.to_string(),
@@ -374,12 +385,12 @@ pub fn export_guides(
         release: info.release.clone(),
         units: UNITS.to_string(),
         coordinate_frame: COORDINATE_FRAME.to_string(),
-        files: names
-            .zip(&files)
-            .map(|(name, f)| ManifestFile {
-                name: name.clone(),
-                sha256: f.sha256.clone(),
-                size_bytes: f.size_bytes,
+        files: files
+            .iter()
+            .map(|f| ManifestFile {
+                name: f.name.clone(),
+                sha256: sha256_hex(&f.bytes),
+                size_bytes: f.bytes.len() as u64,
             })
             .collect(),
         guides: guides
@@ -392,8 +403,11 @@ pub fn export_guides(
     let mut manifest_bytes =
         serde_json::to_vec_pretty(&manifest).map_err(|e| ExportError::Manifest { detail: e.to_string() })?;
     manifest_bytes.push(b'\n');
-    let manifest = write_file(&out_dir.join(MANIFEST_FILE_NAME), &manifest_bytes)?;
-    Ok(ExportSummary { files, manifest })
+    files.push(Attachment {
+        name: MANIFEST_FILE_NAME.to_string(),
+        bytes: manifest_bytes,
+    });
+    Ok(files)
 }
 
 /// Reads and parses a manifest written by [`export_guides`].

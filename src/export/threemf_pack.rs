@@ -41,6 +41,25 @@ const RELS_XML: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 </Relationships>
 "#;
 
+/// A zip archive of `entries` (name, bytes) in the order given, byte-for-byte reproducible: every entry deflated at
+/// a fixed level with the zip epoch as its time, permissions 0644 and "unix" as the host system. Errors as text.
+pub fn zip_bytes(entries: &[(&str, &[u8])]) -> Result<Vec<u8>, String> {
+    let options = SimpleFileOptions::default()
+        .compression_method(CompressionMethod::Deflated)
+        .compression_level(Some(DEFLATE_LEVEL))
+        .last_modified_time(DateTime::DEFAULT)
+        .unix_permissions(ENTRY_PERMISSIONS)
+        .system(System::Unix);
+    let mut zip = ZipWriter::new(Cursor::new(Vec::new()));
+    for (name, bytes) in entries {
+        zip.start_file(*name, options)
+            .map_err(|e| format!("zip entry {name}: {e}"))?;
+        zip.write_all(bytes).map_err(|e| format!("zip entry {name}: {e}"))?;
+    }
+    let cursor = zip.finish().map_err(|e| format!("zip: {e}"))?;
+    Ok(cursor.into_inner())
+}
+
 /// The 3MF object ID of the guide at `index` (IDs start at 1).
 pub(super) fn object_id(index: usize) -> usize {
     index + 1
@@ -50,24 +69,11 @@ pub(super) fn object_id(index: usize) -> usize {
 /// millimetres. Errors are returned as text for the caller to name the file.
 pub fn three_mf_bytes(info: &ExportInfo, guides: &[GuideExport]) -> Result<Vec<u8>, String> {
     let model_xml = model_xml(&model(info, guides))?;
-    let options = SimpleFileOptions::default()
-        .compression_method(CompressionMethod::Deflated)
-        .compression_level(Some(DEFLATE_LEVEL))
-        .last_modified_time(DateTime::DEFAULT)
-        .unix_permissions(ENTRY_PERMISSIONS)
-        .system(System::Unix);
-    let mut zip = ZipWriter::new(Cursor::new(Vec::new()));
-    for (name, bytes) in [
+    zip_bytes(&[
         ("[Content_Types].xml", CONTENT_TYPES_XML.as_bytes()),
         ("_rels/.rels", RELS_XML.as_bytes()),
         (THREE_MF_MODEL_PATH, model_xml.as_bytes()),
-    ] {
-        zip.start_file(name, options)
-            .map_err(|e| format!("zip entry {name}: {e}"))?;
-        zip.write_all(bytes).map_err(|e| format!("zip entry {name}: {e}"))?;
-    }
-    let cursor = zip.finish().map_err(|e| format!("zip: {e}"))?;
-    Ok(cursor.into_inner())
+    ])
 }
 
 fn model(info: &ExportInfo, guides: &[GuideExport]) -> Model {

@@ -222,7 +222,7 @@ pub fn plan_content_sha256(plan: &Plan) -> String {
 
 /// SHA-256 of each part of the plan's content, as [`DesignBinding::plan_parts`] keys them (path hints emptied, as in
 /// [`plan_content_sha256`]).
-fn plan_part_hashes(plan: &Plan) -> BTreeMap<String, String> {
+pub fn plan_part_hashes(plan: &Plan) -> BTreeMap<String, String> {
     fn hash<T: Serialize>(v: &T) -> String {
         sha256_hex(serde_json::to_string(v).unwrap_or_default().as_bytes())
     }

@@ -25,8 +25,8 @@ mod model;
 mod validate;
 
 pub use approval::{
-    plan_content_sha256, release_approval, ApprovalState, DesignBinding, ReleaseRefusal, TemplateHash, BINDING_FORMAT,
-    SOFTWARE,
+    plan_content_sha256, plan_part_hashes, release_approval, ApprovalState, DesignBinding, ReleaseRefusal,
+    TemplateHash, BINDING_FORMAT, SOFTWARE,
 };
 pub use ct::{ct_path_hint, ct_sha256, CT_HASH_HEADER};
 pub use edit::{Edit, Element, ElementKind, History, Undo};

@@ -201,3 +201,21 @@ pub fn verify_guide(
     }
     Ok(Verified::Failed(codes))
 }
+
+/// Runs the `guidesmith` binary with `--quiet` and `args`.
+pub fn guidesmith_quiet(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_guidesmith"))
+        .arg("--quiet")
+        .args(args)
+        .output()
+        .expect("run guidesmith")
+}
+
+/// The demo case written by `guidesmith demo` into a new temporary folder: the folder and the demo's folder in it.
+pub fn demo_case() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let demo = tmp.path().join("demo");
+    let out = guidesmith_quiet(&["demo", "-o", demo.to_str().expect("utf-8")]);
+    assert!(out.status.success(), "demo: {}", String::from_utf8_lossy(&out.stderr));
+    (tmp, demo)
+}
