@@ -654,8 +654,28 @@ struct ShowDocument<'a> {
     approvals: Vec<ApprovalStatus<'a>>,
     /// Whether `build` would release the guides (`None`) or why not.
     release_refused: Option<String>,
-    bone_origin: &'a BoneOrigin,
+    bone_origin: ShownOrigin,
     evaluation: &'a Evaluation,
+}
+
+/// Where the bone came from, as `plan show` prints it: by hash and name, never by path (a CT folder or model file is
+/// often named after the patient).
+#[derive(Serialize)]
+#[serde(rename_all = "snake_case")]
+enum ShownOrigin {
+    Segmentation { ct_volume_sha256: String },
+    Models { names: Vec<String> },
+}
+
+fn shown_origin(plan: &Plan, origin: &BoneOrigin) -> ShownOrigin {
+    match origin {
+        BoneOrigin::Segmentation { .. } => ShownOrigin::Segmentation {
+            ct_volume_sha256: plan.ct.as_ref().map(|c| c.volume_sha256.clone()).unwrap_or_default(),
+        },
+        BoneOrigin::Models { .. } => ShownOrigin::Models {
+            names: plan.bone.models.iter().map(|m| m.name.clone()).collect(),
+        },
+    }
 }
 
 /// One review in `plan show --json`.
@@ -718,11 +738,11 @@ fn print_approvals(out: &mut impl Write, plan: &Plan, now: &DesignBinding) -> st
 fn run_show(a: &ShowArgs, check_only: bool, progress: &dyn Progress) -> anyhow::Result<ExitCode> {
     let path = &a.file.plan;
     let plan = Plan::load(path)?;
+    // The CT's folder is not printed: hospital exports are often named after the patient.
     match (&plan.bone.segmentation, plan_ct_path(&plan, path, a.ct.as_deref())) {
-        (Some(_), Some(ct)) => eprintln!(
-            "bone: loading the CT from {}, checking its hash, re-running the plan's segmentation",
-            ct.display()
-        ),
+        (Some(_), Some(_)) => {
+            eprintln!("bone: loading the plan's CT, checking its hash, re-running the plan's segmentation")
+        }
         _ => eprintln!("bone: reading the plan's {} STL model(s)", plan.bone.models.len()),
     }
     let bone = open_bone(&plan, path, a.ct.as_deref(), progress)?;
@@ -737,7 +757,7 @@ fn run_show(a: &ShowArgs, check_only: bool, progress: &dyn Progress) -> anyhow::
             design_sha256: now.sha256.clone(),
             approvals: approval_statuses(&plan, &now),
             release_refused: release_approval(&plan, &now).err().map(|e| e.to_string()),
-            bone_origin: &bone.origin,
+            bone_origin: shown_origin(&plan, &bone.origin),
             evaluation: &evaluation,
         };
         serde_json::to_writer_pretty(&mut out, &doc)?;
@@ -789,9 +809,12 @@ fn print_tables(
         plan.case_id,
         plan.sha256()
     )?;
-    let source = match origin {
-        BoneOrigin::Segmentation { ct_path } => format!("segmentation of the CT at {ct_path}"),
-        BoneOrigin::Models { paths } => format!("STL models {}", paths.join(", ")),
+    let source = match shown_origin(plan, origin) {
+        ShownOrigin::Segmentation { ct_volume_sha256 } => format!(
+            "segmentation of the plan's CT (volume sha256 {}...)",
+            ct_volume_sha256.chars().take(12).collect::<String>()
+        ),
+        ShownOrigin::Models { names } => format!("STL models {}", names.join(", ")),
     };
     let b = &e.bone.bounds;
     writeln!(
