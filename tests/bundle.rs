@@ -122,6 +122,7 @@ fn an_approved_bundle_verifies_offline_is_reproducible_and_every_change_is_named
     );
     let (code, text) = verify(&zip("r.zip"), false);
     assert_eq!(code, 0, "{text}");
+    assert!(text.contains(": VERIFIED;"), "{text}");
     assert!(text.contains("released: approved by Dr B. Surgeon (surgeon)"), "{text}");
 
     // What is inside: guides, plan, the bound inputs, the checksum list last; no path of this machine anywhere.
@@ -141,6 +142,11 @@ fn an_approved_bundle_verifies_offline_is_reproducible_and_every_change_is_named
         assert!(names.contains(&expected), "{expected} not in {names:?}");
     }
     assert_eq!(names.last(), Some(&"checksums.sha256"));
+    // The plan as shipped: no path hint, no DICOM UID (both are outside the approval's binding).
+    let shipped: serde_json::Value =
+        serde_json::from_slice(&files.iter().find(|(n, _)| n == "plan.json").expect("plan").1).expect("json");
+    assert_eq!(shipped["ct"]["path"], "not-in-bundle");
+    assert_eq!(shipped["ct"]["series_uid"], "");
     let here = tmp.path().to_str().expect("utf-8");
     let home = std::env::var("HOME").unwrap_or_default();
     for (name, b) in &files {
@@ -194,7 +200,7 @@ fn an_approved_bundle_verifies_offline_is_reproducible_and_every_change_is_named
         b.extend_from_slice(b"\n# edited\n")
     });
     assert_named(&t, &template, true, &["template 'cutting_guide' changed (its file"]);
-    // A file that is not in the list.
+    // A file that is not in the list; and one that is, but that no bundle holds.
     let mut extra = files.clone();
     extra.insert(0, ("guides/extra.stl".to_string(), b"solid x\nendsolid x\n".to_vec()));
     assert_named(
@@ -202,6 +208,46 @@ fn an_approved_bundle_verifies_offline_is_reproducible_and_every_change_is_named
         &extra,
         false,
         &["DOES NOT HOLD guides/extra.stl: listed: not in checksums.sha256"],
+    );
+    assert_named(
+        &t,
+        &extra,
+        true,
+        &["DOES NOT HOLD guides/extra.stl: expected: a file the bundle should not hold"],
+    );
+    // Names a zip tool would resolve elsewhere: outside the folder, or onto another entry.
+    for name in [
+        "../evil.sh",
+        "guides/./DEMO-JAW_symphysis-cutting.stl",
+        "GUIDES/manifest.json",
+    ] {
+        let mut aliased = files.clone();
+        aliased.insert(0, (name.to_string(), b"x".to_vec()));
+        assert_named(&t, &aliased, true, &["DOES NOT HOLD the bundle is a readable zip"]);
+    }
+    // A guide dropped from the bundle, its manifest and the checksum list: not the plan's guides.
+    let stl = "DEMO-JAW_left-body-drilling.stl";
+    let dropped: Vec<(String, Vec<u8>)> = files
+        .iter()
+        .filter(|(n, _)| *n != format!("guides/{stl}"))
+        .map(|(n, b)| {
+            if n != "guides/manifest.json" {
+                return (n.clone(), b.clone());
+            }
+            let mut m: serde_json::Value = serde_json::from_slice(b).expect("manifest");
+            m["guides"]
+                .as_array_mut()
+                .expect("guides")
+                .retain(|g| g["name"] != "left-body-drilling");
+            m["files"].as_array_mut().expect("files").retain(|f| f["name"] != stl);
+            (n.clone(), serde_json::to_vec_pretty(&m).expect("json"))
+        })
+        .collect();
+    assert_named(
+        &t,
+        &dropped,
+        true,
+        &["DOES NOT HOLD the manifest's guides are the plan's"],
     );
     // Not a zip at all.
     std::fs::write(zip("t.zip"), b"not a zip").expect("write");

@@ -250,6 +250,30 @@ fn segmental_resection_of_the_real_mandible_through_the_cli() {
     );
     let slots = cutting["checks"]["slots"].as_array().expect("slots");
     assert_eq!(slots.len(), 2);
+
+    // Anatomical models of the real mandible: the region as it is, after the resection, and the resected segment;
+    // each a closed valid solid, the resection splitting the jaw in two and the two parts adding up to the whole.
+    let models_dir = dir.path().join("models");
+    let printed = ok(&["model", plan, "-o", models_dir.to_str().expect("utf-8")]);
+    let volume = |name: &str| {
+        let path = models_dir.join(format!("MAND-1_model_{name}.stl"));
+        let mesh = guidesmith::mesh::read_stl_file(&path).expect("model STL");
+        let report = guidesmith::mesh::MeshReport::new(&mesh);
+        assert!(report.is_valid(), "{name}: {report}");
+        (mesh.signed_volume_mm3(), report.components)
+    };
+    let (anatomy, anatomy_parts) = volume("anatomy");
+    let (planned, planned_parts) = volume("planned");
+    let (resected, resected_parts) = volume("resected");
+    assert_eq!((anatomy_parts, planned_parts, resected_parts), (1, 2, 1), "{printed}");
+    assert!(
+        resected > 0.05 * anatomy && resected < 0.6 * anatomy,
+        "{anatomy} {resected}"
+    );
+    assert!(
+        ((planned + resected) - anatomy).abs() < 1e-3 * anatomy,
+        "{planned} + {resected} != {anatomy}"
+    );
     let renders = out_dir.join("renders");
     if let Some(keep) = std::env::var_os("GUIDESMITH_KEEP_RENDERS") {
         copy_dir(&renders, Path::new(&keep));

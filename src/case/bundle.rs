@@ -1,8 +1,9 @@
 //! The print-lab bundle: one zip with everything a lab receives for a case, and its offline verification.
 //!
 //! Why one file that verifies itself: a print lab receives guides by mail or upload and must be able to tell, without
-//! our software's help and without the engineer's machine, that nothing was lost or changed on the way and that what
-//! it holds is what the surgeon approved. The bundle therefore carries, besides the guides (STL, 3MF, review images,
+//! the engineer's machine, that nothing was lost or changed on the way and that the plan and the inputs it holds are
+//! what the surgeon approved (the files are not signed: a forger who rewrites a guide, the manifest and the checksum
+//! list consistently is not detected; `docs/APPROVAL.md`). The bundle therefore carries, besides the guides (STL, 3MF, review images,
 //! manifest), the plan (its path hints replaced, so no folder of the engineer's machine is shipped), the template,
 //! printer-profile and screw-catalogue files the approval is bound to, and `checksums.sha256` (`sha256sum -c` reads
 //! it). [`verify_bundle`] recomputes every hash and the approval's design binding from the bundle alone
@@ -44,10 +45,12 @@ pub fn make_bundle(
         .map(|f| (format!("{GUIDES_FOLDER}/{}", f.name), f.bytes))
         .collect();
     entries.push((PLAN_FILE.to_string(), shipped_plan(plan).to_json().into_bytes()));
+    // Named by the template's name (as the plan names it), so `verify` finds each from the plan alone.
     for (file, text) in BUILTIN_TEMPLATE_FILES {
-        let name = Template::from_toml_str(text, &format!("builtin:{file}")).map(|t| t.name);
-        if name.is_ok_and(|n| plan.guides.iter().any(|g| g.template == n)) {
-            entries.push((format!("{INPUTS_FOLDER}/templates/{file}"), text.as_bytes().to_vec()));
+        if let Ok(t) = Template::from_toml_str(text, &format!("builtin:{file}")) {
+            if plan.guides.iter().any(|g| g.template == t.name) {
+                entries.push((template_entry(&t.name), text.as_bytes().to_vec()));
+            }
         }
     }
     entries.push((
@@ -71,12 +74,25 @@ pub fn make_bundle(
     })
 }
 
+/// The bundle entry of the template named `name`.
+fn template_entry(name: &str) -> String {
+    format!("{INPUTS_FOLDER}/templates/{name}.toml")
+}
+
+/// The largest entry `verify` reads, bytes: far above any guide, model or image, far below a machine's memory.
+const MAX_ENTRY_BYTES: u64 = 1 << 30;
+/// The most `verify` reads from one bundle, bytes.
+const MAX_BUNDLE_BYTES: u64 = 4 << 30;
+
 /// `plan` as shipped: its path hints (where the CT and bone models were on the engineer's machine) replaced by
-/// [`PATH_NOT_SHIPPED`]. Its content hash and its approvals' bindings are unchanged (they exclude the hints).
+/// [`PATH_NOT_SHIPPED`] and the CT's SeriesInstanceUID removed. Its content hash and its approvals' bindings are
+/// unchanged (they exclude the hints and the UID).
 pub fn shipped_plan(plan: &Plan) -> Plan {
     let mut shipped = plan.clone();
     if let Some(ct) = &mut shipped.ct {
         ct.path = PATH_NOT_SHIPPED.to_string();
+        // A DICOM UID can be traced back to the patient in the hospital's archive; the volume hash identifies the CT.
+        ct.series_uid.clear();
     }
     for m in &mut shipped.bone.models {
         m.path = PATH_NOT_SHIPPED.to_string();
@@ -121,10 +137,12 @@ impl BundleReport {
     }
 }
 
-/// Verifies a bundle from its bytes alone: every file against `checksums.sha256` (and no file missing from it), the
-/// manifest's file hashes, each guide STL a closed valid solid, the plan's content hash against the manifest, and the
-/// design binding recomputed from the bundled plan and input files against the release (and, when released, the
-/// surgeon's approval in the plan). Never fails: what does not hold is a failed check.
+/// Verifies a bundle from its bytes alone: a well-formed zip (no duplicate, aliasing or escaping names, within size
+/// limits), every file against `checksums.sha256` (and no file missing from it or extra to the bundle), the
+/// manifest's file hashes, each guide STL a closed valid solid, the manifest's case and guides those of the plan, the
+/// plan's content hash against the manifest, and the design binding recomputed from the bundled plan and input files
+/// against the release (and, when released, the latest surgeon's review in the plan: an approval by the surgeon at
+/// the time the manifest names, bound to exactly that design). Never fails: what does not hold is a failed check.
 pub fn verify_bundle(bytes: &[u8]) -> BundleReport {
     let mut report = BundleReport {
         checks: Vec::new(),
@@ -144,10 +162,25 @@ pub fn verify_bundle(bytes: &[u8]) -> BundleReport {
         report.check(format!("{CHECKSUMS_FILE} is present"), Err("missing".into()));
         return report;
     };
-    let listed: Vec<(String, String)> = String::from_utf8_lossy(checksums)
-        .lines()
-        .filter_map(|l| l.split_once("  ").map(|(h, n)| (h.to_string(), n.to_string())))
-        .collect();
+    let mut listed: Vec<(String, String)> = Vec::new();
+    for (i, line) in String::from_utf8_lossy(checksums).lines().enumerate() {
+        let parsed = line
+            .split_once("  ")
+            .filter(|(h, n)| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) && !n.is_empty());
+        match parsed {
+            Some((_, n)) if listed.iter().any(|(_, m)| m == n) => {
+                report.check(
+                    format!("{CHECKSUMS_FILE} line {}", i + 1),
+                    Err(format!("{n} is listed twice")),
+                );
+            }
+            Some((h, n)) => listed.push((h.to_ascii_lowercase(), n.to_string())),
+            None => report.check(
+                format!("{CHECKSUMS_FILE} line {}", i + 1),
+                Err(format!("{line:?} is not `<sha256>  <name>`")),
+            ),
+        }
+    }
     for (hash, name) in &listed {
         let result = match get(name) {
             None => Err("listed but not in the bundle".to_string()),
@@ -235,6 +268,60 @@ pub fn verify_bundle(bytes: &[u8]) -> BundleReport {
             ))
         },
     );
+    // Every file is one the bundle should hold, and the guides are the plan's guides.
+    let mut expected: Vec<String> = manifest
+        .files
+        .iter()
+        .map(|f| format!("{GUIDES_FOLDER}/{}", f.name))
+        .collect();
+    expected.push(manifest_name.clone());
+    expected.push(PLAN_FILE.to_string());
+    let mut templates: Vec<&str> = plan.guides.iter().map(|g| g.template.as_str()).collect();
+    templates.sort_unstable();
+    templates.dedup();
+    expected.extend(templates.iter().map(|t| template_entry(t)));
+    expected.push(format!("{INPUTS_FOLDER}/printers.toml"));
+    expected.push(format!("{INPUTS_FOLDER}/screws.toml"));
+    expected.push(CHECKSUMS_FILE.to_string());
+    for (name, _) in &files {
+        if !expected.contains(name) {
+            report.check(
+                format!("{name}: expected"),
+                Err("a file the bundle should not hold".to_string()),
+            );
+        }
+    }
+    for name in &expected {
+        if get(name).is_none()
+            && !manifest
+                .files
+                .iter()
+                .any(|f| format!("{GUIDES_FOLDER}/{}", f.name) == *name)
+        {
+            report.check(format!("{name}: present"), Err("missing".to_string()));
+        }
+    }
+    report.check(
+        "the manifest's case is the plan's",
+        if manifest.case_id == plan.case_id.as_str() {
+            Ok(())
+        } else {
+            Err(format!(
+                "manifest case {} but plan case {}",
+                manifest.case_id, plan.case_id
+            ))
+        },
+    );
+    let in_manifest: Vec<&str> = manifest.guides.iter().map(|g| g.name.as_str()).collect();
+    let in_plan: Vec<&str> = plan.guides.iter().map(|g| g.name.as_str()).collect();
+    report.check(
+        "the manifest's guides are the plan's",
+        if in_manifest == in_plan {
+            Ok(())
+        } else {
+            Err(format!("manifest {in_manifest:?}, plan {in_plan:?}"))
+        },
+    );
     let binding = match bundled_binding(&plan, &manifest, get) {
         Ok(b) => b,
         Err(e) => {
@@ -255,7 +342,9 @@ pub fn verify_bundle(bytes: &[u8]) -> BundleReport {
             },
         ),
         Release::Approved {
-            surgeon, design_sha256, ..
+            surgeon,
+            design_sha256,
+            at_utc,
         } => {
             report.check(
                 "the released design hash",
@@ -272,12 +361,13 @@ pub fn verify_bundle(bytes: &[u8]) -> BundleReport {
             let latest = plan.approvals.iter().rev().find(|a| a.role == Role::Surgeon);
             let result = match latest {
                 None => Err("the plan holds no surgeon's review".to_string()),
-                Some(a) if a.decision != Decision::Approved => {
-                    Err(format!("the latest surgeon's review ({}) rejects it", a.reviewer))
-                }
-                Some(a) if a.reviewer != *surgeon => Err(format!(
-                    "the plan's approval is by {}, the manifest names {surgeon}",
-                    a.reviewer
+                Some(a) if a.decision != Decision::Approved => Err(format!(
+                    "the latest surgeon's review ({}, {}) rejects the plan",
+                    a.reviewer, a.at_utc
+                )),
+                Some(a) if a.reviewer != *surgeon || a.at_utc != *at_utc => Err(format!(
+                    "the plan's approval is by {} at {}, the manifest names {surgeon} at {at_utc}",
+                    a.reviewer, a.at_utc
                 )),
                 Some(a) if !a.binding.is_consistent() => {
                     Err("the approval's recorded hash does not match its recorded inputs".to_string())
@@ -310,7 +400,7 @@ fn bundled_binding<'a>(
         if templates.contains_key(name) {
             continue;
         }
-        let file = format!("{INPUTS_FOLDER}/templates/{name}.toml");
+        let file = template_entry(name);
         let bytes = get(&file).ok_or_else(|| format!("{file} is missing"))?;
         let text = String::from_utf8_lossy(bytes);
         let t = Template::from_toml_str(&text, &file).map_err(|e| format!("{file}: {e}"))?;
@@ -343,18 +433,45 @@ fn bundled_binding<'a>(
     Ok(binding)
 }
 
-/// Every file of a zip (name, bytes), in the archive's order.
+/// Every file of a zip (name, bytes), in the archive's order. Refused: a zip whose central directory and local
+/// headers disagree, two entries of one name (tools differ in which they take), a name that is not a plain relative
+/// path (`..`, `.`, `\\`, absolute) or that clashes with another ignoring case, and entries beyond the size limits
+/// (read through a limit, never trusting the declared size).
 fn read_zip(bytes: &[u8]) -> Result<Vec<(String, Vec<u8>)>, String> {
     let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| format!("not a zip: {e}"))?;
-    let mut out = Vec::with_capacity(zip.len());
+    if zip.has_duplicate_names() {
+        return Err("two entries have the same name".to_string());
+    }
+    zip.validate_header_consistency()
+        .map_err(|e| format!("its headers disagree: {e}"))?;
+    let mut out: Vec<(String, Vec<u8>)> = Vec::with_capacity(zip.len());
+    let mut total = 0u64;
     for i in 0..zip.len() {
-        let mut f = zip.by_index(i).map_err(|e| format!("entry {i}: {e}"))?;
+        let f = zip.by_index(i).map_err(|e| format!("entry {i}: {e}"))?;
+        let name = f.name().map_err(|e| format!("entry {i}: {e}"))?.into_owned();
         if f.is_dir() {
             continue;
         }
-        let name = f.name().map_err(|e| format!("entry {i}: {e}"))?.into_owned();
-        let mut b = Vec::with_capacity(usize::try_from(f.size()).unwrap_or(0));
-        f.read_to_end(&mut b).map_err(|e| format!("{name}: {e}"))?;
+        let plain = !name.starts_with('/')
+            && !name.contains('\\')
+            && name
+                .split('/')
+                .all(|part| !part.is_empty() && part != "." && part != "..");
+        if !plain {
+            return Err(format!("entry {name:?} is not a plain relative path"));
+        }
+        if out.iter().any(|(n, _)| n.eq_ignore_ascii_case(&name)) {
+            return Err(format!("entry {name:?} clashes with another ignoring case"));
+        }
+        let mut b = Vec::new();
+        let read = f
+            .take(MAX_ENTRY_BYTES + 1)
+            .read_to_end(&mut b)
+            .map_err(|e| format!("{name}: {e}"))?;
+        total += read as u64;
+        if read as u64 > MAX_ENTRY_BYTES || total > MAX_BUNDLE_BYTES {
+            return Err(format!("{name}: larger than a bundle's entries may be"));
+        }
         out.push((name, b));
     }
     Ok(out)

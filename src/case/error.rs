@@ -144,6 +144,12 @@ pub enum CaseError {
     /// An approval was refused (the plan has errors a reviewer must not sign off).
     #[error("cannot approve: {0}")]
     ApprovalRefused(String),
+    /// An anatomical model could not be made or is not a valid solid.
+    #[error("anatomical model: {detail}")]
+    AnatomicalModel {
+        /// What went wrong, and what to change.
+        detail: String,
+    },
     /// The front end cancelled the work; nothing was written.
     #[error(transparent)]
     Cancelled(#[from] Cancelled),

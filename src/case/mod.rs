@@ -17,6 +17,7 @@ mod build;
 mod bundle;
 pub mod demo;
 mod error;
+mod model;
 
 pub use approval::{approve, release_for};
 pub use bone::{
@@ -32,3 +33,4 @@ pub use bundle::{
     PATH_NOT_SHIPPED, PLAN_FILE,
 };
 pub use error::CaseError;
+pub use model::{make_models, write_models, AnatomicalModel, DEFAULT_MODEL_MARGIN_MM};

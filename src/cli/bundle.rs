@@ -76,13 +76,15 @@ pub fn run_verify(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
         Some(Release::Draft { design_sha256 }) => format!("DRAFT (not for use on a patient), design {design_sha256}"),
         None => "release unknown".to_string(),
     };
+    let verified = report.released() || (args.draft && report.all_hold());
     println!(
-        "{}: {} of {} checks hold; {release}",
+        "{}: {}; {} of {} checks hold; {release}",
         args.bundle.display(),
+        if verified { "VERIFIED" } else { "NOT VERIFIED" },
         report.checks.len() - failed.len(),
         report.checks.len()
     );
-    Ok(if report.released() || (args.draft && report.all_hold()) {
+    Ok(if verified {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(FAILED)

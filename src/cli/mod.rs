@@ -11,6 +11,7 @@ mod build;
 mod bundle;
 mod demo;
 mod info;
+mod model;
 mod plan;
 mod progress;
 mod segment;
@@ -52,6 +53,9 @@ enum Command {
     /// Build a plan's guides and write the print lab's bundle: guides, manifest, plan (no paths of this machine),
     /// the bound templates, printer profiles and screw catalogue, and a checksum list, in one reproducible zip.
     Bundle(bundle::BundleArgs),
+    /// Write printable anatomical models of the case: the planned region as it is, after the planned resection, and
+    /// the resected segment (closed, checked STL).
+    Model(model::ModelArgs),
     /// Check a bundle offline: every hash, the guides as solids, and the surgeon's approval's binding (exit 0 only
     /// when all holds and it is released).
     Verify(bundle::VerifyArgs),
@@ -105,6 +109,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Approve(args) => approve::run_approve(&args, &progress),
         Command::Bundle(args) => bundle::run_bundle(&args, &progress),
         Command::Verify(args) => bundle::run_verify(&args),
+        Command::Model(args) => model::run_model(&args, &progress),
         Command::Demo(args) => demo::run_demo(&args, &progress),
         #[cfg(feature = "gui")]
         Command::Gui(args) => {

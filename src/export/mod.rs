@@ -441,12 +441,13 @@ pub fn sanitize_file_component(name: &str) -> String {
 
 /// The 80-byte STL header text: software, version, case and guide; no date.
 pub fn stl_header_text(info: &ExportInfo, guide_name: &str) -> String {
+    // DRAFT first: the header is cut at 80 bytes.
     format!(
-        "guidesmith {} case {} guide {}{}",
+        "{}guidesmith {} case {} guide {}",
+        if info.release.is_draft() { "DRAFT " } else { "" },
         info.software_version,
         info.case_id,
-        guide_name,
-        if info.release.is_draft() { " DRAFT" } else { "" }
+        guide_name
     )
 }
 

@@ -63,7 +63,8 @@ pub struct DesignBinding {
     /// The software and its version ([`SOFTWARE`]).
     pub software: String,
     /// SHA-256 of each part of the plan's content (`case_id`, `ct`, `bone`, `planes/NAME`, `drills/NAME`, ...), so a
-    /// stale approval can say which element changed. Covered by `plan_sha256`; not part of the canonical text.
+    /// stale approval can say which element changed. An explanation only: not part of the canonical text, so it
+    /// cannot make an approval current (the plan's content hash decides that).
     pub plan_parts: BTreeMap<String, String>,
 }
 
@@ -206,13 +207,15 @@ impl DesignBinding {
     }
 }
 
-/// SHA-256 of the plan's canonical JSON with its approvals removed and its path hints (the CT's folder, the bone
-/// models' files) emptied: the plan's content as an approval binds it.
+/// SHA-256 of the plan's canonical JSON with its approvals removed and its hints emptied (the CT's folder and
+/// SeriesInstanceUID, the bone models' files): the plan's content as an approval binds it. The CT is bound by its
+/// volume hash; the UID only helps find the series, and is not shipped (a UID can be traced to the patient).
 pub fn plan_content_sha256(plan: &Plan) -> String {
     let mut content = plan.clone();
     content.approvals.clear();
     if let Some(ct) = &mut content.ct {
         ct.path.clear();
+        ct.series_uid.clear();
     }
     for m in &mut content.bone.models {
         m.path.clear();
@@ -229,6 +232,7 @@ pub fn plan_part_hashes(plan: &Plan) -> BTreeMap<String, String> {
     let mut ct = plan.ct.clone();
     if let Some(ct) = &mut ct {
         ct.path.clear();
+        ct.series_uid.clear();
     }
     let mut bone = plan.bone.clone();
     for m in &mut bone.models {
@@ -332,6 +336,14 @@ pub fn release_approval<'a>(plan: &'a Plan, now: &DesignBinding) -> Result<&'a A
         .rev()
         .find(|a| a.role == Role::Surgeon)
         .ok_or(ReleaseRefusal::NoSurgeonApproval)?;
+    // A rejection is named as such, stale or not.
+    if latest.decision == Decision::Rejected {
+        return Err(ReleaseRefusal::Rejected {
+            reviewer: latest.reviewer.clone(),
+            at_utc: latest.at_utc.clone(),
+            comment: latest.comment.clone(),
+        });
+    }
     if let ApprovalState::Stale(changes) = latest.state(now) {
         return Err(ReleaseRefusal::Stale {
             reviewer: latest.reviewer.clone(),

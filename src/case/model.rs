@@ -1,0 +1,288 @@
+//! Anatomical models of a case for printing: the bone of the planned region as it is, as it will be after the planned
+//! resection, and the resected segment, each closed and checked like a guide.
+//!
+//! Why: surgeons rehearse the operation and pre-bend reconstruction plates on printed models; a vendor ships them
+//! with the guides. The region is the box around everything the plan places (guide footprints, planes, drills) grown
+//! by a margin, so a model shows the operative site and not the whole skull, and prints in an hour instead of a day.
+//! The planned state is the bone minus the segment the cutting planes enclose: the intersection of every resecting
+//! plane's resected half-space (a segmental resection between two planes, or everything beyond one plane).
+//!
+//! Every model is made with the crop (`mesh::crop`, closed by caps on the box faces) and the boolean engine, and is
+//! refused with a clear error unless it is closed, manifold, outward and free of self-intersections.
+
+use std::path::{Path, PathBuf};
+
+use super::CaseError;
+use crate::mesh::boolean::{fold, BoolOp, Operand};
+use crate::mesh::crop::{box_mesh, crop_to_box};
+use crate::mesh::{grown, write_stl_binary, BoundingBox, Mesh, MeshReport};
+use crate::plan::{Plan, ResectedSide};
+use crate::progress::Progress;
+
+/// Bone kept around everything the plan places, mm (default of `guidesmith model --margin-mm`).
+pub const DEFAULT_MODEL_MARGIN_MM: f64 = 15.0;
+/// The resected region reaches this far beyond the model's box, so none of its faces lies on a cap of the crop.
+const REGION_OVERLAP_MM: f64 = 2.0;
+
+/// One printable model.
+#[derive(Clone, Debug)]
+pub struct AnatomicalModel {
+    /// `anatomy`, `planned` or `resected`.
+    pub name: &'static str,
+    /// What it shows.
+    pub description: &'static str,
+    /// The closed solid, patient LPS mm.
+    pub mesh: Mesh,
+    /// Its checks.
+    pub report: MeshReport,
+}
+
+/// The models of `plan` on `bone`: the bone in the planned region (`anatomy`), and when the plan resects, the bone
+/// after the resection (`planned`) and the resected segment (`resected`). Every model passed its checks.
+pub fn make_models(
+    plan: &Plan,
+    bone: &Mesh,
+    margin_mm: f64,
+    progress: &dyn Progress,
+) -> Result<Vec<AnatomicalModel>, CaseError> {
+    if !(margin_mm.is_finite() && margin_mm > 0.0) {
+        return Err(CaseError::AnatomicalModel {
+            detail: format!("margin {margin_mm} mm: give a positive number of millimetres (--margin-mm)"),
+        });
+    }
+    let region = grown(plan_region(plan, bone)?, margin_mm);
+    progress.begin("anatomical models", 3);
+    let anatomy = crop_to_box(bone, region).map_err(|e| CaseError::AnatomicalModel {
+        detail: format!("cropping the bone to the planned region: {e}"),
+    })?;
+    let mut models = vec![checked(
+        "anatomy",
+        "the bone of the planned region, as it is",
+        anatomy.clone(),
+    )?];
+    progress.advance(1);
+    let resecting: Vec<_> = plan
+        .planes
+        .iter()
+        .filter(|p| p.resected_side != ResectedSide::None)
+        .collect();
+    if !resecting.is_empty() {
+        progress.checkpoint()?;
+        let outer = grown(region, REGION_OVERLAP_MM);
+        let diagonal = (0..3)
+            .map(|a| (outer.max_mm[a] - outer.min_mm[a]).powi(2))
+            .sum::<f64>()
+            .sqrt();
+        let centre: [f64; 3] = std::array::from_fn(|a| 0.5 * (outer.min_mm[a] + outer.max_mm[a]));
+        let half_spaces: Vec<Mesh> = resecting
+            .iter()
+            .map(|p| {
+                let sign = if p.resected_side == ResectedSide::Positive {
+                    1.0
+                } else {
+                    -1.0
+                };
+                half_space_block(p.point_mm, p.normal.map(|c| sign * c), centre, 2.0 * diagonal)
+            })
+            .collect();
+        let outer_box = box_mesh(outer);
+        let operands: Vec<Operand<'_>> = half_spaces.iter().map(|m| Operand::new("resected side", m)).collect();
+        let segment_region = fold(
+            Operand::new("model region", &outer_box),
+            &operands,
+            BoolOp::Intersection,
+        )
+        .map_err(|e| CaseError::AnatomicalModel {
+            detail: format!("the region the cutting planes enclose: {e}"),
+        })?;
+        progress.checkpoint()?;
+        let with_segment = |op: BoolOp, what: &str| {
+            fold(
+                Operand::new("bone of the region", &anatomy),
+                &[Operand::new("resected region", &segment_region)],
+                op,
+            )
+            .map_err(|e| CaseError::AnatomicalModel {
+                detail: format!("{what}: {e}"),
+            })
+        };
+        let planned = with_segment(BoolOp::Difference, "removing the resected segment")?;
+        models.push(checked("planned", "the bone after the planned resection", planned)?);
+        progress.advance(1);
+        let resected = with_segment(BoolOp::Intersection, "the resected segment")?;
+        if !resected.triangles.is_empty() {
+            models.push(checked("resected", "the segment the plan removes", resected)?);
+        }
+    }
+    progress.end();
+    Ok(models)
+}
+
+/// The box around everything the plan places (guide footprints, plane points, drill entries and tips); the bone's
+/// box when the plan places nothing.
+fn plan_region(plan: &Plan, bone: &Mesh) -> Result<BoundingBox, CaseError> {
+    let mut points: Vec<[f64; 3]> = plan.planes.iter().map(|p| p.point_mm).collect();
+    for d in &plan.drills {
+        points.push(d.entry_mm);
+        points.push(std::array::from_fn(|a| d.entry_mm[a] + d.length_mm * d.direction[a]));
+    }
+    for g in &plan.guides {
+        points.extend(g.footprint.outline_mm.iter().copied());
+    }
+    let Some(first) = points.first() else {
+        return bone.bounding_box().ok_or_else(|| CaseError::AnatomicalModel {
+            detail: "the bone is empty".to_string(),
+        });
+    };
+    let mut b = BoundingBox {
+        min_mm: *first,
+        max_mm: *first,
+    };
+    for p in &points {
+        b.min_mm = std::array::from_fn(|a| b.min_mm[a].min(p[a]));
+        b.max_mm = std::array::from_fn(|a| b.max_mm[a].max(p[a]));
+    }
+    Ok(b)
+}
+
+/// A closed block standing on the plane through `point` with unit normal `into` (the block lies on that side),
+/// `size` wide around the projection of `centre` and `size` deep: inside a region smaller than `size`, the same as
+/// the half-space.
+fn half_space_block(point: [f64; 3], into: [f64; 3], centre: [f64; 3], size: f64) -> Mesh {
+    let n = nalgebra::Vector3::from(into).normalize();
+    let helper = if n.x.abs() < 0.9 {
+        nalgebra::Vector3::x()
+    } else {
+        nalgebra::Vector3::y()
+    };
+    let u = n.cross(&helper).normalize();
+    // u x v = (n x h) x (n x (n x h)) = n: a proper rotation, so the box keeps its outward orientation.
+    let v = n.cross(&u);
+    let c = nalgebra::Vector3::from(centre);
+    let p = nalgebra::Vector3::from(point);
+    let origin = c - n * (c - p).dot(&n);
+    let mut block = box_mesh(BoundingBox {
+        min_mm: [-size, -size, 0.0],
+        max_mm: [size, size, size],
+    });
+    for q in &mut block.positions {
+        *q = (origin + u * q[0] + v * q[1] + n * q[2]).into();
+    }
+    block
+}
+
+fn checked(name: &'static str, description: &'static str, mesh: Mesh) -> Result<AnatomicalModel, CaseError> {
+    let report = MeshReport::new(&mesh);
+    if mesh.triangles.is_empty() || !report.is_valid() {
+        return Err(CaseError::AnatomicalModel {
+            detail: format!("the {name} model ({description}) is not a valid closed solid: {report}"),
+        });
+    }
+    Ok(AnatomicalModel {
+        name,
+        description,
+        mesh,
+        report,
+    })
+}
+
+/// Writes each model as binary STL `<case>_model_<name>.stl` into `out_dir` (atomically), returns the paths.
+pub fn write_models(out_dir: &Path, case_id: &str, models: &[AnatomicalModel]) -> Result<Vec<PathBuf>, CaseError> {
+    std::fs::create_dir_all(out_dir).map_err(|e| CaseError::Output {
+        path: out_dir.to_path_buf(),
+        detail: format!("cannot create the folder: {e}"),
+    })?;
+    let mut paths = Vec::with_capacity(models.len());
+    for m in models {
+        let path = out_dir.join(format!("{case_id}_model_{}.stl", m.name));
+        let mut bytes = Vec::new();
+        write_stl_binary(
+            &m.mesh,
+            &mut bytes,
+            &format!("guidesmith case {case_id} model {}", m.name),
+        )
+        .map_err(|e| CaseError::AnatomicalModel {
+            detail: format!("the {} model: {e}", m.name),
+        })?;
+        crate::atomic::write_atomic(&path, |w| std::io::Write::write_all(w, &bytes)).map_err(|e| {
+            CaseError::Output {
+                path: path.clone(),
+                detail: format!("cannot write: {e}"),
+            }
+        })?;
+        paths.push(path);
+    }
+    Ok(paths)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{BoneSource, CaseId, CuttingPlane};
+    use crate::progress::NoProgress;
+
+    /// A 60 x 10 x 10 mm bar along x, and a plan resecting the slab between two planes through (+-5, 0, 0) whose
+    /// normals are tilted `tilt_deg` from x about z (each resecting the side towards the other).
+    fn bar_and_plan(tilt_deg: f64) -> (Mesh, Plan) {
+        let bar = box_mesh(BoundingBox {
+            min_mm: [-30.0, -5.0, -5.0],
+            max_mm: [30.0, 5.0, 5.0],
+        });
+        let (s, c) = tilt_deg.to_radians().sin_cos();
+        let mut plan = Plan::new(
+            CaseId::new("BAR").expect("case"),
+            None,
+            BoneSource {
+                segmentation: None,
+                models: vec![],
+            },
+        );
+        for (name, x, sign) in [("left", -5.0, 1.0), ("right", 5.0, -1.0)] {
+            plan.planes.push(CuttingPlane {
+                name: name.into(),
+                point_mm: [x, 0.0, 0.0],
+                normal: [sign * c, sign * s, 0.0],
+                blade_thickness_mm: 0.5,
+                resected_side: ResectedSide::Positive,
+            });
+        }
+        (bar, plan)
+    }
+
+    #[test]
+    fn the_models_of_a_bar_have_the_volumes_computed_by_hand() {
+        for tilt_deg in [0.0, 20.0] {
+            let (bar, plan) = bar_and_plan(tilt_deg);
+            let models = make_models(&plan, &bar, 15.0, &NoProgress).expect("models");
+            let names: Vec<&str> = models.iter().map(|m| m.name).collect();
+            assert_eq!(names, ["anatomy", "planned", "resected"]);
+            let volume = |k: usize| models[k].mesh.signed_volume_mm3();
+            // The region: the planes' points grown by 15 mm, so x in -20..20 (the bar's y and z lie inside).
+            assert!(
+                (volume(0) - 40.0 * 100.0).abs() < 1e-6,
+                "{tilt_deg}: anatomy {}",
+                volume(0)
+            );
+            // Two parallel planes 10 mm apart along x, tilted: the slab is 10 cos(t) thick along its normal and
+            // crosses the 10 x 10 mm bar at 1/cos(t): 1000 mm^3 whatever the tilt (Cavalieri).
+            assert!((volume(2) - 1000.0).abs() < 1e-6, "{tilt_deg}: resected {}", volume(2));
+            assert!((volume(1) - 3000.0).abs() < 1e-6, "{tilt_deg}: planned {}", volume(1));
+            assert_eq!(models[1].report.components, 2);
+            assert_eq!(models[2].report.components, 1);
+            assert!(models.iter().all(|m| m.report.is_valid()));
+        }
+    }
+
+    #[test]
+    fn a_plan_without_resecting_planes_gives_only_the_anatomy_and_a_bad_margin_is_refused() {
+        let (bar, mut plan) = bar_and_plan(0.0);
+        for p in &mut plan.planes {
+            p.resected_side = ResectedSide::None;
+        }
+        let models = make_models(&plan, &bar, 5.0, &NoProgress).expect("models");
+        assert_eq!(models.len(), 1);
+        assert!((models[0].mesh.signed_volume_mm3() - 20.0 * 100.0).abs() < 1e-6);
+        let err = make_models(&plan, &bar, -1.0, &NoProgress).expect_err("refused");
+        assert!(err.to_string().contains("--margin-mm"), "{err}");
+    }
+}
