@@ -133,6 +133,9 @@ fn an_approved_bundle_verifies_offline_is_reproducible_and_every_change_is_named
         "guides/DEMO-JAW_left-body-drilling.stl",
         "guides/DEMO-JAW_guides.3mf",
         "guides/manifest.json",
+        "guides/models/DEMO-JAW_model_anatomy.stl",
+        "guides/models/DEMO-JAW_model_planned.stl",
+        "guides/models/DEMO-JAW_model_resected.stl",
         "plan.json",
         "inputs/templates/cutting_guide.toml",
         "inputs/templates/drill_guide.toml",
@@ -214,6 +217,36 @@ fn an_approved_bundle_verifies_offline_is_reproducible_and_every_change_is_named
         &extra,
         true,
         &["DOES NOT HOLD guides/extra.stl: expected: a file the bundle should not hold"],
+    );
+    // A model that is no longer closed (its last triangle dropped), every list fixed: named.
+    let model = "guides/models/DEMO-JAW_model_resected.stl";
+    let opened = edited(&files, model, |b| {
+        let count = u32::from_le_bytes([b[80], b[81], b[82], b[83]]) - 1;
+        b[80..84].copy_from_slice(&count.to_le_bytes());
+        b.truncate(b.len() - 50);
+    });
+    let forged: Vec<(String, Vec<u8>)> = opened
+        .iter()
+        .map(|(n, b)| {
+            if n != "guides/manifest.json" {
+                return (n.clone(), b.clone());
+            }
+            let stl = &opened.iter().find(|(m, _)| m == model).expect("model").1;
+            let mut m: serde_json::Value = serde_json::from_slice(b).expect("manifest");
+            for f in m["files"].as_array_mut().expect("files") {
+                if f["name"] == "models/DEMO-JAW_model_resected.stl" {
+                    f["sha256"] = serde_json::json!(sha256_hex(stl));
+                    f["size_bytes"] = serde_json::json!(stl.len());
+                }
+            }
+            (n.clone(), serde_json::to_vec_pretty(&m).expect("json"))
+        })
+        .collect();
+    assert_named(
+        &t,
+        &forged,
+        true,
+        &[&format!("DOES NOT HOLD {model}: a closed valid model")],
     );
     // Names a zip tool would resolve elsewhere: outside the folder, or onto another entry.
     for name in [

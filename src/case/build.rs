@@ -449,14 +449,20 @@ pub fn write_guides(
 }
 
 /// The files [`write_guides`] writes, in memory (for a bundle), under the same rules: only if every guide passed.
+/// `extra` files (anatomical models) are listed in the manifest with the review images.
 pub fn guide_files(
     plan: &Plan,
     bone: &Mesh,
     guides: &CaseGuides,
     release: &Release,
+    extra: &[Attachment],
     progress: &dyn Progress,
 ) -> Result<Vec<Attachment>, CaseError> {
-    with_export(plan, bone, guides, release, progress, export_files)
+    with_export(plan, bone, guides, release, progress, |info, exports, renders| {
+        let mut attachments = renders.to_vec();
+        attachments.extend(extra.iter().cloned());
+        export_files(info, exports, &attachments)
+    })
 }
 
 /// Renders the review images of the guides (only if every guide passed) and hands the export's description to

@@ -12,8 +12,9 @@
 use std::io::Read;
 
 use super::build::guide_files;
+use super::model::{make_models, model_file_name, model_stl_bytes, DEFAULT_MODEL_MARGIN_MM};
 use super::{CaseError, CaseGuides};
-use crate::export::{zip_bytes, Manifest, Release, MANIFEST_FILE_NAME};
+use crate::export::{zip_bytes, Attachment, Manifest, Release, MANIFEST_FILE_NAME};
 use crate::mesh::{read_stl, MeshReport};
 use crate::plan::{
     plan_content_sha256, plan_part_hashes, sha256_hex, Decision, DesignBinding, Plan, Role, TemplateHash,
@@ -23,6 +24,8 @@ use crate::template::{builtin_printers_text, Template, BUILTIN_TEMPLATE_FILES};
 
 /// Folder of the guides' files (the export: STL, 3MF, renders, manifest) inside the bundle.
 pub const GUIDES_FOLDER: &str = "guides";
+/// Folder of the anatomical models inside the export (`guides/models/`).
+pub const MODELS_FOLDER: &str = "models";
 /// The plan inside the bundle.
 pub const PLAN_FILE: &str = "plan.json";
 /// Folder of the bound input files (templates, printers, screws) inside the bundle.
@@ -40,7 +43,16 @@ pub fn make_bundle(
     release: &Release,
     progress: &dyn Progress,
 ) -> Result<Vec<u8>, CaseError> {
-    let mut entries: Vec<(String, Vec<u8>)> = guide_files(plan, bone, guides, release, progress)?
+    // The anatomical models of the case travel with the guides, listed in the manifest.
+    let case_id = plan.case_id.as_str();
+    let mut models = Vec::new();
+    for m in make_models(plan, bone, DEFAULT_MODEL_MARGIN_MM, progress)? {
+        models.push(Attachment {
+            name: format!("{MODELS_FOLDER}/{}", model_file_name(case_id, &m)),
+            bytes: model_stl_bytes(case_id, &m)?,
+        });
+    }
+    let mut entries: Vec<(String, Vec<u8>)> = guide_files(plan, bone, guides, release, &models, progress)?
         .into_iter()
         .map(|f| (format!("{GUIDES_FOLDER}/{}", f.name), f.bytes))
         .collect();
@@ -225,19 +237,17 @@ pub fn verify_bundle(bytes: &[u8]) -> BundleReport {
         }
         for g in &m.guides {
             let name = format!("{GUIDES_FOLDER}/{}", g.stl_file);
-            let result = match get(&name).map(|b| read_stl(b, &name)) {
-                None => Err("missing".to_string()),
-                Some(Err(e)) => Err(format!("not a readable STL: {e}")),
-                Some(Ok(mesh)) => {
-                    let r = MeshReport::new(&mesh);
-                    if r.is_valid() && r.components == 1 {
-                        Ok(())
-                    } else {
-                        Err(format!("not one closed valid solid: {r}"))
-                    }
-                }
-            };
+            let result = stl_solid(get(&name), &name, true);
             report.check(format!("{name}: guide '{}' is one closed valid solid", g.name), result);
+        }
+        for f in m
+            .files
+            .iter()
+            .filter(|f| f.name.starts_with(&format!("{MODELS_FOLDER}/")))
+        {
+            let name = format!("{GUIDES_FOLDER}/{}", f.name);
+            let result = stl_solid(get(&name), &name, false);
+            report.check(format!("{name}: a closed valid model"), result);
         }
     }
 
@@ -387,6 +397,20 @@ pub fn verify_bundle(bytes: &[u8]) -> BundleReport {
         }
     }
     report
+}
+
+/// `bytes` (an entry named `name`, if present) as a closed valid solid, in one piece when `one_piece`.
+fn stl_solid(bytes: Option<&[u8]>, name: &str, one_piece: bool) -> Result<(), String> {
+    let mesh = read_stl(bytes.ok_or("missing")?, name).map_err(|e| format!("not a readable STL: {e}"))?;
+    let r = MeshReport::new(&mesh);
+    if r.is_valid() && (r.components == 1 || !one_piece) {
+        Ok(())
+    } else {
+        Err(format!(
+            "not a closed valid solid{}: {r}",
+            if one_piece { " in one piece" } else { "" }
+        ))
+    }
 }
 
 /// The design binding of `plan` from the bundle's input files and the manifest's software version.

@@ -186,6 +186,25 @@ fn checked(name: &'static str, description: &'static str, mesh: Mesh) -> Result<
     })
 }
 
+/// The file name of model `m` of case `case_id`.
+pub fn model_file_name(case_id: &str, m: &AnatomicalModel) -> String {
+    format!("{case_id}_model_{}.stl", m.name)
+}
+
+/// Model `m` as binary STL bytes (header: software, case and model name).
+pub fn model_stl_bytes(case_id: &str, m: &AnatomicalModel) -> Result<Vec<u8>, CaseError> {
+    let mut bytes = Vec::new();
+    write_stl_binary(
+        &m.mesh,
+        &mut bytes,
+        &format!("guidesmith case {case_id} model {}", m.name),
+    )
+    .map_err(|e| CaseError::AnatomicalModel {
+        detail: format!("the {} model: {e}", m.name),
+    })?;
+    Ok(bytes)
+}
+
 /// Writes each model as binary STL `<case>_model_<name>.stl` into `out_dir` (atomically), returns the paths.
 pub fn write_models(out_dir: &Path, case_id: &str, models: &[AnatomicalModel]) -> Result<Vec<PathBuf>, CaseError> {
     std::fs::create_dir_all(out_dir).map_err(|e| CaseError::Output {
@@ -194,16 +213,8 @@ pub fn write_models(out_dir: &Path, case_id: &str, models: &[AnatomicalModel]) -
     })?;
     let mut paths = Vec::with_capacity(models.len());
     for m in models {
-        let path = out_dir.join(format!("{case_id}_model_{}.stl", m.name));
-        let mut bytes = Vec::new();
-        write_stl_binary(
-            &m.mesh,
-            &mut bytes,
-            &format!("guidesmith case {case_id} model {}", m.name),
-        )
-        .map_err(|e| CaseError::AnatomicalModel {
-            detail: format!("the {} model: {e}", m.name),
-        })?;
+        let path = out_dir.join(model_file_name(case_id, m));
+        let bytes = model_stl_bytes(case_id, m)?;
         crate::atomic::write_atomic(&path, |w| std::io::Write::write_all(w, &bytes)).map_err(|e| {
             CaseError::Output {
                 path: path.clone(),
