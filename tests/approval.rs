@@ -93,6 +93,13 @@ fn recomputed_binding(plan_path: &Path, approval: &Value) -> String {
     sha256_hex(text.as_bytes())
 }
 
+/// Records Dr S. Surgeon's review of `plan` with `extra` arguments (a comment, `--reject`).
+fn surgeon_review(plan: &str, extra: &[&str]) -> String {
+    let mut args = vec!["approve", plan, "--name", "Dr S. Surgeon", "--role", "surgeon"];
+    args.extend_from_slice(extra);
+    ok(&args)
+}
+
 fn plan_json(path: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(path).expect("plan")).expect("json")
 }
@@ -113,16 +120,7 @@ fn only_a_current_surgeons_approval_releases_the_guides_and_any_change_makes_it_
     refused(&["build", plan, "-o", &out("a")], "no surgeon's approval");
 
     // The surgeon approves: `plan show` says so, and the build is released.
-    ok(&[
-        "approve",
-        plan,
-        "--name",
-        "Dr S. Surgeon",
-        "--role",
-        "surgeon",
-        "--comment",
-        "as discussed",
-    ]);
+    surgeon_review(plan, &["--comment", "as discussed"]);
     let doc = plan_json(&plan_path);
     let approvals = doc["approvals"].as_array().expect("approvals");
     assert_eq!(approvals.len(), 2);
@@ -184,25 +182,15 @@ fn only_a_current_surgeons_approval_releases_the_guides_and_any_change_makes_it_
     let err = refused(&["build", plan, "-o", &out("c")], "is stale");
     assert!(err.contains(&format!("planes/{plane} changed")), "{err}");
     // Approved again, it is released again, bound to the new plan.
-    ok(&["approve", plan, "--name", "Dr S. Surgeon", "--role", "surgeon"]);
+    surgeon_review(plan, &[]);
     let again = plan_json(&plan_path);
     let design2 = recomputed_binding(&plan_path, &again["approvals"][2]);
     assert_ne!(design2, design);
     ok(&["build", plan, "-o", &out("released2")]);
     // A rejection by the surgeon withdraws the release.
-    ok(&[
-        "approve",
-        plan,
-        "--name",
-        "Dr S. Surgeon",
-        "--role",
-        "surgeon",
-        "--reject",
-        "--comment",
-        "move it back",
-    ]);
+    surgeon_review(plan, &["--reject", "--comment", "move it back"]);
     refused(&["build", plan, "-o", &out("d")], "rejected the plan");
-    ok(&["approve", plan, "--name", "Dr S. Surgeon", "--role", "surgeon"]);
+    surgeon_review(plan, &[]);
 
     // One byte of the CT's pixel data changes: the build stops before anything is built, drafts too.
     let slice = demo.join("ct").join("s001_i00048.dcm");

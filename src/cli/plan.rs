@@ -692,13 +692,13 @@ fn approval_statuses<'a>(plan: &'a Plan, now: &DesignBinding) -> Vec<ApprovalSta
     plan.approvals
         .iter()
         .map(|a| {
-            let changes = match a.state(now) {
-                ApprovalState::Current => Vec::new(),
-                ApprovalState::Stale(changes) => changes,
+            let (current, changes) = match a.state(now) {
+                ApprovalState::Current => (true, Vec::new()),
+                ApprovalState::Stale(changes) => (false, changes),
             };
             ApprovalStatus {
                 approval: a,
-                current: changes.is_empty() && a.binding.sha256 == now.sha256,
+                current,
                 changes,
             }
         })

@@ -115,13 +115,13 @@ fn collapse_turn(m: &Mesh, u: u32, v: u32) -> Option<f64> {
 /// Collapses edge (a, b) of a closed manifold mesh into whichever end turns the faces around the other less, if the
 /// link condition holds and no face turns by more than `MAX_TURN_DEG` (a face of a slot or channel keeps its plane).
 fn collapse(m: &mut Mesh, a: u32, b: u32) -> bool {
-    let (u, v) = match (collapse_turn(m, a, b), collapse_turn(m, b, a)) {
-        (Some(x), Some(y)) if y < x => (b, a),
-        (Some(_), _) => (a, b),
-        (None, Some(_)) => (b, a),
+    let (u, v, turn) = match (collapse_turn(m, a, b), collapse_turn(m, b, a)) {
+        (Some(x), Some(y)) if y < x => (b, a, y),
+        (Some(x), _) => (a, b, x),
+        (None, Some(y)) => (b, a, y),
         (None, None) => return false,
     };
-    if collapse_turn(m, u, v).is_none_or(|turn| turn > MAX_TURN_DEG.to_radians()) {
+    if turn > MAX_TURN_DEG.to_radians() {
         return false;
     }
     let ring = |x: u32| -> BTreeSet<u32> {

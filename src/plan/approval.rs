@@ -211,6 +211,11 @@ impl DesignBinding {
 /// SeriesInstanceUID, the bone models' files): the plan's content as an approval binds it. The CT is bound by its
 /// volume hash; the UID only helps find the series, and is not shipped (a UID can be traced to the patient).
 pub fn plan_content_sha256(plan: &Plan) -> String {
+    sha256_hex(plan_content(plan).to_json().as_bytes())
+}
+
+/// The plan's content as an approval binds it: `plan` without its approvals and with its hints emptied.
+fn plan_content(plan: &Plan) -> Plan {
     let mut content = plan.clone();
     content.approvals.clear();
     if let Some(ct) = &mut content.ct {
@@ -220,7 +225,7 @@ pub fn plan_content_sha256(plan: &Plan) -> String {
     for m in &mut content.bone.models {
         m.path.clear();
     }
-    sha256_hex(content.to_json().as_bytes())
+    content
 }
 
 /// SHA-256 of each part of the plan's content, as [`DesignBinding::plan_parts`] keys them (path hints emptied, as in
@@ -229,19 +234,11 @@ pub fn plan_part_hashes(plan: &Plan) -> BTreeMap<String, String> {
     fn hash<T: Serialize>(v: &T) -> String {
         sha256_hex(serde_json::to_string(v).unwrap_or_default().as_bytes())
     }
-    let mut ct = plan.ct.clone();
-    if let Some(ct) = &mut ct {
-        ct.path.clear();
-        ct.series_uid.clear();
-    }
-    let mut bone = plan.bone.clone();
-    for m in &mut bone.models {
-        m.path.clear();
-    }
+    let content = plan_content(plan);
     let mut out = BTreeMap::new();
-    out.insert("case_id".to_string(), hash(&plan.case_id));
-    out.insert("ct".to_string(), hash(&ct));
-    out.insert("bone".to_string(), hash(&bone));
+    out.insert("case_id".to_string(), hash(&content.case_id));
+    out.insert("ct".to_string(), hash(&content.ct));
+    out.insert("bone".to_string(), hash(&content.bone));
     for l in &plan.landmarks {
         out.insert(format!("landmarks/{}", l.name), hash(l));
     }
