@@ -274,6 +274,36 @@ fn segmental_resection_of_the_real_mandible_through_the_cli() {
         ((planned + resected) - anatomy).abs() < 1e-3 * anatomy,
         "{planned} + {resected} != {anatomy}"
     );
+    // The whole plan as glTF, read back by an independent reader: the real bone, both cutting planes in their
+    // planes, both guides as exported, the three models.
+    let glb = dir.path().join("MAND-1.glb");
+    ok(&["gltf", plan, "-o", glb.to_str().expect("utf-8")]);
+    let (root, _, _, nodes) = common::read_glb(&std::fs::read(&glb).expect("glb"));
+    assert_eq!(root, "MAND-1");
+    let names: Vec<String> = nodes.iter().map(|n| format!("{}/{}", n.group, n.name)).collect();
+    let saved: Value = serde_json::from_str(&std::fs::read_to_string(&plan_path).expect("plan")).expect("json");
+    for p in saved["planes"].as_array().expect("planes") {
+        let name = p["name"].as_str().expect("name");
+        let node = nodes
+            .iter()
+            .find(|n| n.name == format!("plane {name}"))
+            .expect("plane node");
+        let (q, n) = (point(&p["point_mm"]), point(&p["normal"]));
+        assert!(
+            node.mesh.positions.iter().all(|v| dot(sub(*v, q), n).abs() < 1e-4),
+            "{name}"
+        );
+    }
+    for g in saved["guides"].as_array().expect("guides") {
+        let name = format!("guides/guide {}", g["name"].as_str().expect("name"));
+        assert!(names.contains(&name), "{name} not in {names:?}");
+    }
+    for m in ["anatomy", "planned", "resected"] {
+        assert!(names.contains(&format!("models/model {m}")), "{names:?}");
+    }
+    let glb_bone = nodes.iter().find(|n| n.name == "bone").expect("bone");
+    assert_eq!(glb_bone.mesh.triangles, bone.mesh.triangles);
+
     let renders = out_dir.join("renders");
     if let Some(keep) = std::env::var_os("GUIDESMITH_KEEP_RENDERS") {
         copy_dir(&renders, Path::new(&keep));

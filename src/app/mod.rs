@@ -1954,7 +1954,7 @@ impl GuidesmithApp {
         if self.show_planes {
             for p in &doc.plan.planes {
                 let (point, normal) = self.dragged(ElementKind::Plane, &p.name, p.point_mm, p.normal);
-                let poly = view3d::plane_patch(point, normal, diag, min, max);
+                let poly = guidesmith::mesh::shapes::plane_patch(point, normal, diag, min, max);
                 let colour = if selected(ElementKind::Plane, &p.name) {
                     [0.95, 0.55, 0.1, 0.55]
                 } else {

@@ -819,46 +819,6 @@ pub fn navigate(ui: &egui::Ui, response: &egui::Response, rect: egui::Rect, came
     }
 }
 
-/// The square of side `size_mm` around `point` in the plane of `normal`, clipped to the box `min..max` (convex
-/// polygon, possibly empty).
-pub fn plane_patch(point: [f64; 3], normal: [f64; 3], size_mm: f64, min: [f64; 3], max: [f64; 3]) -> Vec<[f64; 3]> {
-    let n = normalize(normal);
-    let helper = if n[0].abs() < 0.9 {
-        [1.0, 0.0, 0.0]
-    } else {
-        [0.0, 1.0, 0.0]
-    };
-    let u = normalize(cross(n, helper));
-    let v = cross(n, u);
-    let h = size_mm / 2.0;
-    let mut poly: Vec<[f64; 3]> = [(-h, -h), (h, -h), (h, h), (-h, h)]
-        .iter()
-        .map(|&(a, b)| [0, 1, 2].map(|k| point[k] + u[k] * a + v[k] * b))
-        .collect();
-    // Sutherland-Hodgman against the six faces of the box.
-    for axis in 0..3 {
-        for (bound, keep_below) in [(max[axis], true), (min[axis], false)] {
-            let inside = |p: &[f64; 3]| if keep_below { p[axis] <= bound } else { p[axis] >= bound };
-            let mut out = Vec::with_capacity(poly.len() + 2);
-            for i in 0..poly.len() {
-                let (a, b) = (poly[i], poly[(i + 1) % poly.len()]);
-                if inside(&a) {
-                    out.push(a);
-                }
-                if inside(&a) != inside(&b) {
-                    let t = (bound - a[axis]) / (b[axis] - a[axis]);
-                    out.push([0, 1, 2].map(|k| a[k] + (b[k] - a[k]) * t));
-                }
-            }
-            poly = out;
-            if poly.is_empty() {
-                return poly;
-            }
-        }
-    }
-    poly
-}
-
 pub(super) fn sub(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
     [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
 }

@@ -4,7 +4,7 @@
 //! the engineer's machine, that nothing was lost or changed on the way and that the plan and the inputs it holds are
 //! what the surgeon approved (the files are not signed: a forger who rewrites a guide, the manifest and the checksum
 //! list consistently is not detected; `docs/APPROVAL.md`). The bundle therefore carries, besides the guides (STL, 3MF, review images,
-//! manifest), the plan (its path hints replaced, so no folder of the engineer's machine is shipped), the template,
+//! manifest, anatomical models, the glTF of the plan), the plan (its path hints replaced, so no folder of the engineer's machine is shipped), the template,
 //! printer-profile and screw-catalogue files the approval is bound to, and `checksums.sha256` (`sha256sum -c` reads
 //! it). [`verify_bundle`] recomputes every hash and the approval's design binding from the bundle alone
 //! (`docs/APPROVAL.md`). The zip is reproducible: the same approved plan gives the same bytes.
@@ -13,6 +13,7 @@ use std::io::Read;
 
 use super::build::guide_files;
 use super::model::{make_models, model_file_name, model_stl_bytes, DEFAULT_MODEL_MARGIN_MM};
+use super::scene::{glb_file_name, plan_glb};
 use super::{CaseError, CaseGuides};
 use crate::export::{zip_bytes, Attachment, Manifest, Release, MANIFEST_FILE_NAME};
 use crate::mesh::{read_stl, MeshReport};
@@ -45,14 +46,20 @@ pub fn make_bundle(
 ) -> Result<Vec<u8>, CaseError> {
     // The anatomical models of the case travel with the guides, listed in the manifest.
     let case_id = plan.case_id.as_str();
-    let mut models = Vec::new();
-    for m in make_models(plan, bone, DEFAULT_MODEL_MARGIN_MM, progress)? {
-        models.push(Attachment {
-            name: format!("{MODELS_FOLDER}/{}", model_file_name(case_id, &m)),
-            bytes: model_stl_bytes(case_id, &m)?,
+    let models = make_models(plan, bone, DEFAULT_MODEL_MARGIN_MM, progress)?;
+    let mut extra = Vec::new();
+    for m in &models {
+        extra.push(Attachment {
+            name: format!("{MODELS_FOLDER}/{}", model_file_name(case_id, m)),
+            bytes: model_stl_bytes(case_id, m)?,
         });
     }
-    let mut entries: Vec<(String, Vec<u8>)> = guide_files(plan, bone, guides, release, &models, progress)?
+    // The whole plan for viewing (bone, planes, drills, guides, models), listed in the manifest like the models.
+    extra.push(Attachment {
+        name: glb_file_name(case_id),
+        bytes: plan_glb(plan, bone, guides, &models)?,
+    });
+    let mut entries: Vec<(String, Vec<u8>)> = guide_files(plan, bone, guides, release, &extra, progress)?
         .into_iter()
         .map(|f| (format!("{GUIDES_FOLDER}/{}", f.name), f.bytes))
         .collect();

@@ -150,6 +150,14 @@ pub enum CaseError {
         /// What went wrong, and what to change.
         detail: String,
     },
+    /// The plan's glTF or report could not be made (a plan element has no valid shape).
+    #[error("{what}: {detail}")]
+    Document {
+        /// The document and the element ("the glTF's shape of drill 'd1'").
+        what: String,
+        /// What went wrong.
+        detail: String,
+    },
     /// The front end cancelled the work; nothing was written.
     #[error(transparent)]
     Cancelled(#[from] Cancelled),

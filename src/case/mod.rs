@@ -18,6 +18,7 @@ mod bundle;
 pub mod demo;
 mod error;
 mod model;
+mod scene;
 
 pub use approval::{approve, release_for};
 pub use bone::{
@@ -34,3 +35,4 @@ pub use bundle::{
 };
 pub use error::CaseError;
 pub use model::{make_models, write_models, AnatomicalModel, DEFAULT_MODEL_MARGIN_MM};
+pub use scene::{glb_file_name, plan_glb};

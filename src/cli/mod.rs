@@ -56,6 +56,9 @@ enum Command {
     /// Write printable anatomical models of the case: the planned region as it is, after the planned resection, and
     /// the resected segment (closed, checked STL).
     Model(model::ModelArgs),
+    /// Write the whole plan as one glTF binary (.glb) for a browser, Blender or a VR headset: bone, structures,
+    /// planes, drills, the guides that pass their checks and the anatomical models, named, coloured, patient mm.
+    Gltf(model::GltfArgs),
     /// Check a bundle offline: every hash, the guides as solids, and the surgeon's approval's binding (exit 0 only
     /// when all holds and it is released).
     Verify(bundle::VerifyArgs),
@@ -110,6 +113,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bundle(args) => bundle::run_bundle(&args, &progress),
         Command::Verify(args) => bundle::run_verify(&args),
         Command::Model(args) => model::run_model(&args, &progress),
+        Command::Gltf(args) => model::run_gltf(&args, &progress),
         Command::Demo(args) => demo::run_demo(&args, &progress),
         #[cfg(feature = "gui")]
         Command::Gui(args) => {

@@ -1,11 +1,12 @@
 //! `guidesmith model PLAN -o DIR`: printable anatomical models of the case (the region as it is, after the planned
-//! resection, and the resected segment).
+//! resection, and the resected segment), and `guidesmith gltf PLAN -o FILE.glb`: the whole plan for other viewers.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::Args;
-use guidesmith::case::{make_models, open_bone, write_models, DEFAULT_MODEL_MARGIN_MM};
+use guidesmith::case::{build_guides, make_models, open_bone, plan_glb, write_models, DEFAULT_MODEL_MARGIN_MM};
 use guidesmith::plan::Plan;
 use guidesmith::progress::Progress;
 
@@ -43,5 +44,42 @@ pub fn run_model(args: &ModelArgs, progress: &dyn Progress) -> anyhow::Result<Ex
             m.description
         );
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Args)]
+pub struct GltfArgs {
+    /// The plan (JSON).
+    plan: PathBuf,
+    /// The glTF binary to write (.glb).
+    #[arg(short, long)]
+    output: PathBuf,
+    /// The CT series, if not where the plan says (its hash must still match).
+    #[arg(long)]
+    ct: Option<PathBuf>,
+}
+
+/// `guidesmith gltf PLAN -o FILE.glb`: the bone, structures, planes, drills, the guides that pass their checks and
+/// the anatomical models in one glTF binary.
+pub fn run_gltf(args: &GltfArgs, progress: &dyn Progress) -> anyhow::Result<ExitCode> {
+    let plan = Plan::load(&args.plan)?;
+    let bone = open_bone(&plan, &args.plan, args.ct.as_deref(), progress)?.mesh;
+    let guides = build_guides(&plan, &bone, None, progress)?;
+    super::build::print_summary(&guides);
+    let models = make_models(&plan, &bone, DEFAULT_MODEL_MARGIN_MM, progress)?;
+    let bytes = plan_glb(&plan, &bone, &guides, &models)?;
+    guidesmith::atomic::write_atomic(&args.output, |w| w.write_all(&bytes))
+        .with_context(|| format!("writing {}", args.output.display()))?;
+    let failed = guides
+        .guides
+        .iter()
+        .filter(|g| g.built().is_none_or(|(_, c)| !c.findings.is_empty()));
+    for g in failed {
+        println!(
+            "  guide {} is not in the glTF: it was not built or failed a check",
+            g.name
+        );
+    }
+    println!("wrote {} ({} bytes)", args.output.display(), bytes.len());
     Ok(ExitCode::SUCCESS)
 }

@@ -18,6 +18,7 @@
 //!
 //! Positions are patient LPS millimetres, written as they are (3MF unit `millimeter`); STL rounds them to `f32`.
 
+pub mod gltf;
 mod threemf_pack;
 
 use std::path::{Path, PathBuf};

@@ -28,6 +28,7 @@ mod grid_check;
 mod intersect;
 pub mod marching_cubes;
 pub mod repair;
+pub mod shapes;
 pub mod sliver;
 pub mod smooth;
 pub mod stl;

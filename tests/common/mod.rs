@@ -219,3 +219,53 @@ pub fn demo_case() -> (tempfile::TempDir, PathBuf) {
     assert!(out.status.success(), "demo: {}", String::from_utf8_lossy(&out.stderr));
     (tmp, demo)
 }
+
+/// One mesh node of a glTF read back with the `gltf` crate.
+#[allow(dead_code)]
+pub struct GltfNode {
+    /// Its group (the node above it).
+    pub group: String,
+    /// Its name.
+    pub name: String,
+    /// Its triangles as read (f32 positions widened).
+    pub mesh: guidesmith::mesh::Mesh,
+    /// Its material's base colour.
+    pub colour_rgba: [f32; 4],
+}
+
+/// A `.glb` read with the `gltf` crate (a reader independent of guidesmith's writer): the root node's name, rotation
+/// (x, y, z, w) and scale, and every mesh node under the groups. Panics with the reader's error on an invalid file.
+#[allow(dead_code)]
+pub fn read_glb(bytes: &[u8]) -> (String, [f32; 4], [f32; 3], Vec<GltfNode>) {
+    let glb = gltf::Gltf::from_slice(bytes).expect("a valid glTF binary");
+    let blob = glb.blob.as_deref().expect("a binary chunk");
+    let scene = glb.default_scene().expect("a default scene");
+    let roots: Vec<_> = scene.nodes().collect();
+    assert_eq!(roots.len(), 1, "one root node");
+    let root = &roots[0];
+    let (_, rotation, scale) = root.transform().decomposed();
+    let mut nodes = Vec::new();
+    for group in root.children() {
+        for node in group.children() {
+            let mesh = node.mesh().expect("a mesh node");
+            let mut positions = Vec::new();
+            let mut triangles = Vec::new();
+            let mut colour_rgba = [0.0; 4];
+            for prim in mesh.primitives() {
+                let reader = prim.reader(|_| Some(blob));
+                let base = positions.len() as u32;
+                positions.extend(reader.read_positions().expect("positions").map(|p| p.map(f64::from)));
+                let idx: Vec<u32> = reader.read_indices().expect("indices").into_u32().collect();
+                triangles.extend(idx.chunks(3).map(|t| [t[0] + base, t[1] + base, t[2] + base]));
+                colour_rgba = prim.material().pbr_metallic_roughness().base_color_factor();
+            }
+            nodes.push(GltfNode {
+                group: group.name().unwrap_or_default().to_string(),
+                name: node.name().unwrap_or_default().to_string(),
+                mesh: guidesmith::mesh::Mesh::new(positions, triangles).expect("valid triangles"),
+                colour_rgba,
+            });
+        }
+    }
+    (root.name().unwrap_or_default().to_string(), rotation, scale, nodes)
+}
