@@ -141,6 +141,8 @@ fn an_approved_bundle_verifies_offline_is_reproducible_and_every_change_is_named
         "inputs/templates/drill_guide.toml",
         "inputs/printers.toml",
         "inputs/screws.toml",
+        "report.pdf",
+        "guides/DEMO-JAW_plan.glb",
     ] {
         assert!(names.contains(&expected), "{expected} not in {names:?}");
     }
@@ -203,6 +205,17 @@ fn an_approved_bundle_verifies_offline_is_reproducible_and_every_change_is_named
         b.extend_from_slice(b"\n# edited\n")
     });
     assert_named(&t, &template, true, &["template 'cutting_guide' changed (its file"]);
+    // One byte of the printer profiles the approval is bound to: named.
+    let printers = edited(&files, "inputs/printers.toml", |b| {
+        let at = b.iter().position(|&c| c.is_ascii_digit()).expect("a digit");
+        b[at] = if b[at] == b'9' { b'8' } else { b[at] + 1 };
+    });
+    assert_named(&t, &printers, true, &["the printer profiles changed"]);
+    // One byte of the report or of the plan's glTF: named.
+    for name in ["report.pdf", "guides/DEMO-JAW_plan.glb"] {
+        let flipped = edited(&files, name, |b| b[100] ^= 1);
+        assert_named(&t, &flipped, false, &[&format!("DOES NOT HOLD {name}")]);
+    }
     // A file that is not in the list; and one that is, but that no bundle holds.
     let mut extra = files.clone();
     extra.insert(0, ("guides/extra.stl".to_string(), b"solid x\nendsolid x\n".to_vec()));

@@ -304,6 +304,37 @@ fn segmental_resection_of_the_real_mandible_through_the_cli() {
     let glb_bone = nodes.iter().find(|n| n.name == "bone").expect("bone");
     assert_eq!(glb_bone.mesh.triangles, bone.mesh.triangles);
 
+    // The plan report of the real case: its planes, drills and guides with their checks, as a reader extracts it.
+    let pdf = dir.path().join("MAND-1_report.pdf");
+    ok(&["report", plan, "-o", pdf.to_str().expect("utf-8")]);
+    let text = common::pdf_text(&std::fs::read(&pdf).expect("report"));
+    for p in saved["planes"].as_array().expect("planes") {
+        let name = p["name"].as_str().expect("name");
+        assert!(
+            text.contains(&format!("slot {name}")),
+            "slot check of {name} not in the report"
+        );
+    }
+    for d in saved["drills"].as_array().expect("drills") {
+        assert!(
+            text.contains(d["name"].as_str().expect("name")),
+            "{d} not in the report"
+        );
+    }
+    for g in saved["guides"].as_array().expect("guides") {
+        assert!(text.contains(&format!("Guide {}", g["name"].as_str().expect("name"))));
+    }
+    assert!(text.contains("Surgical plan report: case MAND-1"), "{text}");
+    if let Some(keep) = std::env::var_os("GUIDESMITH_REPORT_PAGES") {
+        let pages = Command::new("pdftoppm")
+            .args(["-r", "70", "-png"])
+            .arg(&pdf)
+            .arg(Path::new(&keep).join("MAND-1_report_page"))
+            .status()
+            .expect("pdftoppm");
+        assert!(pages.success());
+    }
+
     let renders = out_dir.join("renders");
     if let Some(keep) = std::env::var_os("GUIDESMITH_KEEP_RENDERS") {
         copy_dir(&renders, Path::new(&keep));

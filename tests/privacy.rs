@@ -8,7 +8,7 @@ mod common;
 use std::io::Read;
 use std::path::Path;
 
-use common::{demo_case, guidesmith_quiet};
+use common::{demo_case, guidesmith_quiet, pdf_text};
 use dicom_core::{DataElement, VR};
 use dicom_dictionary_std::tags;
 
@@ -88,6 +88,10 @@ fn assert_tree_clean(dir: &Path) {
         }
         let bytes = std::fs::read(&path).expect("read");
         assert_clean(&path.display().to_string(), &bytes);
+        if name.ends_with(".pdf") {
+            // The PDF's streams are compressed: its text as a reader extracts it must be clean too.
+            assert_clean(&format!("the text of {name}"), pdf_text(&bytes).as_bytes());
+        }
         if name.ends_with(".zip") || name.ends_with(".3mf") {
             let mut zip = zip::ZipArchive::new(std::io::Cursor::new(&bytes)).expect("zip");
             for i in 0..zip.len() {
@@ -97,6 +101,9 @@ fn assert_tree_clean(dir: &Path) {
                 let mut b = Vec::new();
                 f.read_to_end(&mut b).expect("entry bytes");
                 assert_clean(&format!("{name}: {entry_name}"), &b);
+                if entry_name.ends_with(".pdf") {
+                    assert_clean(&format!("the text of {name}: {entry_name}"), pdf_text(&b).as_bytes());
+                }
             }
         }
     }
@@ -122,6 +129,10 @@ fn no_patient_identity_reaches_any_output_file_name_or_log() {
     run_clean(&["build", plan, "-o", &at("guides")]);
     run_clean(&["bundle", plan, "-o", &at("CASE.zip")]);
     run_clean(&["verify", &at("CASE.zip")]);
+    run_clean(&["model", plan, "-o", &at("models")]);
+    run_clean(&["gltf", plan, "-o", &at("case.glb")]);
+    run_clean(&["report", plan, "-o", &at("report.pdf")]);
+    assert!(pdf_text(&std::fs::read(out.join("report.pdf")).expect("report")).contains("DEMO-JAW"));
     assert!(out.join("guides").join("manifest.json").is_file());
     assert!(out.join("CASE.zip").is_file());
     assert_tree_clean(&out);

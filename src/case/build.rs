@@ -443,36 +443,47 @@ pub fn write_guides(
     release: &Release,
     progress: &dyn Progress,
 ) -> Result<ExportSummary, CaseError> {
-    with_export(plan, bone, guides, release, progress, |info, exports, renders| {
+    with_export(plan, bone, guides, release, None, progress, |info, exports, renders| {
         export_guides(out_dir, info, exports, renders)
     })
 }
 
 /// The files [`write_guides`] writes, in memory (for a bundle), under the same rules: only if every guide passed.
-/// `extra` files (anatomical models) are listed in the manifest with the review images.
+/// `renders` are the guides' review images as [`render_guides`] made them (a bundle renders them while it makes the
+/// models); `extra` files (anatomical models) are listed in the manifest with them.
 pub fn guide_files(
     plan: &Plan,
     bone: &Mesh,
     guides: &CaseGuides,
     release: &Release,
+    renders: &[Attachment],
     extra: &[Attachment],
     progress: &dyn Progress,
 ) -> Result<Vec<Attachment>, CaseError> {
-    with_export(plan, bone, guides, release, progress, |info, exports, renders| {
-        let mut attachments = renders.to_vec();
-        attachments.extend(extra.iter().cloned());
-        export_files(info, exports, &attachments)
-    })
+    with_export(
+        plan,
+        bone,
+        guides,
+        release,
+        Some(renders),
+        progress,
+        |info, exports, renders| {
+            let mut attachments = renders.to_vec();
+            attachments.extend(extra.iter().cloned());
+            export_files(info, exports, &attachments)
+        },
+    )
 }
 
-/// Renders the review images of the guides (only if every guide passed) and hands the export's description to
-/// `export`. The export names the plan by its content hash (`plan_content_sha256`: without approvals and path hints),
+/// Renders the review images of the guides unless `rendered` gives them (only if every guide passed) and hands the
+/// export's description to `export`. The export names the plan by its content hash (`plan_content_sha256`: without approvals and path hints),
 /// which is the same in the engineer's plan file and in a bundle's plan.
 fn with_export<T>(
     plan: &Plan,
     bone: &Mesh,
     guides: &CaseGuides,
     release: &Release,
+    rendered: Option<&[Attachment]>,
     progress: &dyn Progress,
     export: impl FnOnce(&ExportInfo, &[GuideExport], &[Attachment]) -> Result<T, crate::export::ExportError>,
 ) -> Result<T, CaseError> {
@@ -487,12 +498,15 @@ fn with_export<T>(
         .collect();
     let plan_sha256 = plan_content_sha256(plan);
     let case_id = plan.case_id.to_string();
-    let renders = render_guides(
-        &case_id,
-        bone,
-        &built.iter().map(|(_, b, _)| *b).collect::<Vec<_>>(),
-        progress,
-    )?;
+    let renders = match rendered {
+        Some(r) => r.to_vec(),
+        None => render_guides(
+            &case_id,
+            bone,
+            &built.iter().map(|(_, b, _)| *b).collect::<Vec<_>>(),
+            progress,
+        )?,
+    };
     progress.checkpoint()?;
     let info = ExportInfo {
         case_id: &case_id,

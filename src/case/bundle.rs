@@ -4,18 +4,20 @@
 //! the engineer's machine, that nothing was lost or changed on the way and that the plan and the inputs it holds are
 //! what the surgeon approved (the files are not signed: a forger who rewrites a guide, the manifest and the checksum
 //! list consistently is not detected; `docs/APPROVAL.md`). The bundle therefore carries, besides the guides (STL, 3MF, review images,
-//! manifest, anatomical models, the glTF of the plan), the plan (its path hints replaced, so no folder of the engineer's machine is shipped), the template,
+//! manifest, anatomical models, the glTF of the plan), the plan report (PDF), the plan (its path hints replaced, so no folder of the engineer's machine is shipped), the template,
 //! printer-profile and screw-catalogue files the approval is bound to, and `checksums.sha256` (`sha256sum -c` reads
 //! it). [`verify_bundle`] recomputes every hash and the approval's design binding from the bundle alone
 //! (`docs/APPROVAL.md`). The zip is reproducible: the same approved plan gives the same bytes.
 
 use std::io::Read;
 
-use super::build::guide_files;
+use super::build::{guide_files, render_guides};
 use super::model::{make_models, model_file_name, model_stl_bytes, DEFAULT_MODEL_MARGIN_MM};
+use super::report::report_pdf;
 use super::scene::{glb_file_name, plan_glb};
 use super::{CaseError, CaseGuides};
 use crate::export::{zip_bytes, Attachment, Manifest, Release, MANIFEST_FILE_NAME};
+use crate::guide::build::BuiltGuide;
 use crate::mesh::{read_stl, MeshReport};
 use crate::plan::{
     plan_content_sha256, plan_part_hashes, sha256_hex, Decision, DesignBinding, Plan, Role, TemplateHash,
@@ -29,6 +31,8 @@ pub const GUIDES_FOLDER: &str = "guides";
 pub const MODELS_FOLDER: &str = "models";
 /// The plan inside the bundle.
 pub const PLAN_FILE: &str = "plan.json";
+/// The plan report inside the bundle (PDF).
+pub const REPORT_FILE: &str = "report.pdf";
 /// Folder of the bound input files (templates, printers, screws) inside the bundle.
 pub const INPUTS_FOLDER: &str = "inputs";
 /// The checksum list (`sha256sum` format), the bundle's last entry.
@@ -44,9 +48,20 @@ pub fn make_bundle(
     release: &Release,
     progress: &dyn Progress,
 ) -> Result<Vec<u8>, CaseError> {
-    // The anatomical models of the case travel with the guides, listed in the manifest.
+    // The anatomical models of the case travel with the guides, listed in the manifest; they are made while the
+    // guides' review images render, and the report is written while the export is packed (each half is mostly
+    // single-threaded).
     let case_id = plan.case_id.as_str();
-    let models = make_models(plan, bone, DEFAULT_MODEL_MARGIN_MM, progress)?;
+    let findings = guides.findings();
+    if !findings.is_empty() {
+        return Err(CaseError::GuidesRefused(findings));
+    }
+    let built: Vec<&BuiltGuide> = guides.guides.iter().filter_map(|g| g.built().map(|(b, _)| b)).collect();
+    let (models, renders) = rayon::join(
+        || make_models(plan, bone, DEFAULT_MODEL_MARGIN_MM, progress),
+        || render_guides(case_id, bone, &built, progress),
+    );
+    let (models, renders) = (models?, renders?);
     let mut extra = Vec::new();
     for m in &models {
         extra.push(Attachment {
@@ -59,10 +74,15 @@ pub fn make_bundle(
         name: glb_file_name(case_id),
         bytes: plan_glb(plan, bone, guides, &models)?,
     });
-    let mut entries: Vec<(String, Vec<u8>)> = guide_files(plan, bone, guides, release, &extra, progress)?
+    let (files, report) = rayon::join(
+        || guide_files(plan, bone, guides, release, &renders, &extra, progress),
+        || report_pdf(plan, bone, guides, &renders, progress),
+    );
+    let mut entries: Vec<(String, Vec<u8>)> = files?
         .into_iter()
         .map(|f| (format!("{GUIDES_FOLDER}/{}", f.name), f.bytes))
         .collect();
+    entries.push((REPORT_FILE.to_string(), report?));
     entries.push((PLAN_FILE.to_string(), shipped_plan(plan).to_json().into_bytes()));
     // Named by the template's name (as the plan names it), so `verify` finds each from the plan alone.
     for (file, text) in BUILTIN_TEMPLATE_FILES {
@@ -258,6 +278,16 @@ pub fn verify_bundle(bytes: &[u8]) -> BundleReport {
         }
     }
 
+    let pdf = get(REPORT_FILE);
+    report.check(
+        format!("{REPORT_FILE}: a PDF"),
+        match pdf {
+            None => Err("missing".to_string()),
+            Some(b) if b.starts_with(b"%PDF-") && b.trim_ascii_end().ends_with(b"%%EOF") => Ok(()),
+            Some(_) => Err("not a complete PDF file".to_string()),
+        },
+    );
+
     // 3. The plan, and the design binding recomputed from the bundle's own files.
     let plan = match get(PLAN_FILE).map(|b| Plan::from_json(&String::from_utf8_lossy(b))) {
         Some(Ok(p)) => Some(p),
@@ -293,6 +323,7 @@ pub fn verify_bundle(bytes: &[u8]) -> BundleReport {
         .collect();
     expected.push(manifest_name.clone());
     expected.push(PLAN_FILE.to_string());
+    expected.push(REPORT_FILE.to_string());
     let mut templates: Vec<&str> = plan.guides.iter().map(|g| g.template.as_str()).collect();
     templates.sort_unstable();
     templates.dedup();

@@ -18,6 +18,7 @@ mod bundle;
 pub mod demo;
 mod error;
 mod model;
+mod report;
 mod scene;
 
 pub use approval::{approve, release_for};
@@ -31,8 +32,9 @@ pub use build::{
 };
 pub use bundle::{
     make_bundle, shipped_plan, verify_bundle, BundleCheck, BundleReport, CHECKSUMS_FILE, GUIDES_FOLDER, INPUTS_FOLDER,
-    PATH_NOT_SHIPPED, PLAN_FILE,
+    PATH_NOT_SHIPPED, PLAN_FILE, REPORT_FILE,
 };
 pub use error::CaseError;
 pub use model::{make_models, write_models, AnatomicalModel, DEFAULT_MODEL_MARGIN_MM};
+pub use report::{make_report, report_file_name, report_pdf};
 pub use scene::{glb_file_name, plan_glb};

@@ -59,6 +59,9 @@ enum Command {
     /// Write the whole plan as one glTF binary (.glb) for a browser, Blender or a VR headset: bone, structures,
     /// planes, drills, the guides that pass their checks and the anatomical models, named, coloured, patient mm.
     Gltf(model::GltfArgs),
+    /// Write the plan report (PDF): case, software and hashes, the CT and segmentation, every plane, drill, structure
+    /// and guide with its numbers, checks and views, findings, the tolerance model and printers, and the reviews.
+    Report(model::ReportArgs),
     /// Check a bundle offline: every hash, the guides as solids, and the surgeon's approval's binding (exit 0 only
     /// when all holds and it is released).
     Verify(bundle::VerifyArgs),
@@ -114,6 +117,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify(args) => bundle::run_verify(&args),
         Command::Model(args) => model::run_model(&args, &progress),
         Command::Gltf(args) => model::run_gltf(&args, &progress),
+        Command::Report(args) => model::run_report(&args, &progress),
         Command::Demo(args) => demo::run_demo(&args, &progress),
         #[cfg(feature = "gui")]
         Command::Gui(args) => {

@@ -1,12 +1,15 @@
 //! `guidesmith model PLAN -o DIR`: printable anatomical models of the case (the region as it is, after the planned
-//! resection, and the resected segment), and `guidesmith gltf PLAN -o FILE.glb`: the whole plan for other viewers.
+//! resection, and the resected segment), `guidesmith gltf PLAN -o FILE.glb`: the whole plan for other viewers, and
+//! `guidesmith report PLAN -o report.pdf`: the plan report.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use guidesmith::case::{build_guides, make_models, open_bone, plan_glb, write_models, DEFAULT_MODEL_MARGIN_MM};
+use guidesmith::case::{
+    build_guides, make_models, make_report, open_bone, plan_glb, write_models, DEFAULT_MODEL_MARGIN_MM,
+};
 use guidesmith::plan::Plan;
 use guidesmith::progress::Progress;
 
@@ -62,10 +65,7 @@ pub struct GltfArgs {
 /// `guidesmith gltf PLAN -o FILE.glb`: the bone, structures, planes, drills, the guides that pass their checks and
 /// the anatomical models in one glTF binary.
 pub fn run_gltf(args: &GltfArgs, progress: &dyn Progress) -> anyhow::Result<ExitCode> {
-    let plan = Plan::load(&args.plan)?;
-    let bone = open_bone(&plan, &args.plan, args.ct.as_deref(), progress)?.mesh;
-    let guides = build_guides(&plan, &bone, None, progress)?;
-    super::build::print_summary(&guides);
+    let (plan, bone, guides) = built_case(&args.plan, args.ct.as_deref(), progress)?;
     let models = make_models(&plan, &bone, DEFAULT_MODEL_MARGIN_MM, progress)?;
     let bytes = plan_glb(&plan, &bone, &guides, &models)?;
     guidesmith::atomic::write_atomic(&args.output, |w| w.write_all(&bytes))
@@ -82,4 +82,40 @@ pub fn run_gltf(args: &GltfArgs, progress: &dyn Progress) -> anyhow::Result<Exit
     }
     println!("wrote {} ({} bytes)", args.output.display(), bytes.len());
     Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The plan (JSON).
+    plan: PathBuf,
+    /// The report to write (PDF).
+    #[arg(short, long)]
+    output: PathBuf,
+    /// The CT series, if not where the plan says (its hash must still match).
+    #[arg(long)]
+    ct: Option<PathBuf>,
+}
+
+/// `guidesmith report PLAN -o report.pdf`: the plan, its numbers, its guides' checks and views, the hashes and the
+/// reviews, as PDF. Guides that fail are reported with their findings (the report is also for plans in design).
+pub fn run_report(args: &ReportArgs, progress: &dyn Progress) -> anyhow::Result<ExitCode> {
+    let (plan, bone, guides) = built_case(&args.plan, args.ct.as_deref(), progress)?;
+    let bytes = make_report(&plan, &bone, &guides, progress)?;
+    guidesmith::atomic::write_atomic(&args.output, |w| w.write_all(&bytes))
+        .with_context(|| format!("writing {}", args.output.display()))?;
+    println!("wrote {} ({} bytes)", args.output.display(), bytes.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The plan, its bone and its guides built and checked (their summary printed), for the documents of a case.
+fn built_case(
+    plan_path: &std::path::Path,
+    ct: Option<&std::path::Path>,
+    progress: &dyn Progress,
+) -> anyhow::Result<(Plan, guidesmith::mesh::Mesh, guidesmith::case::CaseGuides)> {
+    let plan = Plan::load(plan_path)?;
+    let bone = open_bone(&plan, plan_path, ct, progress)?.mesh;
+    let guides = build_guides(&plan, &bone, None, progress)?;
+    super::build::print_summary(&guides);
+    Ok((plan, bone, guides))
 }

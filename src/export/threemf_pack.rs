@@ -13,10 +13,11 @@ use std::io::{Cursor, Write};
 use quick_xml::events::{BytesDecl, Event};
 use quick_xml::se::Serializer;
 use quick_xml::Writer;
+use rayon::prelude::*;
 use serde::Serialize;
 use threemf::model::{Build, Item, Metadata, Model, Object, Resources, Triangle, Triangles, Unit, Vertex, Vertices};
 use zip::write::SimpleFileOptions;
-use zip::{CompressionMethod, DateTime, System, ZipWriter};
+use zip::{CompressionMethod, DateTime, System, ZipArchive, ZipWriter};
 
 use super::{ExportInfo, GuideExport, COORDINATE_FRAME};
 
@@ -44,20 +45,36 @@ const RELS_XML: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 /// A zip archive of `entries` (name, bytes) in the order given, byte-for-byte reproducible: every entry deflated at
 /// a fixed level with the zip epoch as its time, permissions 0644 and "unix" as the host system. Errors as text.
 pub fn zip_bytes(entries: &[(&str, &[u8])]) -> Result<Vec<u8>, String> {
-    let options = SimpleFileOptions::default()
+    // Each entry is compressed on its own, side by side (deflate is most of a bundle's time), and copied into the
+    // archive as it was compressed, in the given order: the result does not depend on the thread count.
+    let singles: Vec<Result<Vec<u8>, String>> = entries
+        .par_iter()
+        .map(|(name, bytes)| {
+            let mut zip = ZipWriter::new(Cursor::new(Vec::new()));
+            zip.start_file(*name, entry_options())
+                .map_err(|e| format!("zip entry {name}: {e}"))?;
+            zip.write_all(bytes).map_err(|e| format!("zip entry {name}: {e}"))?;
+            Ok(zip.finish().map_err(|e| format!("zip entry {name}: {e}"))?.into_inner())
+        })
+        .collect();
+    let mut zip = ZipWriter::new(Cursor::new(Vec::new()));
+    for (single, (name, _)) in singles.into_iter().zip(entries) {
+        let mut archive = ZipArchive::new(Cursor::new(single?)).map_err(|e| format!("zip entry {name}: {e}"))?;
+        let file = archive.by_index_raw(0).map_err(|e| format!("zip entry {name}: {e}"))?;
+        zip.raw_copy_file(file).map_err(|e| format!("zip entry {name}: {e}"))?;
+    }
+    let cursor = zip.finish().map_err(|e| format!("zip: {e}"))?;
+    Ok(cursor.into_inner())
+}
+
+/// Every entry: deflated, at the zip epoch, `rw-r--r--`, made on Unix (nothing of the machine or the time).
+fn entry_options() -> SimpleFileOptions {
+    SimpleFileOptions::default()
         .compression_method(CompressionMethod::Deflated)
         .compression_level(Some(DEFLATE_LEVEL))
         .last_modified_time(DateTime::DEFAULT)
         .unix_permissions(ENTRY_PERMISSIONS)
-        .system(System::Unix);
-    let mut zip = ZipWriter::new(Cursor::new(Vec::new()));
-    for (name, bytes) in entries {
-        zip.start_file(*name, options)
-            .map_err(|e| format!("zip entry {name}: {e}"))?;
-        zip.write_all(bytes).map_err(|e| format!("zip entry {name}: {e}"))?;
-    }
-    let cursor = zip.finish().map_err(|e| format!("zip: {e}"))?;
-    Ok(cursor.into_inner())
+        .system(System::Unix)
 }
 
 /// The 3MF object ID of the guide at `index` (IDs start at 1).

@@ -269,3 +269,24 @@ pub fn read_glb(bytes: &[u8]) -> (String, [f32; 4], [f32; 3], Vec<GltfNode>) {
     }
     (root.name().unwrap_or_default().to_string(), rotation, scale, nodes)
 }
+
+/// The text of a PDF as `pdftotext -layout` extracts it (poppler-utils, installed by `.ci/run`): an independent
+/// reader of the report.
+#[allow(dead_code)]
+pub fn pdf_text(pdf: &[u8]) -> String {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("in.pdf");
+    std::fs::write(&path, pdf).expect("write pdf");
+    let out = std::process::Command::new("pdftotext")
+        .args(["-layout", "-enc", "UTF-8"])
+        .arg(&path)
+        .arg("-")
+        .output()
+        .expect("pdftotext (poppler-utils; .ci/run installs it)");
+    assert!(
+        out.status.success(),
+        "pdftotext: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 text")
+}
