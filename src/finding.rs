@@ -87,6 +87,8 @@ pub enum FindingCode {
     InstrumentOutOfRange,
     /// The fixation holes do not fit on the footprint clear of slots, barrels and each other.
     NoRoomForFixationHoles,
+    /// The guide's label fits nowhere free and gentle on the pad's top.
+    LabelNoRoom,
     /// The geometry engine failed (a boolean, a part, a height field); not a problem of the plan.
     GuideBuildFailed,
 
@@ -115,11 +117,13 @@ pub enum FindingCode {
     WallTooThin,
     /// The seated guide can slide or turn on the bone more than its template allows.
     GuideSeatingLoose,
+    /// The label is not on the finished guide as placed, or stands too low or too small.
+    GuideLabelMissing,
 }
 
 impl FindingCode {
     /// Every code, in declaration order.
-    pub const ALL: [FindingCode; 42] = [
+    pub const ALL: [FindingCode; 44] = [
         FindingCode::PlaneMissesBone,
         FindingCode::PlaneSectionOpen,
         FindingCode::PlaneCrossesOtherBone,
@@ -149,6 +153,7 @@ impl FindingCode {
         FindingCode::TemplateLacksBarrels,
         FindingCode::InstrumentOutOfRange,
         FindingCode::NoRoomForFixationHoles,
+        FindingCode::LabelNoRoom,
         FindingCode::GuideBuildFailed,
         FindingCode::GuideNotClosed,
         FindingCode::GuideInward,
@@ -162,6 +167,7 @@ impl FindingCode {
         FindingCode::RemovalBlocked,
         FindingCode::WallTooThin,
         FindingCode::GuideSeatingLoose,
+        FindingCode::GuideLabelMissing,
     ];
 
     /// The code as written in JSON and printed (`plane_misses_bone`).
@@ -197,6 +203,7 @@ impl FindingCode {
             TemplateLacksBarrels => "template_lacks_barrels",
             InstrumentOutOfRange => "instrument_out_of_range",
             NoRoomForFixationHoles => "no_room_for_fixation_holes",
+            LabelNoRoom => "label_no_room",
             GuideBuildFailed => "guide_build_failed",
             GuideNotClosed => "guide_not_closed",
             GuideInward => "guide_inward",
@@ -210,6 +217,7 @@ impl FindingCode {
             RemovalBlocked => "removal_blocked",
             WallTooThin => "wall_too_thin",
             GuideSeatingLoose => "guide_seating_loose",
+            GuideLabelMissing => "guide_label_missing",
         }
     }
 
@@ -231,6 +239,7 @@ impl FindingCode {
                 | GuideInsideBone
                 | RemovalBlocked
                 | WallTooThin
+                | GuideLabelMissing
         )
     }
 }

@@ -15,6 +15,7 @@ pub mod finding;
 pub mod font;
 pub mod grid;
 pub mod guide;
+pub mod label;
 pub mod measure;
 pub mod mesh;
 pub mod npy;

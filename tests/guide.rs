@@ -200,3 +200,61 @@ proptest! {
         prop_assert!(verdict.is_ok(), "{}", verdict.err().unwrap_or_default());
     }
 }
+
+#[test]
+fn a_label_is_embossed_where_the_pad_has_room_and_refused_with_its_place_where_it_has_none() {
+    use guidesmith::export::Release;
+    let (bone, plan) = demo();
+    // The demo's drill guide carries the automatic label: case ID, G2 and its side (it lies on the patient's left,
+    // +x), DRAFT (nobody approved the demo).
+    let result = build_guides(plan, bone, None, &NoProgress).expect("build");
+    let (drill, check) = result.guides[1].built().expect("built");
+    let label = check.label.as_ref().expect("a label check");
+    assert!(label.ok, "{label:?}");
+    assert_eq!(label.lines.join(" "), "DEMO-JAW G2 L DRAFT", "{label:?}");
+    assert_eq!(label.on, "pad");
+    assert!(label.relief_mm >= 0.5 && label.relief_mm <= 0.6 + 1e-6, "{label:?}");
+    assert_eq!(label.top_points_found, label.top_points);
+    // The letters add their volume (at most the block's area times their relief) and nothing else changes.
+    let mut bare = plan.clone();
+    bare.guides[1].label = None;
+    let without = build_guides(&bare, bone, None, &NoProgress).expect("build");
+    let (plain, plain_check) = without.guides[1].built().expect("built");
+    assert!(plain_check.label.is_none());
+    let placed = drill.label.as_ref().expect("placed");
+    let added = drill.mesh.signed_volume_mm3() - plain.mesh.signed_volume_mm3();
+    assert!(
+        added > 0.05 * placed.width_mm * placed.height_mm * 0.6 && added < placed.width_mm * placed.height_mm * 0.6,
+        "{added} mm^3 for a {} x {} mm label",
+        placed.width_mm,
+        placed.height_mm
+    );
+    assert!((check.walls.thinnest_mm - plain_check.walls.thinnest_mm).abs() < 1e-9);
+    assert!((check.contact.min_gap_mm - plain_check.contact.min_gap_mm).abs() < 1e-9);
+
+    // Released guides carry no DRAFT.
+    let released = Release::Approved {
+        surgeon: "Dr L. Surgeon".into(),
+        at_utc: "2026-12-07T11:00:00Z".into(),
+        design_sha256: "0".repeat(64),
+    };
+    let result = guidesmith::case::build_guides_for(plan, bone, None, &released, &NoProgress).expect("build");
+    let label = result.guides[1].built().expect("built").1.label.clone().expect("label");
+    assert!(label.ok && label.lines.join(" ") == "DEMO-JAW G2 L", "{label:?}");
+
+    // The cutting guide's pad (10 mm tall, slot housings 8 mm above it) has no room: refused, with the code and place.
+    let mut crowded = plan.clone();
+    crowded.guides[0].label = plan.guides[1].label.clone();
+    let result = build_guides(&crowded, bone, None, &NoProgress).expect("build");
+    let GuideOutcome::Refused(finding) = &result.guides[0].outcome else {
+        panic!(
+            "the cutting guide's label fitted: {:?}",
+            result.guides[0].built().map(|(_, c)| &c.label)
+        );
+    };
+    assert_eq!(finding.code, FindingCode::LabelNoRoom);
+    assert!(
+        finding.place_mm.is_some() && finding.message.contains("no room for the label"),
+        "{finding:?}"
+    );
+}

@@ -104,6 +104,7 @@ fn cranium_plan(volume: &guidesmith::volume::Volume, recipe: &SegmentRecipe, bon
                 footprint: Footprint {
                     outline_mm: left_outline.to_vec(),
                 },
+                label: None,
             },
             GuideSpec {
                 name: "right-buttress-drilling".into(),
@@ -116,6 +117,7 @@ fn cranium_plan(volume: &guidesmith::volume::Volume, recipe: &SegmentRecipe, bon
                 footprint: Footprint {
                     outline_mm: right_outline.to_vec(),
                 },
+                label: None,
             },
         ],
         approvals: vec![],

@@ -315,6 +315,7 @@ fn one_guide_plan(
             drills: drills.iter().map(|d| d.name.clone()).collect(),
             seating_direction: seat,
             footprint: Footprint { outline_mm: footprint },
+            label: None,
         }],
         planes,
         drills,

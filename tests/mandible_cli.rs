@@ -161,6 +161,7 @@ fn segmental_resection_of_the_real_mandible_through_the_cli() {
         "cutting_guide",
         "--planes",
         "mesial,distal",
+        "--label",
     ]);
     ok(&[
         "plan",
@@ -250,6 +251,22 @@ fn segmental_resection_of_the_real_mandible_through_the_cli() {
     );
     let slots = cutting["checks"]["slots"].as_array().expect("slots");
     assert_eq!(slots.len(), 2);
+    // The label the plan asks for: the case ID, G1 and the side (the resection is on the patient's right; no DRAFT:
+    // the surgeon approved), on the flat outer wall of a slot housing (the pad between the housings is too small),
+    // standing its full relief above the wall, every letter-top point on the finished guide.
+    let label = &cutting["checks"]["label"];
+    assert_eq!(label["ok"], true, "{label}");
+    let lines: Vec<&str> = label["lines"]
+        .as_array()
+        .expect("lines")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(lines.join(" / "), "MAND-1 / G1 R", "{label}");
+    assert!(label["on"].as_str().expect("on").starts_with("slot housing"), "{label}");
+    assert!(label["relief_mm"].as_f64().expect("relief") >= 0.5, "{label}");
+    assert!(label["cap_height_mm"].as_f64().expect("height") >= 2.5, "{label}");
+    assert_eq!(label["top_points_found"], label["top_points"], "{label}");
 
     // Anatomical models of the real mandible: the region as it is, after the resection, and the resected segment;
     // each a closed valid solid, the resection splitting the jaw in two and the two parts adding up to the whole.

@@ -126,6 +126,7 @@ fn full_plan() -> Plan {
                     [-20.0, -30.0, -10.0],
                 ],
             },
+            label: None,
         }],
         approvals: vec![Approval {
             role: Role::Surgeon,

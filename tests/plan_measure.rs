@@ -196,6 +196,7 @@ fn clean_plan(f: &Frame) -> Plan {
                     point(f, 10.0, -8.0, 4.0),
                 ],
             },
+            label: None,
         }],
         approvals: vec![],
     }

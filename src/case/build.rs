@@ -17,10 +17,13 @@ use crate::export::{
     export_files, export_guides, sanitize_file_component, Attachment, ExportInfo, ExportSummary, GuideExport, Release,
 };
 use crate::finding::{element, Finding, FindingCode};
-use crate::guide::build::{build_guide, BuiltGuide, ChannelSpec, GuideRequest, SlotSpec, DEFAULT_GRID_MM};
+use crate::guide::build::{
+    build_guide, BuiltGuide, ChannelSpec, GuideRequest, LabelRequest, SlotSpec, DEFAULT_GRID_MM,
+};
 use crate::guide::check::{check_guide, GuideCheck, WallFix};
 use crate::guide::footprint::move_nearest_edge;
 use crate::guide::propose::{propose_footprint, Proposal, PROPOSAL_MARGINS};
+use crate::label::MIN_CAP_HEIGHT_MM;
 use crate::measure::BoneQuery;
 use crate::mesh::{BoundingBox, Mesh};
 use crate::plan::{plan_content_sha256, GuideSpec, Plan, ResectedSide};
@@ -164,9 +167,19 @@ pub fn propose_guide(plan: &Plan, guide: &GuideSpec, bone: &Mesh) -> Result<Case
             guide: guide.name.clone(),
             error,
         })?;
+        // With the label the build will give it (its side depends on the proposed footprint), so the guide built
+        // here is the one the build reuses.
+        let mut proposed = guide.clone();
+        proposed.footprint.outline_mm = proposal.outline_mm.clone();
+        let index = plan
+            .guides
+            .iter()
+            .position(|g| g.name == guide.name)
+            .map_or(plan.guides.len() + 1, |i| i + 1);
         let trial = GuideRequest {
             seating_direction: proposal.seating_direction,
             footprint_mm: proposal.outline_mm.clone(),
+            label: label_request(plan, index, &proposed, bone, unreleased(plan, None)),
             ..request.clone()
         };
         if let Ok(built) = build_guide(bone, &trial, &NoProgress) {
@@ -268,6 +281,8 @@ fn guide_request(plan: &Plan, g: &GuideSpec, printer_override: Option<&str>) -> 
         footprint_mm: g.footprint.outline_mm.clone(),
         grid_mm: DEFAULT_GRID_MM,
         keep_operands: false,
+        // Filled in by the build, which knows the bone (the side) and the release (DRAFT).
+        label: None,
     })
 }
 
@@ -291,7 +306,109 @@ pub fn build_guides_reusing(
     verified: &[VerifiedGuide],
     progress: &dyn Progress,
 ) -> Result<CaseGuides, CaseError> {
-    let requests = guide_requests(plan, printer_override);
+    build_guides_marked(
+        plan,
+        bone,
+        printer_override,
+        verified,
+        unreleased(plan, printer_override),
+        progress,
+    )
+}
+
+/// Labels say DRAFT unless the guides could be released as they are.
+fn unreleased(plan: &Plan, printer_override: Option<&str>) -> bool {
+    super::release_for(plan, printer_override, false).map_or(true, |r| r.is_draft())
+}
+
+/// [`build_guides`] for `release`: the guides' labels say DRAFT exactly when the release is a draft (an approved plan
+/// built with `--draft` too), as the file names and the manifest do.
+pub fn build_guides_for(
+    plan: &Plan,
+    bone: &Mesh,
+    printer_override: Option<&str>,
+    release: &crate::export::Release,
+    progress: &dyn Progress,
+) -> Result<CaseGuides, CaseError> {
+    build_guides_marked(plan, bone, printer_override, &[], release.is_draft(), progress)
+}
+
+/// A guide is on the patient's left (L), right (R) or across the middle (MID) when its footprint's centre lies this
+/// far from the middle of the bone's box, mm.
+const SIDE_OFFSET_MM: f64 = 10.0;
+
+/// The label of guide `g` (number `index` from 1 in the plan) as the build embosses it, in capitals: the plan's lines,
+/// or the case ID, `G<index>` (the report and the manifest give its name) and the guide's side; DRAFT on a draft.
+/// Ways to set it are tried from the most lines to the fewest.
+fn label_request(plan: &Plan, index: usize, g: &GuideSpec, bone: &Mesh, draft: bool) -> Option<LabelRequest> {
+    let label = g.label.as_ref()?;
+    let draft_word = if draft { Some("DRAFT".to_string()) } else { None };
+    let settings: Vec<Vec<String>> = if label.text.is_empty() {
+        let n = g.footprint.outline_mm.len().max(1) as f64;
+        let x = g.footprint.outline_mm.iter().map(|p| p[0]).sum::<f64>() / n;
+        let middle = bone.bounding_box().map_or(0.0, |b| b.center_mm()[0]);
+        // LPS: +x is the patient's left.
+        let side = if x - middle > SIDE_OFFSET_MM {
+            "L"
+        } else if middle - x > SIDE_OFFSET_MM {
+            "R"
+        } else {
+            "MID"
+        };
+        let (case, code) = (plan.case_id.to_string(), format!("G{index} {side}"));
+        let joined = |a: &str, b: Option<&String>| b.map_or(a.to_string(), |b| format!("{a} {b}"));
+        let mut three = vec![case.clone(), code.clone()];
+        three.extend(draft_word.clone());
+        vec![
+            three,
+            vec![case.clone(), joined(&code, draft_word.as_ref())],
+            vec![format!("{case} G{index}"), joined(side, draft_word.as_ref())],
+        ]
+    } else {
+        let mut lines = label.text.clone();
+        lines.extend(draft_word.clone());
+        let mut settings = vec![lines.clone()];
+        for width_mm in [30.0, 22.0, 15.0] {
+            let wrapped = crate::label::wrap_lines(&lines, label.cap_height_mm, width_mm);
+            if !settings.contains(&wrapped) {
+                settings.push(wrapped);
+            }
+        }
+        settings
+    };
+    Some(LabelRequest {
+        settings: settings
+            .into_iter()
+            .map(|lines| lines.iter().map(|l| l.to_uppercase()).collect())
+            .collect(),
+        cap_height_mm: label.cap_height_mm,
+    })
+}
+
+fn build_guides_marked(
+    plan: &Plan,
+    bone: &Mesh,
+    printer_override: Option<&str>,
+    verified: &[VerifiedGuide],
+    draft: bool,
+    progress: &dyn Progress,
+) -> Result<CaseGuides, CaseError> {
+    let mut requests = guide_requests(plan, printer_override);
+    for (index, (request, g)) in requests.iter_mut().zip(&plan.guides).enumerate() {
+        if let Ok(r) = request {
+            r.label = label_request(plan, index + 1, g, bone, draft);
+            if let Some(l) = r.label.as_ref().filter(|l| l.cap_height_mm < MIN_CAP_HEIGHT_MM) {
+                *request = Err(Finding::error(
+                    FindingCode::LabelNoRoom,
+                    element("guides", &g.name),
+                    format!(
+                        "guide '{}': label letters of {} mm are below the {MIN_CAP_HEIGHT_MM} mm that print legibly",
+                        g.name, l.cap_height_mm
+                    ),
+                ));
+            }
+        }
+    }
     let query = BoneQuery::new(bone)?;
     let bone_sha256 = (!verified.is_empty()).then(|| mesh_sha256(bone));
     let reusable = |request: &GuideRequest| {

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use guidesmith::case::{build_guides, open_bone, release_for, write_guides, CaseGuides, GuideOutcome};
+use guidesmith::case::{build_guides_for, open_bone, release_for, write_guides, CaseGuides, GuideOutcome};
 use guidesmith::export::Release;
 use guidesmith::finding::Finding;
 use guidesmith::plan::Plan;
@@ -137,7 +137,7 @@ pub fn run_build(args: &BuildArgs, progress: &dyn Progress) -> anyhow::Result<Ex
         }
     }
     let bone = open_bone(&plan, &args.plan, args.source.ct.as_deref(), progress)?.mesh;
-    let result = build_guides(&plan, &bone, args.printer.as_deref(), progress)?;
+    let result = build_guides_for(&plan, &bone, args.printer.as_deref(), &release, progress)?;
     print_summary(&result);
     if !result.all_passed() {
         eprintln!("error: guides were refused or failed their checks; nothing was written");

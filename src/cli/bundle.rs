@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use guidesmith::case::{build_guides, make_bundle, open_bone, release_for, verify_bundle};
+use guidesmith::case::{build_guides_for, make_bundle, open_bone, release_for, verify_bundle};
 use guidesmith::export::Release;
 use guidesmith::plan::Plan;
 use guidesmith::progress::Progress;
@@ -37,7 +37,7 @@ pub fn run_bundle(args: &BundleArgs, progress: &dyn Progress) -> anyhow::Result<
     let plan = Plan::load(&args.plan)?;
     let release = release_for(&plan, None, args.source.draft)?;
     let bone = open_bone(&plan, &args.plan, args.source.ct.as_deref(), progress)?.mesh;
-    let result = build_guides(&plan, &bone, None, progress)?;
+    let result = build_guides_for(&plan, &bone, None, &release, progress)?;
     print_summary(&result);
     if !result.all_passed() {
         eprintln!("error: guides were refused or failed their checks; no bundle was written");

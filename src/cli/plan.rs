@@ -17,8 +17,8 @@ use guidesmith::catalogue::Catalogue;
 use guidesmith::finding::Severity;
 use guidesmith::plan::{
     evaluate, json_schema, release_approval, Approval, ApprovalState, CaseId, CuttingPlane, DesignBinding,
-    DrillTrajectory, Edit, Element, ElementKind, Evaluation, Footprint, GuideSpec, Landmark, Plan, ResectedSide,
-    Segmentation, Structure, StructureKind,
+    DrillTrajectory, Edit, Element, ElementKind, Evaluation, Footprint, GuideLabel, GuideSpec, Landmark, Plan,
+    ResectedSide, Segmentation, Structure, StructureKind,
 };
 use guidesmith::progress::Progress;
 use serde::Serialize;
@@ -223,6 +223,13 @@ struct AddGuideArgs {
     /// A template parameter, name=value (repeatable; names end with their unit, e.g. pad_thickness_mm=3).
     #[arg(long = "param", value_parser = parse_param)]
     params: Vec<(String, f64)>,
+    /// Emboss a label on the pad: the case ID, the guide's name and its side (and DRAFT until released), placed where
+    /// the pad is free; the build says where there was no room.
+    #[arg(long)]
+    label: bool,
+    /// Letter height of the label, mm (capitals; at least 2.5).
+    #[arg(long, default_value_t = guidesmith::plan::default_label_cap_height_mm(), requires = "label")]
+    label_height_mm: f64,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -465,6 +472,10 @@ fn add_guide(a: &AddGuideArgs, progress: &dyn Progress) -> anyhow::Result<ExitCo
         footprint: Footprint {
             outline_mm: a.footprint.as_ref().map(|f| f.0.clone()).unwrap_or_default(),
         },
+        label: a.label.then(|| GuideLabel {
+            text: Vec::new(),
+            cap_height_mm: a.label_height_mm,
+        }),
     };
     if a.footprint.is_none() {
         let path = &a.file.plan;

@@ -18,6 +18,7 @@ use super::footprint::{Footprint, FootprintError};
 use super::heightfield::GuideFrame;
 use super::pad::{build_pad, Pad, PadError, PadOptions};
 use crate::finding::{element, Finding, FindingCode};
+use crate::label::{emboss, find_place, FreeMask, LabelError, LabelLayout, RELIEF_MM, SINK_MM};
 use crate::measure::segment_segment_distance;
 use crate::mesh::boolean::{boolean, fold, BoolOp, BooleanError, Operand};
 use crate::mesh::{Mesh, MeshError};
@@ -104,6 +105,43 @@ pub struct GuideRequest {
     pub grid_mm: f64,
     /// Keep the operands of every boolean in [`BuiltGuide::operands`] (to check them with another engine).
     pub keep_operands: bool,
+    /// Text to emboss on the pad's top (`None`: no label).
+    pub label: Option<LabelRequest>,
+}
+
+/// The label a guide carries: the ways to set its text, tried in order, and the letter height.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LabelRequest {
+    /// Settings of the text (each its lines, top to bottom), the preferred first: the first that fits anywhere is
+    /// used.
+    pub settings: Vec<Vec<String>>,
+    /// Height of the capital letters, mm (at least [`crate::label::MIN_CAP_HEIGHT_MM`]).
+    pub cap_height_mm: f64,
+}
+
+/// The label as placed on a built guide.
+#[derive(Clone, Debug, Serialize)]
+pub struct PlacedLabel {
+    /// The lines as set (after breaking long ones).
+    pub lines: Vec<String>,
+    /// Height of the capital letters, mm.
+    pub cap_height_mm: f64,
+    /// Size of the text block, mm.
+    pub width_mm: f64,
+    /// Height of the text block, mm.
+    pub height_mm: f64,
+    /// Centre of the block on the pad, patient mm (on the pad's top).
+    pub centre_mm: [f64; 3],
+    /// Which way the letters stand out (unit, patient).
+    pub outward: [f64; 3],
+    /// What the letters stand on: `pad` (its top) or `slot housing '<plane>'` (its outer wall).
+    pub on: String,
+    /// Every vertex of the letters' tops, patient mm (the checks find them on the finished guide).
+    #[serde(skip)]
+    pub top_points_mm: Vec<[f64; 3]>,
+    /// The housing the letters stand on (`None`: the pad), to measure their relief from.
+    #[serde(skip)]
+    pub base_housing: Option<Mesh>,
 }
 
 /// The operands of a guide's booleans, in order: `parts - block = trimmed`, `pad + trimmed = body`,
@@ -254,6 +292,33 @@ pub enum GuideError {
         /// The footprint's centre, LPS mm.
         place_mm: [f64; 3],
     },
+    /// The label fits nowhere on the pad's top.
+    #[error(
+        "guide '{guide}': no room for the label ({lines} line(s), {width_mm:.1} x {height_mm:.1} mm in its last \
+         setting) on the pad's top or a slot housing's wall: it needs a free, gentle area that size plus 1 mm all \
+         round, away from slot housings, barrels and holes; widen the footprint, shorten the label's text or leave \
+         the label out"
+    )]
+    NoRoomForLabel {
+        /// Guide name.
+        guide: String,
+        /// Lines of the narrowest setting tried.
+        lines: usize,
+        /// Its width, mm.
+        width_mm: f64,
+        /// Its height, mm.
+        height_mm: f64,
+        /// The footprint's centre, LPS mm.
+        place_mm: [f64; 3],
+    },
+    /// The label's text or glyphs could not be made.
+    #[error("guide '{guide}': label: {source}")]
+    Label {
+        /// Guide name.
+        guide: String,
+        /// Why.
+        source: LabelError,
+    },
     /// A boolean failed.
     #[error("guide '{guide}': {source}")]
     Boolean {
@@ -303,6 +368,8 @@ impl GuideError {
             }
             GuideError::DrillTooTilted { guide, place_mm, .. } => (guide, C::DrillTooTilted, Some(*place_mm)),
             GuideError::NoRoomForHoles { guide, place_mm, .. } => (guide, C::NoRoomForFixationHoles, Some(*place_mm)),
+            GuideError::NoRoomForLabel { guide, place_mm, .. } => (guide, C::LabelNoRoom, Some(*place_mm)),
+            GuideError::Label { guide, .. } => (guide, C::LabelNoRoom, None),
             GuideError::Cancelled(_) => return None,
         };
         let finding = Finding::error(code, element("guides", guide), self.to_string());
@@ -327,6 +394,8 @@ pub struct PlacedSlot {
     pub length_mm: f64,
     /// Guidance length: from the highest contact along the cut to the housing top, mm.
     pub guidance_mm: f64,
+    /// The housing block's length (x), width (y) and height (z from the part origin), mm.
+    pub housing_mm: [f64; 3],
 }
 
 /// Where a channel ended up.
@@ -382,6 +451,8 @@ pub struct BuiltGuide {
     pub timings_s: Vec<(&'static str, f64)>,
     /// The booleans' operands, when the request asked to keep them.
     pub operands: Option<Box<BooleanOperands>>,
+    /// The label embossed on the pad (`None` when the request had none).
+    pub label: Option<PlacedLabel>,
 }
 
 /// Builds one guide on `bone` (not checked: see [`super::check::check_guide`]). Cancellable between steps.
@@ -535,6 +606,11 @@ pub fn build_guide(bone: &Mesh, request: &GuideRequest, progress: &dyn Progress)
             patient_from_part,
             length_mm,
             guidance_mm: z_top - z_hi,
+            housing_mm: [
+                length_mm + 2.0 * sp.slot_overhang_mm,
+                width_mm + 2.0 * sp.slot_wall_mm,
+                z_top - z_base,
+            ],
         });
     }
 
@@ -666,6 +742,15 @@ pub fn build_guide(bone: &Mesh, request: &GuideRequest, progress: &dyn Progress)
             placed(tool, &frame_matrix(&base, &ex, &ey, &axis), &g)?,
         ));
     }
+    // The label, on the pad's top where nothing else is; joined with the other parts.
+    let label = match &request.label {
+        None => None,
+        Some(l) => {
+            let (placed, mesh) = place_label(&g, l, &frame, &footprint, &pad, &slots, &parts, &tools, centre.into())?;
+            parts.push(("label".to_string(), mesh));
+            Some(placed)
+        }
+    };
     lap("parts", &mut timings_s);
     progress.checkpoint()?;
 
@@ -741,7 +826,219 @@ pub fn build_guide(bone: &Mesh, request: &GuideRequest, progress: &dyn Progress)
         params: p.clone(),
         timings_s,
         operands,
+        label,
     })
+}
+
+/// Free space kept around a label, mm.
+const LABEL_MARGIN_MM: f64 = 0.6;
+/// Steepest pad top a label sits on (the letters are set in the frame's plane and follow the surface), deg.
+const LABEL_MAX_SLOPE_DEG: f64 = 35.0;
+/// Grid step of the masks of free points, mm.
+const LABEL_MASK_STEP_MM: f64 = 0.25;
+
+/// Places `l`: each setting of its text in turn, first on the pad's top (the free points are inside the footprint, on
+/// a top no steeper than [`LABEL_MAX_SLOPE_DEG`], outside the outline seen along the seating direction of every other
+/// part and tool; lines along the footprint's long axis or across it), then on the outer walls of the slot housings
+/// (flat, above the pad). Returns the placed label and its solids.
+#[allow(clippy::too_many_arguments)]
+fn place_label(
+    g: &str,
+    l: &LabelRequest,
+    frame: &GuideFrame,
+    footprint: &Footprint,
+    pad: &Pad,
+    slots: &[PlacedSlot],
+    parts: &[(String, Mesh)],
+    tools: &[(String, Mesh)],
+    centre_mm: [f64; 3],
+) -> Result<(PlacedLabel, Mesh), GuideError> {
+    let label_err = |source: LabelError| GuideError::Label {
+        guide: g.to_string(),
+        source,
+    };
+    let hulls: Vec<Vec<[f64; 2]>> = parts
+        .iter()
+        .chain(tools)
+        .map(|(_, m)| {
+            let uv: Vec<[f64; 2]> = m
+                .positions
+                .iter()
+                .map(|q| {
+                    let f = frame.frame_from_patient(&Point3::from(*q));
+                    [f.x, f.y]
+                })
+                .collect();
+            convex_hull(uv)
+        })
+        .collect();
+    let max_slope = LABEL_MAX_SLOPE_DEG.to_radians().tan();
+    let step = LABEL_MASK_STEP_MM;
+    let outer = &pad.outer;
+    let free = |p: [f64; 2]| {
+        if !footprint.contains(p[0], p[1]) || hulls.iter().any(|h| in_convex(h, p)) {
+            return false;
+        }
+        let h = |du: f64, dv: f64| outer.interpolate(p[0] + du, p[1] + dv);
+        match (h(-step, 0.0), h(step, 0.0), h(0.0, -step), h(0.0, step)) {
+            (Some(a), Some(b), Some(c), Some(d)) => {
+                (b - a).abs() / (2.0 * step) <= max_slope && (d - c).abs() / (2.0 * step) <= max_slope
+            }
+            _ => false,
+        }
+    };
+    let [u0, v0, u1, v1] = footprint.bounds_mm();
+    let pad_mask = FreeMask::new([u0, v0], [u1, v1], step, free);
+    // The footprint's long axis (its outline's principal direction) and across it.
+    let pts = &footprint.uv_mm;
+    let n = pts.len().max(1) as f64;
+    let m = pts.iter().fold([0.0, 0.0], |a, p| [a[0] + p[0] / n, a[1] + p[1] / n]);
+    let (mut suu, mut svv, mut suv) = (0.0, 0.0, 0.0);
+    for p in pts {
+        let (du, dv) = (p[0] - m[0], p[1] - m[1]);
+        (suu, svv, suv) = (suu + du * du, svv + dv * dv, suv + du * dv);
+    }
+    let long = 0.5 * (2.0 * suv).atan2(suu - svv);
+    let angles = [long, long + std::f64::consts::FRAC_PI_2];
+    let on_pad = |p: [f64; 3]| -> [f64; 3] { frame.patient_from_frame(&Vector3::from(p)).coords.into() };
+    let mut last = None;
+    for lines in &l.settings {
+        let layout = LabelLayout::new(lines, l.cap_height_mm).map_err(label_err)?;
+        if let Some(placement) = find_place(&layout, &pad_mask, &angles, LABEL_MARGIN_MM, 0.5) {
+            let e = emboss(
+                &layout,
+                &placement,
+                |p| outer.interpolate(p[0], p[1]),
+                on_pad,
+                RELIEF_MM,
+                SINK_MM,
+            )
+            .map_err(label_err)?;
+            let c = placement.centre;
+            let top = outer.interpolate(c[0], c[1]).unwrap_or(0.0);
+            let placed = placed_label(
+                &layout,
+                l,
+                on_pad([c[0], c[1], top]),
+                frame.w().into(),
+                "pad",
+                e.top_points_mm,
+            );
+            return Ok((placed, e.mesh));
+        }
+        for s in slots {
+            let [length, width, height] = s.housing_mm;
+            let m = &s.patient_from_part;
+            let part = |q: [f64; 3]| -> [f64; 3] {
+                let v = m * nalgebra::Vector4::new(q[0], q[1], q[2], 1.0);
+                [v.x, v.y, v.z]
+            };
+            for side in [1.0, -1.0] {
+                // The wall's plane: first axis along the housing (turned so the text reads from outside), second up
+                // the housing, the third out of the wall.
+                let wall = |a: f64, b: f64, h: f64| part([-side * a, side * (0.5 * width + h), b]);
+                let above_pad = |p: [f64; 2]| {
+                    let q = frame.frame_from_patient(&Point3::from(wall(p[0], p[1], 0.0)));
+                    outer.interpolate(q.x, q.y).is_some_and(|top| q.z >= top)
+                };
+                let mask = FreeMask::new([-0.5 * length, 0.0], [0.5 * length, height], step, above_pad);
+                let Some(placement) = find_place(&layout, &mask, &[0.0], LABEL_MARGIN_MM, 0.5) else {
+                    continue;
+                };
+                let e = emboss(
+                    &layout,
+                    &placement,
+                    |_| Some(0.0),
+                    |p| wall(p[0], p[1], p[2]),
+                    RELIEF_MM,
+                    SINK_MM,
+                )
+                .map_err(label_err)?;
+                let c = placement.centre;
+                let outward = (Vector3::from(wall(0.0, 0.0, 1.0)) - Vector3::from(wall(0.0, 0.0, 0.0))).normalize();
+                let mut placed = placed_label(
+                    &layout,
+                    l,
+                    wall(c[0], c[1], 0.0),
+                    outward.into(),
+                    &format!("slot housing '{}'", s.spec.name),
+                    e.top_points_mm,
+                );
+                let housing = parts
+                    .iter()
+                    .find(|(name, _)| *name == format!("slot housing '{}'", s.spec.name))
+                    .map(|(_, mesh)| mesh.clone());
+                placed.base_housing = housing;
+                return Ok((placed, e.mesh));
+            }
+        }
+        last = Some(layout);
+    }
+    let layout = last.ok_or_else(|| label_err(LabelError::Character("(no text)".to_string())))?;
+    Err(GuideError::NoRoomForLabel {
+        guide: g.to_string(),
+        lines: layout.lines.len(),
+        width_mm: layout.width_mm,
+        height_mm: layout.height_mm,
+        place_mm: centre_mm,
+    })
+}
+
+fn placed_label(
+    layout: &LabelLayout,
+    l: &LabelRequest,
+    centre_mm: [f64; 3],
+    outward: [f64; 3],
+    on: &str,
+    top_points_mm: Vec<[f64; 3]>,
+) -> PlacedLabel {
+    PlacedLabel {
+        lines: layout.lines.clone(),
+        cap_height_mm: l.cap_height_mm,
+        width_mm: layout.width_mm,
+        height_mm: layout.height_mm,
+        centre_mm,
+        outward,
+        on: on.to_string(),
+        top_points_mm,
+        base_housing: None,
+    }
+}
+
+/// Convex hull of points (counter-clockwise, monotone chain).
+fn convex_hull(mut p: Vec<[f64; 2]>) -> Vec<[f64; 2]> {
+    p.sort_by(|a, b| a[0].total_cmp(&b[0]).then(a[1].total_cmp(&b[1])));
+    p.dedup();
+    if p.len() < 3 {
+        return p;
+    }
+    let cross = |o: [f64; 2], a: [f64; 2], b: [f64; 2]| (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0]);
+    let mut hull: Vec<[f64; 2]> = Vec::with_capacity(2 * p.len());
+    for pass in 0..2 {
+        let start = hull.len();
+        let iter: Box<dyn Iterator<Item = &[f64; 2]>> = if pass == 0 {
+            Box::new(p.iter())
+        } else {
+            Box::new(p.iter().rev())
+        };
+        for &q in iter {
+            while hull.len() >= start + 2 && cross(hull[hull.len() - 2], hull[hull.len() - 1], q) <= 0.0 {
+                hull.pop();
+            }
+            hull.push(q);
+        }
+        hull.pop();
+    }
+    hull
+}
+
+/// Whether `p` is inside (or on) the counter-clockwise convex polygon `h`.
+fn in_convex(h: &[[f64; 2]], p: [f64; 2]) -> bool {
+    h.len() >= 3
+        && (0..h.len()).all(|k| {
+            let (a, b) = (h[k], h[(k + 1) % h.len()]);
+            (b[0] - a[0]) * (p[1] - a[1]) - (b[1] - a[1]) * (p[0] - a[0]) >= 0.0
+        })
 }
 
 /// `patient_from_part` with the given origin and axes (columns).

@@ -8,9 +8,10 @@
 use nalgebra::{Point3, Vector3};
 use serde::Serialize;
 
-use super::build::{slot_tool_name, BuiltGuide};
+use super::build::{slot_tool_name, BuiltGuide, PlacedLabel};
 use super::seating::{seating_play, SeatingPlay, ROTATION_LIMIT_DEG, TRANSLATION_LIMIT_MM};
 use crate::finding::{element, Finding, FindingCode};
+use crate::label::MIN_CAP_HEIGHT_MM;
 use crate::measure::BoneQuery;
 use crate::mesh::{Mesh, MeshReport};
 use crate::template::SeatingParams;
@@ -147,6 +148,30 @@ pub struct GuideCheck {
     /// layer, which tries it; the plan is not changed).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub wall_fix: Option<WallFix>,
+    /// The label, as measured on the finished guide (`None`: the guide has none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<LabelCheck>,
+}
+
+/// The embossed label, measured on the finished guide.
+#[derive(Clone, Debug, Serialize)]
+pub struct LabelCheck {
+    /// Its lines.
+    pub lines: Vec<String>,
+    /// Letter height (capitals), mm.
+    pub cap_height_mm: f64,
+    /// Centre of the text block, LPS mm.
+    pub centre_mm: [f64; 3],
+    /// What it stands on (`pad`, or `slot housing '<plane>'`).
+    pub on: String,
+    /// Vertices of the letters' tops as placed.
+    pub top_points: usize,
+    /// How many of them are vertices of the finished guide.
+    pub top_points_found: usize,
+    /// Lowest height of a letter top above what it stands on, mm.
+    pub relief_mm: f64,
+    /// All found, relief and height at least the minimum.
+    pub ok: bool,
 }
 
 /// A change of the footprint that makes a too-thin wall hold: one edge moved along its normal.
@@ -341,6 +366,21 @@ pub fn check_guide(built: &BuiltGuide, bone: &BoneQuery) -> GuideCheck {
             None => f,
         });
     }
+    let label = built.label.as_ref().map(|l| check_label(built, l));
+    if let Some(l) = label.as_ref().filter(|l| !l.ok) {
+        findings.push(
+            Finding::error(
+                C::GuideLabelMissing,
+                el.clone(),
+                format!(
+                    "label {:?}: {} of {} letter-top points on the finished guide, relief {:.2} mm (at least \
+                     {MIN_LABEL_RELIEF_MM} mm), letters {:.2} mm tall (at least {MIN_CAP_HEIGHT_MM} mm)",
+                    l.lines, l.top_points_found, l.top_points, l.relief_mm, l.cap_height_mm
+                ),
+            )
+            .at(l.centre_mm),
+        );
+    }
     GuideCheck {
         guide: built.name.clone(),
         passed: findings.is_empty(),
@@ -355,6 +395,57 @@ pub fn check_guide(built: &BuiltGuide, bone: &BoneQuery) -> GuideCheck {
         seating,
         fixation_holes_mm: built.holes.iter().map(|h| h.point_mm).collect(),
         wall_fix: None,
+        label,
+    }
+}
+
+/// The least relief a label must stand above the pad, mm.
+pub const MIN_LABEL_RELIEF_MM: f64 = 0.5;
+
+/// The label measured on the finished guide: every vertex of the letters' tops is a vertex of the guide (the booleans
+/// kept the letters), and how high each stands above what it stands on (a ray back along the letters' outward
+/// direction to the pad's top or the housing's wall, before the union).
+fn check_label(built: &BuiltGuide, l: &PlacedLabel) -> LabelCheck {
+    const QUANTUM_MM: f64 = 1e-3;
+    let key = |p: &[f64; 3]| p.map(|c| (c / QUANTUM_MM).round() as i64);
+    let on_guide: std::collections::HashSet<[i64; 3]> = built.mesh.positions.iter().map(key).collect();
+    let found = l
+        .top_points_mm
+        .iter()
+        .filter(|p| {
+            let k = key(p);
+            (-1..=1).any(|a| (-1..=1).any(|b| (-1..=1).any(|c| on_guide.contains(&[k[0] + a, k[1] + b, k[2] + c]))))
+        })
+        .count();
+    // Down onto what the letters stand on, as it was before the union: the pad's top or the housing's wall.
+    let down = l.outward.map(|c| -c);
+    let base = l.base_housing.as_ref().unwrap_or(&built.pad.mesh);
+    let relief_mm = match BoneQuery::new(base) {
+        Ok(base) => l
+            .top_points_mm
+            .iter()
+            .map(|p| {
+                base.crossings(*p, down, 0.0, 10.0)
+                    .ok()
+                    .and_then(|c| c.first().map(|c| c.t_mm))
+                    .unwrap_or(f64::INFINITY)
+            })
+            .fold(f64::INFINITY, f64::min),
+        Err(_) => 0.0,
+    };
+    LabelCheck {
+        lines: l.lines.clone(),
+        cap_height_mm: l.cap_height_mm,
+        centre_mm: l.centre_mm,
+        on: l.on.clone(),
+        top_points: l.top_points_mm.len(),
+        top_points_found: found,
+        relief_mm,
+        ok: found == l.top_points_mm.len()
+            && !l.top_points_mm.is_empty()
+            && relief_mm >= MIN_LABEL_RELIEF_MM
+            && relief_mm.is_finite()
+            && l.cap_height_mm >= MIN_CAP_HEIGHT_MM,
     }
 }
 

@@ -402,6 +402,7 @@ mod tests {
             footprint: Footprint {
                 outline_mm: vec![[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [1.0, 0.0, 1.0]],
             },
+            label: None,
         });
         plan
     }

@@ -1000,6 +1000,7 @@ mod tests {
                 footprint: Footprint {
                     outline_mm: vec![[0.0, 0.0, 20.0], [40.0, 0.0, 20.0], [40.0, 20.0, 20.0]],
                 },
+                label: None,
             }],
             approvals: vec![],
         }

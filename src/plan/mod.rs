@@ -39,8 +39,8 @@ pub use evaluate::{
 };
 pub use io::{json_schema, sha256_hex};
 pub use model::{
-    Approval, BoneModelRef, BoneSource, CaseId, CaseIdError, CtReference, CuttingPlane, Decision, DrillTrajectory,
-    Footprint, GuideSpec, Landmark, Plan, ResectedSide, Role, Segmentation, Structure, StructureKind,
-    CASE_ID_MAX_CHARS, SCHEMA_VERSION, V1_PRINTER,
+    default_label_cap_height_mm, Approval, BoneModelRef, BoneSource, CaseId, CaseIdError, CtReference, CuttingPlane,
+    Decision, DrillTrajectory, Footprint, GuideLabel, GuideSpec, Landmark, Plan, ResectedSide, Role, Segmentation,
+    Structure, StructureKind, CASE_ID_MAX_CHARS, SCHEMA_VERSION, V1_PRINTER,
 };
 pub use validate::{NAME_MAX_CHARS, UNIT_LENGTH_TOLERANCE};

@@ -374,6 +374,29 @@ pub struct GuideSpec {
     pub seating_direction: [f64; 3],
     /// Where the guide's pad lies on the bone.
     pub footprint: Footprint,
+    /// The label embossed on the guide's pad (none when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<GuideLabel>,
+}
+
+/// Text embossed on a guide's pad, placed automatically where the pad is free and gentle.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GuideLabel {
+    /// The lines; empty for the automatic text: the case ID, the guide's name and its side (L, R or MID, from where
+    /// its footprint lies against the middle of the bone), and DRAFT on guides that are not released. Letters A-Z,
+    /// digits, `-`, `_` and spaces; lower case is set in capitals.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub text: Vec<String>,
+    /// Height of the capital letters, mm (at least 2.5).
+    #[serde(default = "default_label_cap_height_mm")]
+    #[schemars(range(min = 2.5, max = 10.0))]
+    pub cap_height_mm: f64,
+}
+
+/// The default letter height of a guide's label, mm: the smallest that prints legibly in relief.
+pub fn default_label_cap_height_mm() -> f64 {
+    2.5
 }
 
 /// A closed polygon, projected along the seating direction onto the bone; the pad covers the bone inside it.
