@@ -35,6 +35,17 @@ pub struct AnatomicalModel {
     pub mesh: Mesh,
     /// Its checks.
     pub report: MeshReport,
+    /// The case label embossed on its largest flat face (`None`: no flat face had room).
+    pub label: Option<ModelLabel>,
+}
+
+/// The label on a model.
+#[derive(Clone, Debug)]
+pub struct ModelLabel {
+    /// Its lines.
+    pub lines: Vec<String>,
+    /// Volume the letters add above the face, mm^3 (their area times their relief).
+    pub added_mm3: f64,
 }
 
 /// The models of `plan` on `bone`: the bone in the planned region (`anatomy`), and when the plan resects, the bone
@@ -114,6 +125,15 @@ pub fn make_models(
             models.push(checked("resected", "the segment the plan removes", resected)?);
         }
     }
+    // The case label on each model's largest flat face (the case ID and what the model is, or the case ID alone).
+    let case_id = plan.case_id.to_string();
+    for m in &mut models {
+        progress.checkpoint()?;
+        let settings = [vec![case_id.clone(), m.name.to_uppercase()], vec![case_id.clone()]];
+        let (mesh, label) = with_label(std::mem::take(&mut m.mesh), &settings)?;
+        let labelled = checked(m.name, m.description, mesh)?;
+        *m = AnatomicalModel { label, ..labelled };
+    }
     progress.end();
     Ok(models)
 }
@@ -171,6 +191,126 @@ fn half_space_block(point: [f64; 3], into: [f64; 3], centre: [f64; 3], size: f64
     block
 }
 
+/// Flat faces are grouped by their plane: normals within this (per component) and offsets within this, mm.
+const PLANE_NORMAL_QUANTUM: f64 = 1e-4;
+const PLANE_OFFSET_QUANTUM_MM: f64 = 1e-3;
+
+/// `mesh` with `lines` embossed on its largest flat face (a cap of the crop or a cut): the face's triangles as the mask
+/// of free points, the letters standing out of it. `None` for the label when no setting fits.
+fn with_label(mesh: Mesh, settings: &[Vec<String>]) -> Result<(Mesh, Option<ModelLabel>), CaseError> {
+    use crate::label::{emboss, find_place, FreeMask, LabelLayout, Placement, MIN_CAP_HEIGHT_MM, RELIEF_MM, SINK_MM};
+    use std::collections::BTreeMap;
+    let err = |detail: String| CaseError::AnatomicalModel { detail };
+    // The flat faces: triangles grouped by their plane, the largest group by area.
+    let mut groups: BTreeMap<[i64; 4], (f64, Vec<usize>)> = BTreeMap::new();
+    for (t, tri) in mesh.triangles.iter().enumerate() {
+        let [a, b, c] = tri.map(|i| nalgebra::Vector3::from(mesh.positions[i as usize]));
+        let cross = (b - a).cross(&(c - a));
+        let area = 0.5 * cross.norm();
+        if area < 1e-12 {
+            continue;
+        }
+        let n = cross / (2.0 * area);
+        let key = [
+            (n.x / PLANE_NORMAL_QUANTUM).round() as i64,
+            (n.y / PLANE_NORMAL_QUANTUM).round() as i64,
+            (n.z / PLANE_NORMAL_QUANTUM).round() as i64,
+            (n.dot(&a) / PLANE_OFFSET_QUANTUM_MM).round() as i64,
+        ];
+        let g = groups.entry(key).or_insert((0.0, Vec::new()));
+        g.0 += area;
+        g.1.push(t);
+    }
+    let Some((_, (_, tris))) = groups.iter().max_by(|x, y| x.1 .0.total_cmp(&y.1 .0)) else {
+        return Ok((mesh, None));
+    };
+    // The face's own normal (area-weighted over its triangles), not the rounded key.
+    let n = tris
+        .iter()
+        .map(|&t| {
+            let [a, b, c] = mesh.triangles[t].map(|i| nalgebra::Vector3::from(mesh.positions[i as usize]));
+            (b - a).cross(&(c - a))
+        })
+        .fold(nalgebra::Vector3::zeros(), |acc, v| acc + v)
+        .normalize();
+    let helper = if n.x.abs() < 0.9 {
+        nalgebra::Vector3::x()
+    } else {
+        nalgebra::Vector3::y()
+    };
+    let e1 = n.cross(&helper).normalize();
+    let e2 = n.cross(&e1);
+    let p0 = nalgebra::Vector3::from(mesh.positions[mesh.triangles[tris[0]][0] as usize]);
+    let to2 = |p: &[f64; 3]| {
+        let d = nalgebra::Vector3::from(*p) - p0;
+        [d.dot(&e1), d.dot(&e2)]
+    };
+    let flat: Vec<[[f64; 2]; 3]> = tris
+        .iter()
+        .map(|&t| mesh.triangles[t].map(|i| to2(&mesh.positions[i as usize])))
+        .collect();
+    let (mut lo, mut hi) = ([f64::INFINITY; 2], [f64::NEG_INFINITY; 2]);
+    for p in flat.iter().flatten() {
+        lo = [lo[0].min(p[0]), lo[1].min(p[1])];
+        hi = [hi[0].max(p[0]), hi[1].max(p[1])];
+    }
+    // Triangles bucketed by 2 mm cells, so each mask point tests a few.
+    const CELL_MM: f64 = 2.0;
+    let cells = [0, 1].map(|k| (((hi[k] - lo[k]) / CELL_MM).ceil() as usize).max(1));
+    let mut bucket: Vec<Vec<usize>> = vec![Vec::new(); cells[0] * cells[1]];
+    let cell_of = |x: f64, k: usize| (((x - lo[k]) / CELL_MM).floor().max(0.0) as usize).min(cells[k] - 1);
+    for (i, t) in flat.iter().enumerate() {
+        let (a0, a1) = (
+            t.iter().map(|p| p[0]).fold(f64::INFINITY, f64::min),
+            t.iter().map(|p| p[0]).fold(f64::NEG_INFINITY, f64::max),
+        );
+        let (b0, b1) = (
+            t.iter().map(|p| p[1]).fold(f64::INFINITY, f64::min),
+            t.iter().map(|p| p[1]).fold(f64::NEG_INFINITY, f64::max),
+        );
+        for cy in cell_of(b0, 1)..=cell_of(b1, 1) {
+            for cx in cell_of(a0, 0)..=cell_of(a1, 0) {
+                bucket[cy * cells[0] + cx].push(i);
+            }
+        }
+    }
+    let inside = |p: [f64; 2]| {
+        if p[0] < lo[0] || p[1] < lo[1] || p[0] > hi[0] || p[1] > hi[1] {
+            return false;
+        }
+        bucket[cell_of(p[1], 1) * cells[0] + cell_of(p[0], 0)].iter().any(|&i| {
+            let [a, b, c] = flat[i];
+            let side = |u: [f64; 2], v: [f64; 2]| (v[0] - u[0]) * (p[1] - u[1]) - (v[1] - u[1]) * (p[0] - u[0]);
+            let (s1, s2, s3) = (side(a, b), side(b, c), side(c, a));
+            (s1 >= 0.0 && s2 >= 0.0 && s3 >= 0.0) || (s1 <= 0.0 && s2 <= 0.0 && s3 <= 0.0)
+        })
+    };
+    let mask = FreeMask::new(lo, hi, 0.25, inside);
+    for lines in settings {
+        let layout = LabelLayout::new(lines, MIN_CAP_HEIGHT_MM).map_err(|e| err(format!("the case label: {e}")))?;
+        let placement: Option<Placement> = find_place(&layout, &mask, &[0.0, std::f64::consts::FRAC_PI_2], 1.0, 0.5);
+        let Some(placement) = placement else { continue };
+        let to_patient = |q: [f64; 3]| -> [f64; 3] { (p0 + e1 * q[0] + e2 * q[1] + n * q[2]).into() };
+        let letters = emboss(&layout, &placement, |_| Some(0.0), to_patient, RELIEF_MM, SINK_MM)
+            .map_err(|e| err(format!("the case label: {e}")))?;
+        let added_mm3 = letters.mesh.signed_volume_mm3() * RELIEF_MM / (RELIEF_MM + SINK_MM);
+        let labelled = fold(
+            Operand::new("model", &mesh),
+            &[Operand::new("case label", &letters.mesh)],
+            BoolOp::Union,
+        )
+        .map_err(|e| err(format!("joining the case label: {e}")))?;
+        return Ok((
+            labelled,
+            Some(ModelLabel {
+                lines: layout.lines.clone(),
+                added_mm3,
+            }),
+        ));
+    }
+    Ok((mesh, None))
+}
+
 fn checked(name: &'static str, description: &'static str, mesh: Mesh) -> Result<AnatomicalModel, CaseError> {
     let report = MeshReport::new(&mesh);
     if mesh.triangles.is_empty() || !report.is_valid() {
@@ -183,6 +323,7 @@ fn checked(name: &'static str, description: &'static str, mesh: Mesh) -> Result<
         description,
         mesh,
         report,
+        label: None,
     })
 }
 
@@ -267,7 +408,12 @@ mod tests {
             let models = make_models(&plan, &bar, 15.0, &NoProgress).expect("models");
             let names: Vec<&str> = models.iter().map(|m| m.name).collect();
             assert_eq!(names, ["anatomy", "planned", "resected"]);
-            let volume = |k: usize| models[k].mesh.signed_volume_mm3();
+            // Without the case label's letters (each model has one on a 10 x 10 mm cap: their area times relief).
+            let volume = |k: usize| {
+                let label = models[k].label.as_ref().expect("a case label on a 10 x 10 mm cap");
+                assert!(label.added_mm3 > 1.0, "{label:?}");
+                models[k].mesh.signed_volume_mm3() - label.added_mm3
+            };
             // The region: the planes' points grown by 15 mm, so x in -20..20 (the bar's y and z lie inside).
             assert!(
                 (volume(0) - 40.0 * 100.0).abs() < 1e-6,
@@ -292,7 +438,8 @@ mod tests {
         }
         let models = make_models(&plan, &bar, 5.0, &NoProgress).expect("models");
         assert_eq!(models.len(), 1);
-        assert!((models[0].mesh.signed_volume_mm3() - 20.0 * 100.0).abs() < 1e-6);
+        let added = models[0].label.as_ref().map_or(0.0, |l| l.added_mm3);
+        assert!((models[0].mesh.signed_volume_mm3() - added - 20.0 * 100.0).abs() < 1e-6);
         let err = make_models(&plan, &bar, -1.0, &NoProgress).expect_err("refused");
         assert!(err.to_string().contains("--margin-mm"), "{err}");
     }

@@ -35,7 +35,7 @@ pub fn run_model(args: &ModelArgs, progress: &dyn Progress) -> anyhow::Result<Ex
     let paths = write_models(&args.output, plan.case_id.as_str(), &models)?;
     for (m, path) in models.iter().zip(&paths) {
         println!(
-            "  {:<9} {:>7} triangles  {:>9.0} mm^3  {} piece(s), closed and manifold: {}  {}  ({})",
+            "  {:<9} {:>7} triangles  {:>9.0} mm^3  {} piece(s), closed and manifold: {}  {}  ({}; label: {})",
             m.name,
             m.mesh.triangles.len(),
             m.mesh.signed_volume_mm3(),
@@ -44,7 +44,14 @@ pub fn run_model(args: &ModelArgs, progress: &dyn Progress) -> anyhow::Result<Ex
             path.file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default(),
-            m.description
+            m.description,
+            m.label
+                .as_ref()
+                .map_or("none, no flat face has room".to_string(), |l| format!(
+                    "{} (+{:.3} mm^3)",
+                    l.lines.join(" / "),
+                    l.added_mm3
+                ))
         );
     }
     Ok(ExitCode::SUCCESS)
