@@ -273,6 +273,8 @@ pub fn emboss(
         let base = positions.len() as u32;
         // Our vertex of each spade vertex: top at 2k, bottom at 2k + 1.
         let mut ours: Vec<Option<u32>> = Vec::new();
+        // The spade vertex of each of ours, in our order.
+        let mut handle_of = Vec::new();
         let mut rings: Vec<Vec<u32>> = Vec::new();
         let mut k = 0u32;
         for c in &contours {
@@ -294,20 +296,16 @@ pub fn emboss(
                     return Err(LabelError::Glyph(glyph.ch, "two outline points coincide".into()));
                 }
                 ours[i] = Some(k);
+                handle_of.push(handle);
                 ring.push(k);
                 k += 1;
             }
             rings.push(ring);
         }
-        let handles: Vec<_> = cdt.vertices().map(|v| v.fix()).collect();
-        let handle_of = |ours_k: u32| handles.iter().find(|h| ours[h.index()] == Some(ours_k)).copied();
         for ring in &rings {
             for e in 0..ring.len() {
                 let (a, b) = (ring[e], ring[(e + 1) % ring.len()]);
-                let (ha, hb) = (handle_of(a), handle_of(b));
-                let (Some(ha), Some(hb)) = (ha, hb) else {
-                    return Err(LabelError::Glyph(glyph.ch, "an outline point was lost".into()));
-                };
+                let (ha, hb) = (handle_of[a as usize], handle_of[b as usize]);
                 if cdt.try_add_constraint(ha, hb).len() != 1 {
                     return Err(LabelError::Glyph(glyph.ch, "outline edges cross or touch".into()));
                 }
