@@ -204,15 +204,9 @@ proptest! {
 #[test]
 fn a_label_is_embossed_where_the_pad_has_room_and_refused_with_its_place_where_it_has_none() {
     use guidesmith::export::Release;
-    let (bone, demo_plan) = demo();
-    // The demo's drill guide with the automatic label: case ID, G2 and its side (it lies on the patient's left, +x),
-    // DRAFT (nobody approved the demo).
-    let mut labelled = demo_plan.clone();
-    labelled.guides[1].label = Some(guidesmith::plan::GuideLabel {
-        text: vec![],
-        cap_height_mm: guidesmith::plan::default_label_cap_height_mm(),
-    });
-    let plan = &labelled;
+    let (bone, plan) = demo();
+    // The demo's drill guide carries the automatic label: case ID, G2 and its side (it lies on the patient's left,
+    // +x), DRAFT (nobody approved the demo).
     let result = build_guides(plan, bone, None, &NoProgress).expect("build");
     let (drill, check) = result.guides[1].built().expect("built");
     let label = check.label.as_ref().expect("a label check");

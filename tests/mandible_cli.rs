@@ -161,7 +161,6 @@ fn segmental_resection_of_the_real_mandible_through_the_cli() {
         "cutting_guide",
         "--planes",
         "mesial,distal",
-        "--label",
     ]);
     ok(&[
         "plan",
@@ -251,9 +250,18 @@ fn segmental_resection_of_the_real_mandible_through_the_cli() {
     );
     let slots = cutting["checks"]["slots"].as_array().expect("slots");
     assert_eq!(slots.len(), 2);
-    // The label the plan asks for: the case ID, G1 and the side (the resection is on the patient's right; no DRAFT:
-    // the surgeon approved), on the flat outer wall of a slot housing (the pad between the housings is too small),
-    // standing its full relief above the wall, every letter-top point on the finished guide.
+    // Every guide carries the label `plan add-guide` gives by default: the case ID, G1 and the side (the resection is
+    // on the patient's right; no DRAFT: the surgeon approved), on the flat outer wall of a slot housing (the pad
+    // between the housings is too small), standing its full relief above the wall, every letter-top point on the
+    // finished guide; the drill guide's on its pad.
+    let drilling = guides
+        .iter()
+        .find(|g| g["name"] == "plate-drilling")
+        .expect("drill guide");
+    let label = &drilling["checks"]["label"];
+    assert_eq!(label["ok"], true, "{label}");
+    assert_eq!(label["on"], "pad", "{label}");
+    assert!(label["lines"].to_string().contains("G2"), "{label}");
     let label = &cutting["checks"]["label"];
     assert_eq!(label["ok"], true, "{label}");
     let lines: Vec<&str> = label["lines"]
@@ -312,6 +320,47 @@ fn segmental_resection_of_the_real_mandible_through_the_cli() {
         ((planned + resected) - anatomy).abs() < 1e-3 * anatomy,
         "{planned} + {resected} != {anatomy}"
     );
+    // On a flat base: the region and the planned state each one solid (the planned state's two pieces held in their
+    // planned places by posts), standing on a flat underside; the segment without a base.
+    let based_dir = dir.path().join("based");
+    let printed = ok(&[
+        "model",
+        plan,
+        "-o",
+        based_dir.to_str().expect("utf-8"),
+        "--base-mm",
+        "4",
+    ]);
+    for (name, posts_at_least) in [("anatomy", 1), ("planned", 2)] {
+        let path = based_dir.join(format!("MAND-1_model_{name}.stl"));
+        let mesh = guidesmith::mesh::read_stl_file(&path).expect("model STL");
+        let report = guidesmith::mesh::MeshReport::new(&mesh);
+        assert!(report.is_valid() && report.components == 1, "{name}: {report}");
+        let line = printed
+            .lines()
+            .skip_while(|l| !l.trim_start().starts_with(name))
+            .nth(1)
+            .unwrap_or_default();
+        let posts: usize = line
+            .split("joined by ")
+            .nth(1)
+            .and_then(|v| v.split(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no base: {printed}"));
+        assert!(posts >= posts_at_least, "{printed}");
+        // The underside: the lowest vertices are the plate's four corners, 4 mm below its top.
+        let floor = mesh.positions.iter().map(|p| p[2]).fold(f64::INFINITY, f64::min);
+        let on_floor = mesh.positions.iter().filter(|p| p[2] <= floor + 1e-9).count();
+        assert_eq!(on_floor, 4, "{name}");
+        let plate_top = mesh
+            .positions
+            .iter()
+            .filter(|p| (p[2] - (floor + 4.0)).abs() < 1e-9)
+            .count();
+        assert!(plate_top >= 4, "{name}");
+        assert!(mesh.signed_volume_mm3() > volume(name).0, "{name}");
+    }
+    assert_eq!(printed.matches("on a flat base").count(), 2, "{printed}");
     // The whole plan as glTF, read back by an independent reader: the real bone, both cutting planes in their
     // planes, both guides as exported, the three models.
     let glb = dir.path().join("MAND-1.glb");

@@ -14,8 +14,8 @@ use crate::export::ExportSummary;
 use crate::measure::BoneQuery;
 use crate::mesh::Mesh;
 use crate::plan::{
-    BoneSource, CaseId, CtReference, CuttingPlane, DrillTrajectory, Footprint, GuideSpec, Plan, ResectedSide,
-    Segmentation, SCHEMA_VERSION,
+    default_label_cap_height_mm, BoneSource, CaseId, CtReference, CuttingPlane, DrillTrajectory, Footprint, GuideLabel,
+    GuideSpec, Plan, ResectedSide, Segmentation, SCHEMA_VERSION,
 };
 use crate::progress::Progress;
 use crate::segment::{HuRange, Keep, SegmentRecipe};
@@ -141,8 +141,9 @@ pub fn demo_plan_verified(
                     [25.0, front, 5.0],
                     [-25.0, front, 5.0],
                 ]),
-                // No label: its pad is 10 mm tall and its housings stand 8 mm above it, too small for the case ID
-                // in 2.5 mm letters (the build would refuse the guide with `label_no_room`).
+                // No label (left out as `plan set ... label null` does): its pad is 10 mm tall and its housings stand
+                // 8 mm above it, too small for the case ID and DRAFT in 2.5 mm letters; the build would refuse the
+                // guide with `label_no_room` and its place.
                 label: None,
             },
             // Seating direction and footprint proposed below (on the straight arm of the jaw a drawn strip slides).
@@ -155,9 +156,11 @@ pub fn demo_plan_verified(
                 drills: vec!["body-1".into(), "body-2".into(), "body-3".into()],
                 seating_direction: [-1.0, 0.0, 0.0],
                 footprint: Footprint { outline_mm: vec![] },
-                // No label: on a bone tessellated differently (tests/plan_stl.rs) the union of the letters with this pad
-                // left intersecting triangles; `plan add-guide --label` asks for one (tests/guide.rs builds it here).
-                label: None,
+                // The case ID, G2 and the side embossed where the pad is free (DRAFT until a surgeon approves).
+                label: Some(GuideLabel {
+                    text: vec![],
+                    cap_height_mm: default_label_cap_height_mm(),
+                }),
             },
         ],
         approvals: vec![],

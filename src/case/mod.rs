@@ -35,6 +35,9 @@ pub use bundle::{
     PATH_NOT_SHIPPED, PLAN_FILE, REPORT_FILE,
 };
 pub use error::CaseError;
-pub use model::{make_models, write_models, AnatomicalModel, ModelLabel, DEFAULT_MODEL_MARGIN_MM};
+pub use model::{
+    make_models, make_models_with, write_models, AnatomicalModel, ModelBase, ModelLabel, ModelOptions,
+    DEFAULT_MODEL_MARGIN_MM,
+};
 pub use report::{make_report, report_file_name, report_pdf};
 pub use scene::{glb_file_name, plan_glb};

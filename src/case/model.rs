@@ -9,8 +9,16 @@
 //!
 //! Every model is made with the crop (`mesh::crop`, closed by caps on the box faces) and the boolean engine, and is
 //! refused with a clear error unless it is closed, manifold, outward and free of self-intersections.
+//!
+//! On request the region and the planned state stand on a flat base (`guidesmith model --base-mm`): a plate below the
+//! bone (towards the feet), joined to it by posts wherever the bone faces down, with the case label on a strip in
+//! front. The base keeps the pieces of a resected jaw in their planned places, so a plate bent on the model fits the
+//! plan, and gives the print a flat face to stand on. Posts, not a solid plinth: the bone stays visible and the
+//! print light.
 
 use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
 
 use super::CaseError;
 use crate::mesh::boolean::{fold, BoolOp, Operand};
@@ -24,6 +32,55 @@ pub const DEFAULT_MODEL_MARGIN_MM: f64 = 15.0;
 /// The resected region reaches this far beyond the model's box, so none of its faces lies on a cap of the crop.
 const REGION_OVERLAP_MM: f64 = 2.0;
 
+/// What the models are made with.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ModelOptions {
+    /// Bone kept around everything the plan places, mm.
+    pub margin_mm: f64,
+    /// Thickness of a flat base under the region and the planned state, mm (`None`: no base).
+    pub base_mm: Option<f64>,
+}
+
+impl Default for ModelOptions {
+    fn default() -> Self {
+        ModelOptions {
+            margin_mm: DEFAULT_MODEL_MARGIN_MM,
+            base_mm: None,
+        }
+    }
+}
+
+/// Thinnest and thickest base plate, mm.
+pub const BASE_THICKNESS_RANGE_MM: (f64, f64) = (2.0, 20.0);
+/// Gap between the base plate and the lowest point of the bone, bridged by the posts, mm.
+const BASE_CLEARANCE_MM: f64 = 3.0;
+/// The plate reaches this far beyond the bone's outline seen from above, mm.
+const BASE_BORDER_MM: f64 = 3.0;
+/// Depth of the strip in front of the bone that carries the case label, mm.
+const BASE_LABEL_STRIP_MM: f64 = 12.0;
+/// Posts stand at least this far apart, mm, chosen from candidates on a grid of this step.
+const POST_SPACING_MM: f64 = 8.0;
+const POST_CANDIDATE_STEP_MM: f64 = 1.0;
+/// Radius of a post, mm, and its sides.
+const POST_RADIUS_MM: f64 = 2.0;
+const POST_SIDES: u32 = 16;
+/// How far a post reaches into the bone above the point it meets, mm.
+const POST_DEPTH_MM: f64 = 1.0;
+/// A post stands only where the bone faces down at least this much (the cosine of the surface's tilt from
+/// horizontal-facing-down).
+const POST_MIN_DOWN: f64 = 0.5;
+
+/// The flat base of a model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelBase {
+    /// Plate thickness, mm.
+    pub thickness_mm: f64,
+    /// Height of the plate's underside (LPS `z`), mm.
+    pub floor_z_mm: f64,
+    /// Number of posts joining the plate to the bone.
+    pub posts: usize,
+}
+
 /// One printable model.
 #[derive(Clone, Debug)]
 pub struct AnatomicalModel {
@@ -35,8 +92,10 @@ pub struct AnatomicalModel {
     pub mesh: Mesh,
     /// Its checks.
     pub report: MeshReport,
-    /// The case label embossed on its largest flat face (`None`: no flat face had room).
+    /// The case label embossed on its largest flat face, or on its base (`None`: no flat face had room).
     pub label: Option<ModelLabel>,
+    /// The flat base it stands on (`None`: none asked for, or the resected segment).
+    pub base: Option<ModelBase>,
 }
 
 /// The label on a model.
@@ -56,6 +115,34 @@ pub fn make_models(
     margin_mm: f64,
     progress: &dyn Progress,
 ) -> Result<Vec<AnatomicalModel>, CaseError> {
+    make_models_with(
+        plan,
+        bone,
+        &ModelOptions {
+            margin_mm,
+            base_mm: None,
+        },
+        progress,
+    )
+}
+
+/// [`make_models`] with every option: with `base_mm`, the region and the planned state stand on a flat base that
+/// carries the case label.
+pub fn make_models_with(
+    plan: &Plan,
+    bone: &Mesh,
+    options: &ModelOptions,
+    progress: &dyn Progress,
+) -> Result<Vec<AnatomicalModel>, CaseError> {
+    let margin_mm = options.margin_mm;
+    if let Some(t) = options.base_mm {
+        let (lo, hi) = BASE_THICKNESS_RANGE_MM;
+        if !(t.is_finite() && (lo..=hi).contains(&t)) {
+            return Err(CaseError::AnatomicalModel {
+                detail: format!("base {t} mm thick: give {lo} to {hi} mm (--base-mm)"),
+            });
+        }
+    }
     if !(margin_mm.is_finite() && margin_mm > 0.0) {
         return Err(CaseError::AnatomicalModel {
             detail: format!("margin {margin_mm} mm: give a positive number of millimetres (--margin-mm)"),
@@ -130,6 +217,16 @@ pub fn make_models(
     for m in &mut models {
         progress.checkpoint()?;
         let settings = [vec![case_id.clone(), m.name.to_uppercase()], vec![case_id.clone()]];
+        if let (Some(thickness_mm), true) = (options.base_mm, m.name != "resected") {
+            let (mesh, base, label) = with_base(&m.mesh, m.name, thickness_mm, &settings)?;
+            let based = checked(m.name, m.description, mesh)?;
+            *m = AnatomicalModel {
+                label,
+                base: Some(base),
+                ..based
+            };
+            continue;
+        }
         let (mesh, label) = with_label(std::mem::take(&mut m.mesh), &settings)?;
         let labelled = checked(m.name, m.description, mesh)?;
         *m = AnatomicalModel { label, ..labelled };
@@ -311,6 +408,159 @@ fn with_label(mesh: Mesh, settings: &[Vec<String>]) -> Result<(Mesh, Option<Mode
     Ok((mesh, None))
 }
 
+/// `mesh` standing on a plate `thickness_mm` thick, [`BASE_CLEARANCE_MM`] below its lowest point (LPS `z`), joined to
+/// it by posts where a vertical line from below first meets bone that faces down (each post ends [`POST_DEPTH_MM`]
+/// inside the bone, its whole top checked to be inside; the lowest such places first, [`POST_SPACING_MM`] apart), and
+/// the case label on the plate's strip in front (anterior, `-y`), read from the front. Every piece of the model must
+/// get a post: the result is one solid.
+fn with_base(
+    mesh: &Mesh,
+    name: &str,
+    thickness_mm: f64,
+    settings: &[Vec<String>],
+) -> Result<(Mesh, ModelBase, Option<ModelLabel>), CaseError> {
+    use crate::label::{emboss, find_place, FreeMask, LabelLayout, MIN_CAP_HEIGHT_MM, RELIEF_MM, SINK_MM};
+    use crate::measure::BoneQuery;
+    let err = |detail: String| CaseError::AnatomicalModel {
+        detail: format!("the base of the {name} model: {detail}"),
+    };
+    let b = mesh.bounding_box().ok_or_else(|| err("the model is empty".into()))?;
+    let query = BoneQuery::new(mesh).map_err(|e| err(e.to_string()))?;
+    let top_z = b.min_mm[2] - BASE_CLEARANCE_MM;
+    let floor_z = top_z - thickness_mm;
+    let plate = box_mesh(BoundingBox {
+        min_mm: [
+            b.min_mm[0] - BASE_BORDER_MM,
+            b.min_mm[1] - BASE_BORDER_MM - BASE_LABEL_STRIP_MM,
+            floor_z,
+        ],
+        max_mm: [b.max_mm[0] + BASE_BORDER_MM, b.max_mm[1] + BASE_BORDER_MM, top_z],
+    });
+    // Inside the model: the first crossing above the point leaves it.
+    let inside = |p: [f64; 3]| {
+        query
+            .crossings(p, [0.0, 0.0, 1.0], 0.0, f64::INFINITY)
+            .ok()
+            .and_then(|c| c.first().map(|c| !c.entering))
+            .unwrap_or(false)
+    };
+    // Candidates on a fine grid, the lowest first; posts kept at least the spacing apart.
+    let steps = |k: usize| ((b.max_mm[k] - b.min_mm[k]) / POST_CANDIDATE_STEP_MM).floor() as usize + 1;
+    let start = |k: usize| 0.5 * (b.min_mm[k] + b.max_mm[k]) - 0.5 * (steps(k) - 1) as f64 * POST_CANDIDATE_STEP_MM;
+    let rows: Vec<Result<Vec<[f64; 3]>, CaseError>> = (0..steps(1))
+        .into_par_iter()
+        .map(|j| {
+            let mut row = Vec::new();
+            for i in 0..steps(0) {
+                let (x, y) = (
+                    start(0) + i as f64 * POST_CANDIDATE_STEP_MM,
+                    start(1) + j as f64 * POST_CANDIDATE_STEP_MM,
+                );
+                let hits = query
+                    .crossings([x, y, floor_z], [0.0, 0.0, 1.0], 0.0, f64::INFINITY)
+                    .map_err(|e| err(e.to_string()))?;
+                let Some(first) = hits.first().filter(|c| c.entering && -c.normal[2] >= POST_MIN_DOWN) else {
+                    continue;
+                };
+                let z_top = first.point_mm[2] + POST_DEPTH_MM;
+                let rim_inside = (0..8).all(|k| {
+                    let a = f64::from(k) * std::f64::consts::FRAC_PI_4;
+                    inside([x + POST_RADIUS_MM * a.cos(), y + POST_RADIUS_MM * a.sin(), z_top])
+                });
+                if rim_inside && inside([x, y, z_top]) {
+                    row.push([x, y, z_top]);
+                }
+            }
+            Ok(row)
+        })
+        .collect();
+    let mut candidates = Vec::new();
+    for row in rows {
+        candidates.extend(row?);
+    }
+    candidates.sort_by(|p, q| p[2].total_cmp(&q[2]));
+    let mut chosen: Vec<[f64; 3]> = Vec::new();
+    for c in candidates {
+        if chosen
+            .iter()
+            .all(|p| (p[0] - c[0]).hypot(p[1] - c[1]) >= POST_SPACING_MM)
+        {
+            chosen.push(c);
+        }
+    }
+    let posts = chosen
+        .iter()
+        .map(|&[x, y, z_top]| {
+            crate::mesh::shapes::cylinder(
+                [x, y, top_z - 0.5 * thickness_mm],
+                [x, y, z_top],
+                POST_RADIUS_MM,
+                POST_SIDES,
+            )
+            .map_err(|e| err(e.to_string()))
+        })
+        .collect::<Result<Vec<Mesh>, CaseError>>()?;
+    if posts.is_empty() {
+        return Err(err(
+            "no place for a post: no bone under it faces down; leave the base out".to_string(),
+        ));
+    }
+    // The case label on the strip in front of the bone, on the plate's top.
+    let strip_lo = [
+        b.min_mm[0] - BASE_BORDER_MM,
+        b.min_mm[1] - BASE_BORDER_MM - BASE_LABEL_STRIP_MM,
+    ];
+    let strip_hi = [b.max_mm[0] + BASE_BORDER_MM, b.min_mm[1] - BASE_BORDER_MM];
+    let mask = FreeMask::new(strip_lo, strip_hi, 0.25, |_| true);
+    let mut letters = None;
+    for lines in settings {
+        let layout = LabelLayout::new(lines, MIN_CAP_HEIGHT_MM).map_err(|e| err(format!("the case label: {e}")))?;
+        let Some(placement) = find_place(&layout, &mask, &[0.0], 1.0, 0.5) else {
+            continue;
+        };
+        // (x, y, z) is right-handed: the text reads from the front, looking down.
+        let e = emboss(
+            &layout,
+            &placement,
+            |_| Some(0.0),
+            |q| [q[0], q[1], top_z + q[2]],
+            RELIEF_MM,
+            SINK_MM,
+        )
+        .map_err(|e| err(format!("the case label: {e}")))?;
+        let added_mm3 = e.mesh.signed_volume_mm3() * RELIEF_MM / (RELIEF_MM + SINK_MM);
+        letters = Some((
+            e.mesh,
+            ModelLabel {
+                lines: layout.lines.clone(),
+                added_mm3,
+            },
+        ));
+        break;
+    }
+    let mut operands = vec![Operand::new("base plate", &plate)];
+    operands.extend(posts.iter().map(|p| Operand::new("post", p)));
+    if let Some((m, _)) = &letters {
+        operands.push(Operand::new("case label", m));
+    }
+    let joined = fold(Operand::new("model", mesh), &operands, BoolOp::Union)
+        .map_err(|e| err(format!("joining the base: {e}")))?;
+    let report = MeshReport::new(&joined);
+    if report.components != 1 {
+        return Err(err(format!(
+            "{} pieces after joining: a piece of the bone has no post under it (none of its bone faces down); \
+             leave the base out",
+            report.components
+        )));
+    }
+    let base = ModelBase {
+        thickness_mm,
+        floor_z_mm: floor_z,
+        posts: posts.len(),
+    };
+    Ok((joined, base, letters.map(|(_, l)| l)))
+}
+
 fn checked(name: &'static str, description: &'static str, mesh: Mesh) -> Result<AnatomicalModel, CaseError> {
     let report = MeshReport::new(&mesh);
     if mesh.triangles.is_empty() || !report.is_valid() {
@@ -324,6 +574,7 @@ fn checked(name: &'static str, description: &'static str, mesh: Mesh) -> Result<
         mesh,
         report,
         label: None,
+        base: None,
     })
 }
 
@@ -442,5 +693,50 @@ mod tests {
         assert!((models[0].mesh.signed_volume_mm3() - added - 20.0 * 100.0).abs() < 1e-6);
         let err = make_models(&plan, &bar, -1.0, &NoProgress).expect_err("refused");
         assert!(err.to_string().contains("--margin-mm"), "{err}");
+    }
+
+    #[test]
+    fn a_base_joins_every_piece_to_a_flat_plate_with_the_volume_computed_by_hand() {
+        let (bar, plan) = bar_and_plan(0.0);
+        let options = ModelOptions {
+            margin_mm: 15.0,
+            base_mm: Some(3.0),
+        };
+        let models = make_models_with(&plan, &bar, &options, &NoProgress).expect("models");
+        let names: Vec<&str> = models.iter().map(|m| m.name).collect();
+        assert_eq!(names, ["anatomy", "planned", "resected"]);
+        // The bar's underside is at z = -5: the plate's top 3 mm below it, its underside 3 mm lower.
+        let polygon_area = 0.5 * f64::from(POST_SIDES) * POST_RADIUS_MM.powi(2) * (std::f64::consts::TAU / 16.0).sin();
+        // Post centres need their rims inside the bar (|y| <= 3 mm, |x| <= 18 mm from its ends or cuts) on the 1 mm
+        // grid; all at the same height, so the first in grid order wins: one row at y = -3 (y = 3 is 6 mm away),
+        // x = -18, -10, -2, 6, 14 on the whole bar, and -18, -10 | 7, 15 on the two pieces left by the resection.
+        for (k, bone_mm3, posts) in [(0, 4000.0, 5), (1, 3000.0, 4)] {
+            let m = &models[k];
+            let base = m.base.as_ref().expect("a base");
+            assert_eq!(base.floor_z_mm, -11.0);
+            assert_eq!(m.report.components, 1, "{}: the pieces joined", m.name);
+            assert!(m.report.is_valid());
+            let label = m.label.as_ref().expect("the label on the strip");
+            assert_eq!(label.lines, ["BAR", &m.name.to_uppercase()]);
+            // Bar x in -20..20, y in -5..5: the plate 3 mm beyond, 12 mm more in front (-y): 46 x 28 x 3 mm.
+            let plate_mm3 = 46.0 * 28.0 * 3.0;
+            // Each post shows 3 mm between the plate and the bar (the rest is inside one of them).
+            let posts_mm3 = base.posts as f64 * polygon_area * 3.0;
+            let expected = bone_mm3 + plate_mm3 + posts_mm3 + label.added_mm3;
+            let got = m.mesh.signed_volume_mm3();
+            assert!((got - expected).abs() < 1e-6, "{}: {got} vs {expected}", m.name);
+            assert_eq!(base.posts, posts, "{}", m.name);
+            // The underside is one flat face: every vertex at the floor lies on the plate's corners.
+            let bottom: Vec<_> = m.mesh.positions.iter().filter(|p| p[2] <= -11.0 + 1e-9).collect();
+            assert_eq!(bottom.len(), 4, "{bottom:?}");
+        }
+        // The resected segment has no base, its label on a cap.
+        assert!(models[2].base.is_none());
+        let bad = ModelOptions {
+            margin_mm: 15.0,
+            base_mm: Some(0.5),
+        };
+        let err = make_models_with(&plan, &bar, &bad, &NoProgress).expect_err("too thin");
+        assert!(err.to_string().contains("--base-mm"), "{err}");
     }
 }

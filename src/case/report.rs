@@ -629,19 +629,7 @@ fn guide_tables(b: &mut Vec<Block>, g: &BuiltGuide, c: &crate::guide::check::Gui
         ]);
     }
     if let Some(l) = &c.label {
-        rows.push(vec![
-            "label".into(),
-            format!(
-                "\"{}\" on the {}, letters {:.1} mm tall standing {:.2} mm out; {} of {} letter-top points on the guide",
-                l.lines.join(" / "),
-                l.on,
-                l.cap_height_mm,
-                l.relief_mm,
-                l.top_points_found,
-                l.top_points
-            ),
-            ok(l.ok),
-        ]);
+        rows.push(vec!["label".into(), l.summary(), ok(l.ok)]);
     }
     rows.push(vec![
         "fixation".into(),

@@ -94,6 +94,9 @@ pub fn print_summary(result: &CaseGuides) {
         if let Some(play) = &c.seating {
             println!("      seating: {}", seating_text(play));
         }
+        if let Some(l) = &c.label {
+            println!("      label {}", l.summary());
+        }
         for f in &c.findings {
             print_finding(f);
         }

@@ -8,7 +8,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 use guidesmith::case::{
-    build_guides, make_models, make_report, open_bone, plan_glb, write_models, DEFAULT_MODEL_MARGIN_MM,
+    build_guides, make_models, make_models_with, make_report, open_bone, plan_glb, write_models, ModelOptions,
+    DEFAULT_MODEL_MARGIN_MM,
 };
 use guidesmith::plan::Plan;
 use guidesmith::progress::Progress;
@@ -26,12 +27,20 @@ pub struct ModelArgs {
     /// Bone kept around everything the plan places (guide footprints, planes, drills), mm.
     #[arg(long, default_value_t = DEFAULT_MODEL_MARGIN_MM)]
     margin_mm: f64,
+    /// Stand the region and the planned state on a flat base this thick, mm (2-20): a plate below the bone joined to
+    /// it by posts, the case label in front; the pieces of a resected jaw stay in their planned places.
+    #[arg(long)]
+    base_mm: Option<f64>,
 }
 
 pub fn run_model(args: &ModelArgs, progress: &dyn Progress) -> anyhow::Result<ExitCode> {
     let plan = Plan::load(&args.plan)?;
     let bone = open_bone(&plan, &args.plan, args.ct.as_deref(), progress)?.mesh;
-    let models = make_models(&plan, &bone, args.margin_mm, progress)?;
+    let options = ModelOptions {
+        margin_mm: args.margin_mm,
+        base_mm: args.base_mm,
+    };
+    let models = make_models_with(&plan, &bone, &options, progress)?;
     let paths = write_models(&args.output, plan.case_id.as_str(), &models)?;
     for (m, path) in models.iter().zip(&paths) {
         println!(
@@ -53,6 +62,12 @@ pub fn run_model(args: &ModelArgs, progress: &dyn Progress) -> anyhow::Result<Ex
                     l.added_mm3
                 ))
         );
+        if let Some(b) = &m.base {
+            println!(
+                "            on a flat base {:.1} mm thick (underside at z = {:.1} mm), joined by {} posts",
+                b.thickness_mm, b.floor_z_mm, b.posts
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

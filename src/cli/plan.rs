@@ -223,12 +223,12 @@ struct AddGuideArgs {
     /// A template parameter, name=value (repeatable; names end with their unit, e.g. pad_thickness_mm=3).
     #[arg(long = "param", value_parser = parse_param)]
     params: Vec<(String, f64)>,
-    /// Emboss a label on the pad: the case ID, the guide's name and its side (and DRAFT until released), placed where
-    /// the pad is free; the build says where there was no room.
+    /// Leave the label out. By default every guide carries one: the case ID, its number and its side (and DRAFT until
+    /// released), embossed where the pad or a slot housing's wall has room; the build says where there was none.
     #[arg(long)]
-    label: bool,
+    no_label: bool,
     /// Letter height of the label, mm (capitals; at least 2.5).
-    #[arg(long, default_value_t = guidesmith::plan::default_label_cap_height_mm(), requires = "label")]
+    #[arg(long, default_value_t = guidesmith::plan::default_label_cap_height_mm(), conflicts_with = "no_label")]
     label_height_mm: f64,
 }
 
@@ -472,7 +472,7 @@ fn add_guide(a: &AddGuideArgs, progress: &dyn Progress) -> anyhow::Result<ExitCo
         footprint: Footprint {
             outline_mm: a.footprint.as_ref().map(|f| f.0.clone()).unwrap_or_default(),
         },
-        label: a.label.then(|| GuideLabel {
+        label: (!a.no_label).then(|| GuideLabel {
             text: Vec::new(),
             cap_height_mm: a.label_height_mm,
         }),

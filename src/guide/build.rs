@@ -297,7 +297,7 @@ pub enum GuideError {
         "guide '{guide}': no room for the label ({lines} line(s), {width_mm:.1} x {height_mm:.1} mm in its last \
          setting) on the pad's top or a slot housing's wall: it needs a free, gentle area that size plus 1 mm all \
          round, away from slot housings, barrels and holes; widen the footprint, shorten the label's text or leave \
-         the label out"
+         the label out (`guidesmith plan set PLAN guide {guide} label null`)"
     )]
     NoRoomForLabel {
         /// Guide name.

@@ -174,6 +174,21 @@ pub struct LabelCheck {
     pub ok: bool,
 }
 
+impl LabelCheck {
+    /// One line: the text, what it stands on, letter height, relief and the letter-top points found.
+    pub fn summary(&self) -> String {
+        format!(
+            "\"{}\" on the {}, letters {:.1} mm tall standing {:.2} mm out; {} of {} letter-top points on the guide",
+            self.lines.join(" / "),
+            self.on,
+            self.cap_height_mm,
+            self.relief_mm,
+            self.top_points_found,
+            self.top_points
+        )
+    }
+}
+
 /// A change of the footprint that makes a too-thin wall hold: one edge moved along its normal.
 #[derive(Clone, Debug, Serialize)]
 pub struct WallFix {

@@ -191,6 +191,19 @@ mod tests {
     use crate::mesh::MeshReport;
     use nalgebra::Point3;
 
+    /// The solid between the fields cut to the outline `uv`, checked valid, and its footprint.
+    fn cut(bottom: &HeightGrid, top: &HeightGrid, frame: &GuideFrame, uv: &[[f64; 2]]) -> (Footprint, Mesh) {
+        let outline: Vec<[f64; 3]> = uv
+            .iter()
+            .map(|p| frame.patient_from_frame(&Vector3::new(p[0], p[1], 0.0)).coords.into())
+            .collect();
+        let fp = Footprint::new(frame, &outline).expect("footprint");
+        let solid = clipped_solid(bottom, top, frame, &fp);
+        let report = MeshReport::new(&solid);
+        assert!(report.is_valid(), "{report}");
+        (fp, solid)
+    }
+
     #[test]
     fn a_clipped_solid_is_closed_and_has_the_polygon_times_height_volume() {
         let frame = GuideFrame::new(Point3::new(1.0, 2.0, 3.0), Vector3::new(0.1, -0.2, -1.0)).expect("frame");
@@ -206,14 +219,7 @@ mod tests {
         };
         // A non-convex outline with vertices off the grid.
         let uv = [[-3.1, -2.9], [3.3, -3.05], [3.2, 3.1], [0.37, 0.41], [-2.9, 3.3]];
-        let outline: Vec<[f64; 3]> = uv
-            .iter()
-            .map(|p| frame.patient_from_frame(&Vector3::new(p[0], p[1], 0.0)).coords.into())
-            .collect();
-        let fp = Footprint::new(&frame, &outline).expect("footprint");
-        let solid = clipped_solid(&bottom, &top, &frame, &fp);
-        let report = MeshReport::new(&solid);
-        assert!(report.is_valid(), "{report}");
+        let (fp, solid) = cut(&bottom, &top, &frame, &uv);
         // Constant thickness 1.5 along w: volume = area x 1.5 exactly (up to rounding).
         assert!(
             (solid.signed_volume_mm3() - 1.5 * fp.area_mm2()).abs() < 1e-6,
@@ -221,5 +227,49 @@ mod tests {
             solid.signed_volume_mm3(),
             1.5 * fp.area_mm2()
         );
+    }
+
+    /// A long strip outline (a proposed footprint of the demo's drill guide, seen along its seating direction) over
+    /// a steep contact surface: the first-ear rule fanned it into slivers 60 mm long, and the cut pad crossed itself.
+    #[test]
+    fn a_long_strip_outline_over_steep_bone_gives_a_pad_that_does_not_cross_itself() {
+        let frame = GuideFrame::new(Point3::new(0.0, 0.0, 0.0), Vector3::new(0.0, 0.0, -1.0)).expect("frame");
+        // Full precision: three of its points are collinear up to the last bit (-21.9, 3.2), (-6.9, -4.3), (-4.9, -5.3).
+        let uv = [
+            [-22.444444444444443, -2.3333333333333326],
+            [-21.444444444444454, -3.8333333333333326],
+            [-16.944444444444443, -4.833333333333333],
+            [-14.444444444444443, -3.833333333333333],
+            [-13.944444444444443, -4.833333333333333],
+            [-6.9444444444444455, -4.333333333333332],
+            [-4.944444444444443, -5.333333333333331],
+            [13.055555555555557, -4.333333333333332],
+            [46.05555555555556, -4.833333333333332],
+            [46.55555555555556, 3.6666666666666665],
+            [42.05555555555556, 5.166666666666666],
+            [40.55555555555556, 4.166666666666666],
+            [-4.944444444444441, 5.166666666666666],
+            [-6.944444444444443, 4.166666666666665],
+            [-16.944444444444443, 4.666666666666666],
+            [-17.444444444444446, 3.6666666666666665],
+            [-18.944444444444443, 4.666666666666665],
+            [-21.94444444444445, 3.1666666666666665],
+        ];
+        let (nu, nv) = (360, 80);
+        let mut bottom = HeightGrid::empty(-25.0, -8.0, 0.2, nu, nv);
+        for j in 0..nv {
+            for i in 0..nu {
+                let (u, v) = bottom.uv(i, j);
+                // A bone that falls away steeply across the strip, with ridges along it.
+                bottom.w_mm[j * nu + i] = -0.4 * v * v.abs() + 0.8 * (0.7 * u).sin();
+            }
+        }
+        let top = HeightGrid {
+            w_mm: bottom.w_mm.iter().map(|w| w + 2.0).collect(),
+            ..bottom.clone()
+        };
+        let (fp, solid) = cut(&bottom, &top, &frame, &uv);
+        // `cut` found it valid: closed, and crossing itself nowhere.
+        assert!((solid.signed_volume_mm3() - 2.0 * fp.area_mm2()).abs() < 1e-6);
     }
 }

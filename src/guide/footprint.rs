@@ -138,7 +138,7 @@ impl Footprint {
 
     /// Convex pieces (counter-clockwise triangles) that tile the polygon.
     pub fn ears(&self) -> Vec<[[f64; 2]; 3]> {
-        ear_clip(&self.uv_mm)
+        triangulate(&self.uv_mm)
             .into_iter()
             .map(|t| [self.uv_mm[t[0]], self.uv_mm[t[1]], self.uv_mm[t[2]]])
             .collect()
@@ -154,7 +154,7 @@ impl Footprint {
             }
         }
         let mut triangles = Vec::with_capacity(4 * n);
-        for t in ear_clip(&self.uv_mm) {
+        for t in triangulate(&self.uv_mm) {
             triangles.push([t[0] as u32, t[1] as u32, t[2] as u32]);
             triangles.push([(n + t[0]) as u32, (n + t[2]) as u32, (n + t[1]) as u32]);
         }
@@ -261,6 +261,69 @@ fn segments_cross(a: &[f64; 2], b: &[f64; 2], c: &[f64; 2], d: &[f64; 2]) -> boo
         d == 0.0 && r[0] >= p[0].min(q[0]) && r[0] <= p[0].max(q[0]) && r[1] >= p[1].min(q[1]) && r[1] <= p[1].max(q[1])
     };
     on(c, d, a, d1) || on(c, d, b, d2) || on(a, b, c, d3) || on(a, b, d, d4)
+}
+
+/// Triangulates a simple counter-clockwise polygon into counter-clockwise triangles: the constrained Delaunay
+/// triangulation of its outline (spade), which keeps triangles as far from slivers as the outline allows.
+///
+/// Why not ear clipping alone: the first-ear rule fans long outlines from one vertex into slivers tens of mm long
+/// and a few um wide; the pad's outline cut ([`super::clip`]) clips grid triangles by them, and the welded cut points
+/// of such slivers turned tiny pieces over, so the pad crossed itself (15 triangle pairs on a proposed footprint of
+/// the demo's drill guide). Ear clipping remains the fallback if the triangulation refuses the outline.
+pub(crate) fn triangulate(p: &[[f64; 2]]) -> Vec<[usize; 3]> {
+    use spade::{ConstrainedDelaunayTriangulation, Point2, Triangulation};
+    let mut cdt: ConstrainedDelaunayTriangulation<Point2<f64>> = ConstrainedDelaunayTriangulation::new();
+    let mut handles = Vec::with_capacity(p.len());
+    for q in p {
+        match cdt.insert(Point2::new(q[0], q[1])) {
+            Ok(h) => handles.push(h),
+            Err(_) => return ear_clip(p),
+        }
+    }
+    // Ours of each spade vertex (a repeated point would map two of ours to one of spade's: refuse it).
+    let mut ours = vec![usize::MAX; cdt.num_vertices()];
+    for (k, h) in handles.iter().enumerate() {
+        if ours[h.index()] != usize::MAX {
+            return ear_clip(p);
+        }
+        ours[h.index()] = k;
+    }
+    for k in 0..p.len() {
+        if cdt.try_add_constraint(handles[k], handles[(k + 1) % p.len()]).len() != 1 {
+            return ear_clip(p);
+        }
+    }
+    let inside = |c: [f64; 2]| {
+        let mut odd = false;
+        for k in 0..p.len() {
+            let (a, b) = (p[k], p[(k + 1) % p.len()]);
+            if (a[1] > c[1]) != (b[1] > c[1]) && c[0] < a[0] + (c[1] - a[1]) / (b[1] - a[1]) * (b[0] - a[0]) {
+                odd = !odd;
+            }
+        }
+        odd
+    };
+    let mut out = Vec::with_capacity(p.len().saturating_sub(2));
+    for f in cdt.inner_faces() {
+        let t = f.vertices().map(|v| ours[v.index()]);
+        let c = [
+            (p[t[0]][0] + p[t[1]][0] + p[t[2]][0]) / 3.0,
+            (p[t[0]][1] + p[t[1]][1] + p[t[2]][1]) / 3.0,
+        ];
+        if inside(c) {
+            out.push(if cross(&p[t[0]], &p[t[1]], &p[t[2]]) > 0.0 {
+                t
+            } else {
+                [t[0], t[2], t[1]]
+            });
+        }
+    }
+    if out.len() + 2 != p.len() {
+        return ear_clip(p);
+    }
+    // Spade's face order follows its internal handles; sort for an order that depends on the polygon only.
+    out.sort_unstable();
+    out
 }
 
 /// Triangulates a simple counter-clockwise polygon by ear clipping (deterministic: always the first ear).
