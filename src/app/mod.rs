@@ -12,6 +12,7 @@
 
 mod files;
 mod gizmo;
+mod guides;
 mod jobs;
 mod slices;
 #[cfg(test)]
@@ -207,6 +208,9 @@ enum Outcome {
     Opened(PathBuf, Result<Box<OpenedPlan>, String>),
     Demo(Result<Box<OpenedDemo>, String>),
     StlBone(PathBuf, Result<(Mesh, BoneQuery, GpuBone, String), String>),
+    Proposed(Result<Box<guidesmith::plan::GuideSpec>, String>),
+    Built(Result<Box<guides::BuiltGuides>, String>),
+    Bundled(Result<String, String>),
 }
 
 struct OpenedPlan {
@@ -349,6 +353,8 @@ pub struct GuidesmithApp {
     structure_radius_mm: f64,
     /// How often a running job repaints the window at most (less often on a software renderer).
     repaint_every: std::time::Duration,
+    /// Guide design: the add window, the last build, the live contact of the footprints, a vertex drag.
+    guides: guides::GuideDesign,
 }
 
 /// How often a plan with unsaved changes is written to its side file.
@@ -445,6 +451,7 @@ impl GuidesmithApp {
             structure_points: Vec::new(),
             structure_radius_mm: 1.5,
             repaint_every,
+            guides: guides::GuideDesign::default(),
         };
         if let Some(path) = start.open {
             app.open_path(&cc.egui_ctx, path);
@@ -821,6 +828,20 @@ impl GuidesmithApp {
                 self.info("Demo case: synthetic jaw CT, bone surface and the demo plan (not saved yet)");
                 self.set_doc(plan, None, None);
             }
+            Outcome::Proposed(Ok(spec)) => self.proposed(*spec),
+            Outcome::Built(Ok(built)) => {
+                let failed = built.guides.guides.iter().filter(|g| !g.findings().is_empty()).count();
+                self.info(if failed == 0 {
+                    format!("{} guide(s) built: all checks passed", built.guides.guides.len())
+                } else {
+                    format!(
+                        "{} guide(s) built, {failed} refused or failed a check",
+                        built.guides.guides.len()
+                    )
+                });
+                self.guides.built = Some(*built);
+            }
+            Outcome::Bundled(Ok(line)) => self.info(line),
             Outcome::StlBone(path, Ok((mesh, query, gpu, summary))) => {
                 self.info(format!("Bone from {}: {summary}", path.display()));
                 self.bone = None;
@@ -831,7 +852,10 @@ impl GuidesmithApp {
             | Outcome::Surface(Err(e))
             | Outcome::Opened(_, Err(e))
             | Outcome::Demo(Err(e))
-            | Outcome::StlBone(_, Err(e)) => {
+            | Outcome::StlBone(_, Err(e))
+            | Outcome::Proposed(Err(e))
+            | Outcome::Built(Err(e))
+            | Outcome::Bundled(Err(e)) => {
                 // Start-up work that failed is over: nothing more will come of it.
                 self.start_surface_pending = false;
                 if e.contains("cancelled") {
@@ -1267,6 +1291,21 @@ impl GuidesmithApp {
                     self.save_dialog(true);
                 }
                 ui.separator();
+                let has_plan = self.doc.is_some() && self.bone.is_some();
+                if ui.add_enabled(has_plan, egui::Button::new("Export bundle…")).clicked() {
+                    let name = self
+                        .doc
+                        .as_ref()
+                        .map_or("case".into(), |d| format!("{}.zip", d.plan.case_id.as_str()));
+                    if let Some(p) = rfd::FileDialog::new()
+                        .add_filter("Bundle", &["zip"])
+                        .set_file_name(name)
+                        .save_file()
+                    {
+                        self.export_bundle(ui.ctx(), p);
+                    }
+                }
+                ui.separator();
                 if ui.button("Quit").clicked() {
                     ui.ctx().send_viewport_cmd(egui::ViewportCommand::Close);
                 }
@@ -1650,6 +1689,8 @@ impl GuidesmithApp {
         }
         self.element_fields(ui);
         ui.separator();
+        self.guides_ui(ui);
+        ui.separator();
         self.measurements(ui);
     }
 
@@ -2026,6 +2067,7 @@ impl GuidesmithApp {
                 [0.95, 0.85, 0.2, 1.0],
             ));
         }
+        self.guide_scene(&mut scene);
         if let Some(p) = self.marked_place {
             scene.push(marker("finding-place".into(), p, 1.5, [1.0, 0.2, 0.6, 1.0]));
         }
@@ -2053,7 +2095,7 @@ impl GuidesmithApp {
             say("The 3D view needs the wgpu renderer");
             return;
         }
-        let handles_active = self.handles(ui, rect, &camera);
+        let handles_active = self.footprint_handles(&response, rect) || self.handles(ui, rect, &camera);
         if self.tool != Tool::Navigate && response.clicked_by(egui::PointerButton::Primary) {
             if let Some(pos) = response.interact_pointer_pos() {
                 self.place(pos);
@@ -2420,6 +2462,7 @@ impl eframe::App for GuidesmithApp {
             self.confirm = Some(Confirm::Close);
         }
         self.poll_jobs(&ctx);
+        self.update_contacts();
         self.shortcuts(&ctx);
         if self.last_autosave.elapsed() > AUTOSAVE_EVERY {
             self.autosave_now();
@@ -2442,6 +2485,7 @@ impl eframe::App for GuidesmithApp {
         }
         egui::CentralPanel::default().show(ui, |ui| self.centre(ui));
         self.dialogs(&ctx);
+        self.add_guide_window(&ctx);
         self.startup_screenshot(&ctx);
         let ms = started.elapsed().as_secs_f64() * 1e3;
         self.frame_stats.frames += 1;

@@ -18,7 +18,7 @@ use crate::export::{
 };
 use crate::finding::{element, Finding, FindingCode};
 use crate::guide::build::{
-    build_guide, BuiltGuide, ChannelSpec, GuideRequest, LabelRequest, SlotSpec, DEFAULT_GRID_MM,
+    build_guide, BuiltGuide, ChannelSpec, GuideError, GuideRequest, LabelRequest, SlotSpec, DEFAULT_GRID_MM,
 };
 use crate::guide::check::{check_guide, GuideCheck, WallFix};
 use crate::guide::footprint::move_nearest_edge;
@@ -182,20 +182,34 @@ pub fn propose_guide(plan: &Plan, guide: &GuideSpec, bone: &Mesh) -> Result<Case
             label: label_request(plan, index, &proposed, bone, unreleased(plan, None)),
             ..request.clone()
         };
-        if let Ok(built) = build_guide(bone, &trial, &NoProgress) {
-            let check = check_guide(&built, &query);
-            if check.passed {
-                let verified = VerifiedGuide {
-                    request: trial,
-                    bone_sha256: mesh_sha256(bone),
-                    built: Box::new(built),
-                    check: Box::new(check),
-                };
-                return Ok(CaseProposal {
-                    proposal,
-                    verified: Some(verified),
-                });
+        match build_guide(bone, &trial, &NoProgress) {
+            Ok(built) => {
+                let check = check_guide(&built, &query);
+                if check.passed {
+                    let verified = VerifiedGuide {
+                        request: trial,
+                        bone_sha256: mesh_sha256(bone),
+                        built: Box::new(built),
+                        check: Box::new(check),
+                    };
+                    return Ok(CaseProposal {
+                        proposal,
+                        verified: Some(verified),
+                    });
+                }
             }
+            // A label with no room does not make the footprint wrong: the first footprint whose guide passes
+            // without it is the proposal, and the build says where the label had no room.
+            Err(GuideError::NoRoomForLabel { .. }) => {
+                let bare = GuideRequest { label: None, ..trial };
+                if build_guide(bone, &bare, &NoProgress).is_ok_and(|built| check_guide(&built, &query).passed) {
+                    return Ok(CaseProposal {
+                        proposal,
+                        verified: None,
+                    });
+                }
+            }
+            Err(_) => {}
         }
         first.get_or_insert(proposal);
     }

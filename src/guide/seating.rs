@@ -56,6 +56,61 @@ pub struct SeatingPlay {
     pub contact_points: usize,
 }
 
+/// The contact a footprint drawn on the bone would give, before any guide is built: what the design window shows
+/// while the engineer drags the footprint's vertices.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FootprintContact {
+    /// Area of the footprint seen along the seating direction, mm^2.
+    pub area_mm2: f64,
+    /// Area of it with bone under it (the pad's contact surface), mm^2.
+    pub contact_area_mm2: f64,
+    /// The seating play of that contact surface (`None`: no contact at all).
+    pub play: Option<SeatingPlay>,
+}
+
+/// Why a footprint's contact cannot be measured.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ContactError {
+    /// The seating direction has no length.
+    #[error("the seating direction has no length")]
+    Seating,
+    /// The outline is not a simple polygon seen along the seating direction.
+    #[error(transparent)]
+    Footprint(#[from] super::footprint::FootprintError),
+}
+
+/// The contact of the footprint `outline_mm` seated along `seating_direction` on `bone`, the bone grown by
+/// `bone_offset_mm` (the pad's underside), sampled every `spacing_mm`: the same contact surface and seating analysis
+/// as the proposal's (`super::propose`), so a dragged vertex shows what the build will measure within a grid cell.
+pub fn footprint_contact(
+    bone: &Mesh,
+    seating_direction: [f64; 3],
+    outline_mm: &[[f64; 3]],
+    bone_offset_mm: f64,
+    spacing_mm: f64,
+) -> Result<FootprintContact, ContactError> {
+    let n = outline_mm.len().max(1) as f64;
+    let centre = outline_mm.iter().fold(Vector3::zeros(), |a, q| a + Vector3::from(*q)) / n;
+    let frame = GuideFrame::new(centre.into(), Vector3::from(seating_direction)).ok_or(ContactError::Seating)?;
+    let footprint = super::footprint::Footprint::new(&frame, outline_mm)?;
+    let [u0, v0, u1, v1] = footprint.bounds_mm();
+    let template = HeightGrid::around([u0, v0], [u1, v1], 0.0, spacing_mm);
+    let top = offset_top_surface(bone, &frame, &template, bone_offset_mm);
+    let contact: Vec<[f64; 3]> = (0..top.nv)
+        .flat_map(|j| (0..top.nu).map(move |i| (i, j)))
+        .filter_map(|(i, j)| {
+            let (u, v) = top.uv(i, j);
+            let w = top.w_mm[j * top.nu + i];
+            (w.is_finite() && footprint.contains(u, v)).then(|| frame.patient_from_frame(&Vector3::new(u, v, w)).into())
+        })
+        .collect();
+    Ok(FootprintContact {
+        area_mm2: footprint.area_mm2(),
+        contact_area_mm2: contact.len() as f64 * spacing_mm * spacing_mm,
+        play: seating_play(bone, &frame, &contact, spacing_mm),
+    })
+}
+
 /// Measures the play of a guide whose underside points are `contact_mm` (patient LPS mm), seated in `frame`, on
 /// `bone`, sampling the bone's top on a grid of `spacing_mm`. `None` when there is no contact point.
 pub fn seating_play(bone: &Mesh, frame: &GuideFrame, contact_mm: &[[f64; 3]], spacing_mm: f64) -> Option<SeatingPlay> {
@@ -338,5 +393,25 @@ mod tests {
     fn no_contact_point_gives_no_play() {
         let bone = height_field(&|_, _| Some(0.0), 5.0, 0.5);
         assert_eq!(seating_play(&bone, &from_above(), &[], SPACING_MM), None);
+    }
+
+    /// A footprint drawn on a flat plate, half of it beyond the plate's edge: the area seen along the seating
+    /// direction is the polygon's, the contact only the half over bone (to a grid cell), and nothing holds it.
+    #[test]
+    fn a_footprint_half_over_the_edge_of_a_plate_touches_with_half_its_area_and_slides() {
+        let plate = height_field(&|x, _| (x <= 0.0).then_some(0.0), 10.0, 0.5);
+        let outline = [[-4.0, -3.0, 0.0], [4.0, -3.0, 0.0], [4.0, 3.0, 0.0], [-4.0, 3.0, 0.0]];
+        let c = footprint_contact(&plate, [0.0, 0.0, -1.0], &outline, OFFSET_MM, 0.5).expect("contact");
+        assert!((c.area_mm2 - 48.0).abs() < 1e-9, "{c:?}");
+        // Half of 8 x 6 mm over bone: 24 mm^2, to within the 0.5 mm strip along the half's 14 mm of outline (nodes on
+        // the outline count on one side only).
+        assert!((c.contact_area_mm2 - 24.0).abs() <= 14.0 * 0.5, "{c:?}");
+        assert!(c.contact_area_mm2 < 0.75 * c.area_mm2, "{c:?}");
+        let play = c.play.expect("in contact");
+        assert_eq!(play.translation_mm, None, "a flat plate holds nothing: {play:?}");
+        // A footprint that crosses itself is refused by name.
+        let bow = [[-4.0, -3.0, 0.0], [4.0, 3.0, 0.0], [4.0, -3.0, 0.0], [-4.0, 3.0, 0.0]];
+        let err = footprint_contact(&plate, [0.0, 0.0, -1.0], &bow, OFFSET_MM, 0.5).expect_err("crossing");
+        assert!(err.to_string().contains("crosses itself"), "{err}");
     }
 }

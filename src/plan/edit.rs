@@ -623,6 +623,11 @@ impl History {
         !self.done.is_empty()
     }
 
+    /// How many edits [`History::undo`] can undo.
+    pub fn undo_len(&self) -> usize {
+        self.done.len()
+    }
+
     /// Whether [`History::redo`] has something to redo.
     pub fn can_redo(&self) -> bool {
         !self.undone.is_empty()

@@ -1,0 +1,686 @@
+//! Guide design in the window: add a guide from a template with its planes and drills, its seating direction and
+//! footprint proposed on the bone (`case::propose_guide`, as `plan add-guide` does), the footprint's vertices dragged
+//! on the bone (one edit of the plan per drag, undoable) with its contact area and seating play measured again on
+//! every move (`guide::seating::footprint_contact`), the guides built and checked in the background, every check and
+//! finding listed (a click shows its place), the guides drawn on the bone, and the print lab's bundle written.
+//!
+//! Why here and not in the library: nothing in this file computes geometry; it holds what the engineer sees and
+//! calls the same case layer as the CLI, so a guide designed in the window is the guide `guidesmith build` makes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use eframe::egui::{self, Color32, RichText};
+use guidesmith::case::{self, CaseGuides, GuideOutcome};
+use guidesmith::export::Release;
+use guidesmith::finding::Finding;
+use guidesmith::guide::seating::{footprint_contact, FootprintContact};
+use guidesmith::plan::{
+    default_label_cap_height_mm, Edit, Element, ElementKind, Footprint, GuideLabel, GuideSpec, Plan,
+};
+
+use super::view3d::{GpuMesh, SceneItem};
+use super::{free_name, hash_of, marker, GuidesmithApp, Outcome, Tool};
+
+/// The templates a guide is made from, with the names the window shows.
+pub const TEMPLATES: [(&str, &str); 3] = [
+    ("cutting_guide", "Cutting"),
+    ("drill_guide", "Drill"),
+    ("combined_guide", "Combined"),
+];
+/// The printer profiles.
+pub const PRINTERS: [&str; 3] = ["sla", "fdm", "sls"];
+/// Grid of the live contact measurement, mm (the proposal's).
+const CONTACT_GRID_MM: f64 = 0.5;
+/// A press this close to a footprint vertex on the screen grabs it, px.
+const GRAB_PX: f32 = 10.0;
+
+/// What the guide design shows and is doing.
+pub struct GuideDesign {
+    /// The "Add guide" window is open.
+    pub add_open: bool,
+    /// Its choices.
+    pub template: String,
+    pub printer: String,
+    pub planes: BTreeSet<String>,
+    pub drills: BTreeSet<String>,
+    /// The last build, and the plan it was built from.
+    pub built: Option<BuiltGuides>,
+    /// Draw the built guides, and how opaque.
+    pub show: bool,
+    pub opacity: f32,
+    /// The live contact of each guide's footprint.
+    pub contact: BTreeMap<String, Contact>,
+    /// A footprint vertex being dragged.
+    pub drag: Option<VertexDrag>,
+}
+
+impl Default for GuideDesign {
+    fn default() -> Self {
+        GuideDesign {
+            add_open: false,
+            template: TEMPLATES[0].0.to_string(),
+            printer: PRINTERS[0].to_string(),
+            planes: BTreeSet::new(),
+            drills: BTreeSet::new(),
+            built: None,
+            show: true,
+            opacity: 1.0,
+            contact: BTreeMap::new(),
+            drag: None,
+        }
+    }
+}
+
+/// The contact of one guide's footprint as it is (or as the drag has it).
+pub struct Contact {
+    /// Hash of the footprint, seating direction, template, printer and parameters it was measured for.
+    key: u64,
+    pub result: Result<FootprintContact, String>,
+    /// How long the measurement took, ms.
+    pub ms: f64,
+}
+
+/// Guides built and checked, with what the 3D view draws of them.
+pub struct BuiltGuides {
+    /// Hash of the plan's JSON they were built from (another plan: they are out of date).
+    pub plan_hash: u64,
+    pub guides: CaseGuides,
+    pub meshes: Vec<(String, Arc<GpuMesh>)>,
+}
+
+/// A drag of vertex `index` of guide `guide`'s footprint; `outline` is the footprint as dragged so far.
+pub struct VertexDrag {
+    pub guide: String,
+    pub index: usize,
+    pub outline: Vec<[f64; 3]>,
+}
+
+/// The plan's JSON hash (what a build is compared against).
+pub fn plan_hash(plan: &Plan) -> u64 {
+    hash_of(&plan.to_json())
+}
+
+impl GuidesmithApp {
+    /// The guides of the plan: their state, contact and checks; buttons to add, build and export.
+    pub(super) fn guides_ui(&mut self, ui: &mut egui::Ui) {
+        let Some(doc) = &self.doc else { return };
+        ui.strong("Guides");
+        let hash = plan_hash(&doc.plan);
+        let specs = doc.plan.guides.clone();
+        let mut clicked = None;
+        let mut remove = None;
+        for g in &specs {
+            let state = match &self.guides.built {
+                None => "not built".to_string(),
+                Some(b) if b.plan_hash != hash => "changed since the build".to_string(),
+                Some(b) => match b.guides.guides.iter().find(|p| p.name == g.name) {
+                    Some(p) if p.findings().is_empty() => "all checks passed".to_string(),
+                    Some(p) => format!("FAILED ({} finding(s))", p.findings().len()),
+                    None => "not built".to_string(),
+                },
+            };
+            ui.horizontal(|ui| {
+                let is = self.selected.as_ref() == Some(&(ElementKind::Guide, g.name.clone()));
+                if ui.selectable_label(is, &g.name).clicked() {
+                    clicked = Some(g.name.clone());
+                }
+                ui.label(RichText::new(state).small());
+                if is && ui.small_button("Delete").clicked() {
+                    remove = Some(g.name.clone());
+                }
+            });
+            if let Some(c) = self.guides.contact.get(&g.name) {
+                ui.label(RichText::new(contact_text(c)).small());
+            }
+        }
+        if let Some(name) = clicked {
+            self.selected = Some((ElementKind::Guide, name));
+        }
+        if let Some(name) = remove {
+            if self.apply(Edit::Remove {
+                kind: ElementKind::Guide,
+                name,
+            }) {
+                self.selected = None;
+            }
+        }
+        if let Some((ElementKind::Guide, name)) = self.selected.clone() {
+            if let Some(g) = specs.iter().find(|g| g.name == name) {
+                let mut labelled = g.label.is_some();
+                if ui
+                    .checkbox(
+                        &mut labelled,
+                        "Label (case ID, guide number, side; DRAFT until released)",
+                    )
+                    .changed()
+                {
+                    let value = if labelled {
+                        serde_json::json!({ "text": [], "cap_height_mm": default_label_cap_height_mm() })
+                    } else {
+                        serde_json::Value::Null
+                    };
+                    self.apply(Edit::Set {
+                        kind: ElementKind::Guide,
+                        name: name.clone(),
+                        field: "label".into(),
+                        value,
+                    });
+                }
+            }
+            ui.label(
+                RichText::new("Drag a footprint vertex on the bone; double-click the bone to add one, right-click one to remove it.")
+                    .small(),
+            );
+        }
+        ui.horizontal(|ui| {
+            if ui.button("Add guide…").clicked() {
+                self.guides.add_open = true;
+            }
+            if ui.button("Build guides").clicked() {
+                self.build_guides(ui.ctx());
+            }
+        });
+        ui.horizontal(|ui| {
+            ui.checkbox(&mut self.guides.show, "Show guides");
+            let l = ui.label("opacity");
+            ui.add(egui::Slider::new(&mut self.guides.opacity, 0.1..=1.0).show_value(false))
+                .labelled_by(l.id);
+        });
+        self.checks_ui(ui, hash);
+    }
+
+    /// Every check of every built guide, and its findings; a click on a finding marks its place.
+    fn checks_ui(&mut self, ui: &mut egui::Ui, hash: u64) {
+        let Some(built) = &self.guides.built else { return };
+        if built.plan_hash != hash {
+            ui.label(RichText::new("The plan changed since the build: build again.").color(Color32::YELLOW));
+        }
+        let mut show_place = None;
+        for g in &built.guides.guides {
+            let findings = g.findings();
+            egui::CollapsingHeader::new(format!("Checks of {}", g.name))
+                .default_open(true)
+                .show(ui, |ui| {
+                    if let GuideOutcome::Built { check, .. } = &g.outcome {
+                        for row in check_rows(check) {
+                            ui.label(RichText::new(row).small());
+                        }
+                    }
+                    for f in &findings {
+                        let word = match f.severity {
+                            guidesmith::finding::Severity::Error => "error",
+                            guidesmith::finding::Severity::Warning => "warning",
+                        };
+                        let text = format!("{word} {}: {}", f.code.as_str(), f.message);
+                        let r = ui.add(
+                            egui::Label::new(RichText::new(text).color(Color32::LIGHT_RED)).sense(egui::Sense::click()),
+                        );
+                        if r.clicked() {
+                            show_place = Some(f.clone());
+                        }
+                    }
+                    if findings.is_empty() {
+                        ui.label(RichText::new("all checks passed").color(Color32::LIGHT_GREEN));
+                    }
+                });
+        }
+        if let Some(f) = show_place {
+            self.show_finding_place(&f);
+        }
+    }
+
+    /// Marks a finding's place in the 3D view and turns the view to it.
+    fn show_finding_place(&mut self, f: &Finding) {
+        if let Some(p) = f.place_mm {
+            self.marked_place = Some(p);
+            if let Some(c) = &mut self.camera {
+                c.target_mm = p;
+            }
+        }
+    }
+
+    /// The "Add guide" window: template, planes, drills and printer; its seating direction and footprint proposed
+    /// on the bone in the background.
+    pub(super) fn add_guide_window(&mut self, ctx: &egui::Context) {
+        if !self.guides.add_open {
+            return;
+        }
+        let Some(doc) = &self.doc else {
+            self.guides.add_open = false;
+            return;
+        };
+        let planes: Vec<String> = doc.plan.planes.iter().map(|p| p.name.clone()).collect();
+        let drills: Vec<String> = doc.plan.drills.iter().map(|d| d.name.clone()).collect();
+        let mut open = true;
+        let mut propose = false;
+        egui::Window::new("Add guide").open(&mut open).show(ctx, |ui| {
+            ui.horizontal(|ui| {
+                ui.label("Template");
+                for (t, label) in TEMPLATES {
+                    ui.selectable_value(&mut self.guides.template, t.to_string(), label);
+                }
+            });
+            ui.horizontal(|ui| {
+                ui.label("Printer");
+                for p in PRINTERS {
+                    ui.selectable_value(&mut self.guides.printer, p.to_string(), p);
+                }
+            });
+            ui.label("Planes (a slot each)");
+            for p in &planes {
+                let mut on = self.guides.planes.contains(p);
+                if ui.checkbox(&mut on, p).changed() {
+                    toggle(&mut self.guides.planes, p, on);
+                }
+            }
+            ui.label("Drills (a barrel each)");
+            for d in &drills {
+                let mut on = self.guides.drills.contains(d);
+                if ui.checkbox(&mut on, d).changed() {
+                    toggle(&mut self.guides.drills, d, on);
+                }
+            }
+            propose = ui.button("Propose and add").clicked();
+        });
+        self.guides.add_open = open && !propose;
+        if propose {
+            self.propose_guide(ctx);
+        }
+    }
+
+    /// Proposes a seating direction and footprint for a new guide with the window's choices, in the background.
+    fn propose_guide(&mut self, ctx: &egui::Context) {
+        let (Some(doc), Some(bone)) = (&self.doc, &self.bone) else {
+            return;
+        };
+        let taken: Vec<&str> = doc.plan.guides.iter().map(|g| g.name.as_str()).collect();
+        let spec = GuideSpec {
+            name: free_name(&taken, "guide"),
+            template: self.guides.template.clone(),
+            printer: self.guides.printer.clone(),
+            parameters: Default::default(),
+            planes: self.guides.planes.iter().cloned().collect(),
+            drills: self.guides.drills.iter().cloned().collect(),
+            seating_direction: [0.0, 0.0, -1.0],
+            footprint: Footprint { outline_mm: vec![] },
+            label: Some(GuideLabel {
+                text: vec![],
+                cap_height_mm: default_label_cap_height_mm(),
+            }),
+        };
+        let plan = doc.plan.clone();
+        let query = Arc::clone(&bone.query);
+        self.start_job(ctx, "proposing a footprint", move |_| {
+            let proposed = case::propose_guide(&plan, &spec, query.mesh()).map(|p| {
+                let mut spec = spec;
+                spec.seating_direction = p.proposal.seating_direction;
+                spec.footprint.outline_mm = p.proposal.outline_mm;
+                spec
+            });
+            Outcome::Proposed(proposed.map(Box::new).map_err(|e| e.to_string()))
+        });
+    }
+
+    /// Builds and checks every guide of the plan in the background (progress and Cancel in the bottom bar).
+    pub fn build_guides(&mut self, ctx: &egui::Context) {
+        let (Some(doc), Some(bone)) = (&self.doc, &self.bone) else {
+            return;
+        };
+        let plan = doc.plan.clone();
+        let query = Arc::clone(&bone.query);
+        self.start_job(ctx, "building the guides", move |progress| {
+            let hash = plan_hash(&plan);
+            let built = case::build_guides(&plan, query.mesh(), None, progress).map(|guides| {
+                let meshes = guides
+                    .guides
+                    .iter()
+                    .filter_map(|g| {
+                        g.built()
+                            .map(|(b, _)| (g.name.clone(), Arc::new(GpuMesh::smooth(&b.mesh))))
+                    })
+                    .collect();
+                Box::new(BuiltGuides {
+                    plan_hash: hash,
+                    guides,
+                    meshes,
+                })
+            });
+            Outcome::Built(built.map_err(|e| e.to_string()))
+        });
+    }
+
+    /// Writes the print lab's bundle of the plan to `path` in the background: released with a current surgeon's
+    /// approval, else a draft (as `guidesmith bundle [--draft]`).
+    pub fn export_bundle(&mut self, ctx: &egui::Context, path: PathBuf) {
+        let (Some(doc), Some(bone)) = (&self.doc, &self.bone) else {
+            return;
+        };
+        let plan = doc.plan.clone();
+        let query = Arc::clone(&bone.query);
+        self.start_job(ctx, "writing the bundle", move |progress| {
+            let result = write_bundle(&plan, query.mesh(), &path, progress);
+            Outcome::Bundled(result)
+        });
+    }
+
+    /// A guide proposed: added to the plan (one undoable edit) and selected.
+    pub(super) fn proposed(&mut self, spec: GuideSpec) {
+        let name = spec.name.clone();
+        let points = spec.footprint.outline_mm.len();
+        if self.apply(Edit::Add(Element::Guide(spec))) {
+            self.selected = Some((ElementKind::Guide, name.clone()));
+            self.info(format!(
+                "{name}: footprint of {points} points proposed; drag its vertices to change it"
+            ));
+        }
+    }
+
+    /// The contact of every guide's footprint, measured again where the footprint (or the drag) changed.
+    pub(super) fn update_contacts(&mut self) {
+        let (Some(doc), Some(bone)) = (&self.doc, &self.bone) else {
+            return;
+        };
+        let mut fresh = BTreeMap::new();
+        for g in &doc.plan.guides {
+            let outline = match &self.guides.drag {
+                Some(d) if d.guide == g.name => d.outline.clone(),
+                _ => g.footprint.outline_mm.clone(),
+            };
+            if outline.len() < 3 {
+                continue;
+            }
+            let key = hash_of(&(&outline, g.seating_direction, &g.template, &g.printer, &g.parameters));
+            match self.guides.contact.remove(&g.name) {
+                Some(c) if c.key == key => {
+                    fresh.insert(g.name.clone(), c);
+                }
+                _ => {
+                    let t = Instant::now();
+                    let offset_mm = bone_offset_mm(&doc.plan, g);
+                    let result = footprint_contact(
+                        bone.query.mesh(),
+                        g.seating_direction,
+                        &outline,
+                        offset_mm,
+                        CONTACT_GRID_MM,
+                    )
+                    .map_err(|e| e.to_string());
+                    let ms = t.elapsed().as_secs_f64() * 1e3;
+                    fresh.insert(g.name.clone(), Contact { key, result, ms });
+                }
+            }
+        }
+        self.guides.contact = fresh;
+    }
+
+    /// The selected guide's footprint under the pointer: a press near a vertex drags it over the bone, a
+    /// double-click on the bone adds a vertex in the nearest edge, a right-click on a vertex removes it. Returns
+    /// true while it has the pointer (the view does not orbit).
+    pub(super) fn footprint_handles(&mut self, response: &egui::Response, rect: egui::Rect) -> bool {
+        let Some(camera) = self.camera else { return false };
+        let guide = match (&self.selected, self.tool) {
+            (Some((ElementKind::Guide, name)), Tool::Navigate) => name.clone(),
+            _ => {
+                self.guides.drag = None;
+                return false;
+            }
+        };
+        let Some(outline) = self
+            .doc
+            .as_ref()
+            .and_then(|d| d.plan.guides.iter().find(|g| g.name == guide))
+            .map(|g| g.footprint.outline_mm.clone())
+        else {
+            return false;
+        };
+        let near = |pos: egui::Pos2| {
+            outline
+                .iter()
+                .enumerate()
+                .filter_map(|(i, p)| camera.project(rect, *p).map(|s| (i, s.distance(pos))))
+                .filter(|(_, d)| *d <= GRAB_PX)
+                .min_by(|a, b| a.1.total_cmp(&b.1))
+                .map(|(i, _)| i)
+        };
+        if response.drag_started_by(egui::PointerButton::Primary) {
+            let origin = response.ctx.input(|i| i.pointer.press_origin());
+            if let Some(index) = origin.and_then(near) {
+                self.guides.drag = Some(VertexDrag {
+                    guide: guide.clone(),
+                    index,
+                    outline: outline.clone(),
+                });
+            }
+        }
+        if self.guides.drag.is_some() {
+            if let Some(pos) = response.interact_pointer_pos() {
+                if let Some((p, _)) = self.pick(pos) {
+                    if let Some(d) = &mut self.guides.drag {
+                        d.outline[d.index] = p;
+                    }
+                }
+            }
+            self.update_contacts();
+            if !response.dragged() {
+                if let Some(d) = self.guides.drag.take() {
+                    self.set_footprint(&d.guide, d.outline);
+                }
+            }
+            return true;
+        }
+        if response.secondary_clicked() {
+            if let Some(i) = response.interact_pointer_pos().and_then(near) {
+                if outline.len() > 3 {
+                    let mut o = outline.clone();
+                    o.remove(i);
+                    self.set_footprint(&guide, o);
+                }
+                return true;
+            }
+        }
+        if response.double_clicked() {
+            if let Some((p, _)) = response.interact_pointer_pos().and_then(|pos| self.pick(pos)) {
+                let at = nearest_edge(&outline, p);
+                let mut o = outline.clone();
+                o.insert(at + 1, p);
+                self.set_footprint(&guide, o);
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Replaces a guide's footprint (one edit).
+    fn set_footprint(&mut self, guide: &str, outline: Vec<[f64; 3]>) {
+        self.apply(Edit::Set {
+            kind: ElementKind::Guide,
+            name: guide.to_string(),
+            field: "footprint".into(),
+            value: serde_json::json!({ "outline_mm": outline }),
+        });
+    }
+
+    /// What the 3D view draws of the guides: the built ones, and the selected guide's footprint with its vertices.
+    pub(super) fn guide_scene(&self, scene: &mut Vec<SceneItem>) {
+        let Some(doc) = &self.doc else { return };
+        if let (true, Some(b)) = (self.guides.show, &self.guides.built) {
+            let current = b.plan_hash == plan_hash(&doc.plan);
+            for (name, mesh) in &b.meshes {
+                let colour = if current {
+                    [0.0, 0.55, 0.63, self.guides.opacity]
+                } else {
+                    [0.45, 0.5, 0.55, self.guides.opacity.min(0.5)]
+                };
+                scene.push(SceneItem {
+                    key: format!("guide:{name}"),
+                    version: b.plan_hash,
+                    mesh: Arc::clone(mesh),
+                    coarse: None,
+                    color: colour,
+                });
+            }
+        }
+        let Some((ElementKind::Guide, name)) = &self.selected else {
+            return;
+        };
+        let Some(g) = doc.plan.guides.iter().find(|g| &g.name == name) else {
+            return;
+        };
+        let outline = match &self.guides.drag {
+            Some(d) if &d.guide == name => &d.outline,
+            _ => &g.footprint.outline_mm,
+        };
+        let version = hash_of(outline);
+        for (i, p) in outline.iter().enumerate() {
+            let q = outline[(i + 1) % outline.len()];
+            scene.push(SceneItem {
+                key: format!("footprint:{name}:{i}"),
+                version,
+                mesh: Arc::new(GpuMesh::cylinder(*p, q, 0.25)),
+                coarse: None,
+                color: [1.0, 0.6, 0.1, 1.0],
+            });
+            scene.push(marker(
+                format!("footprint-vertex:{name}:{i}"),
+                *p,
+                0.8,
+                [1.0, 0.85, 0.2, 1.0],
+            ));
+        }
+    }
+}
+
+fn toggle(set: &mut BTreeSet<String>, name: &str, on: bool) {
+    if on {
+        set.insert(name.to_string());
+    } else {
+        set.remove(name);
+    }
+}
+
+/// The bone offset the guide's template and printer give (the pad's gap to the bone), mm.
+fn bone_offset_mm(plan: &Plan, g: &GuideSpec) -> f64 {
+    let mut one = plan.clone();
+    one.guides = vec![g.clone()];
+    case::guide_requests(&one, None)
+        .into_iter()
+        .next()
+        .and_then(Result::ok)
+        .map_or(0.25, |r| r.params.tolerance.bone_offset_mm)
+}
+
+/// The edge of `outline` (by its first point) nearest `p`.
+fn nearest_edge(outline: &[[f64; 3]], p: [f64; 3]) -> usize {
+    let n = outline.len();
+    (0..n)
+        .min_by(|&a, &b| {
+            let d = |i: usize| segment_distance(p, outline[i], outline[(i + 1) % n]);
+            d(a).total_cmp(&d(b))
+        })
+        .unwrap_or(0)
+}
+
+/// Distance from `p` to the segment `a`-`b`, mm.
+fn segment_distance(p: [f64; 3], a: [f64; 3], b: [f64; 3]) -> f64 {
+    let (ab, ap) = ([0, 1, 2].map(|k| b[k] - a[k]), [0, 1, 2].map(|k| p[k] - a[k]));
+    let len2: f64 = ab.iter().map(|x| x * x).sum();
+    let t = if len2 > 0.0 {
+        ((0..3).map(|k| ab[k] * ap[k]).sum::<f64>() / len2).clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    (0..3).map(|k| (ap[k] - t * ab[k]).powi(2)).sum::<f64>().sqrt()
+}
+
+/// One line on a footprint's contact.
+fn contact_text(c: &Contact) -> String {
+    match &c.result {
+        Err(e) => format!("footprint: {e}"),
+        Ok(f) => {
+            let play = match &f.play {
+                None => "no contact".to_string(),
+                Some(p) => format!(
+                    "slides {}, turns {}",
+                    p.translation_mm
+                        .map_or("without limit".into(), |t| format!("{t:.2} mm")),
+                    p.rotation_deg.map_or("without limit".into(), |r| format!("{r:.2} deg"))
+                ),
+            };
+            format!(
+                "contact {:.0} of {:.0} mm^2, {play} ({:.0} ms)",
+                f.contact_area_mm2, f.area_mm2, c.ms
+            )
+        }
+    }
+}
+
+/// The rows of a guide's checks as the window lists them.
+fn check_rows(c: &guidesmith::guide::check::GuideCheck) -> Vec<String> {
+    let mut rows = Vec::new();
+    for s in &c.slots {
+        rows.push(format!(
+            "slot {}: {:.4} mm / {:.4} deg from plan, width {:.3} mm",
+            s.plane, s.offset_mm, s.angle_deg, s.width_mm
+        ));
+    }
+    for ch in &c.channels {
+        rows.push(format!(
+            "channel {}: {:.4} mm / {:.4} deg from plan, bore {:.2} mm",
+            ch.drill, ch.offset_mm, ch.angle_deg, ch.bore_diameter_mm
+        ));
+    }
+    rows.push(format!(
+        "contact gap {:.3} mm min, thinnest wall {:.2} mm, closed and manifold: {}",
+        c.contact.min_gap_mm,
+        c.walls.thinnest_mm,
+        c.mesh.is_valid()
+    ));
+    if let Some(p) = &c.seating {
+        rows.push(format!(
+            "seating: slides {}, turns {}",
+            p.translation_mm
+                .map_or("without limit".into(), |t| format!("{t:.2} mm")),
+            p.rotation_deg.map_or("without limit".into(), |r| format!("{r:.2} deg"))
+        ));
+    }
+    if let Some(l) = &c.label {
+        rows.push(format!("label {}", l.summary()));
+    }
+    rows
+}
+
+/// Builds the guides for the plan's release (or a draft) and writes the bundle atomically; the line the window says.
+fn write_bundle(
+    plan: &Plan,
+    bone: &guidesmith::mesh::Mesh,
+    path: &Path,
+    progress: &dyn guidesmith::progress::Progress,
+) -> Result<String, String> {
+    let release = match case::release_for(plan, None, false) {
+        Ok(released) => released,
+        Err(_) => case::release_for(plan, None, true).map_err(|e| e.to_string())?,
+    };
+    let guides = case::build_guides_for(plan, bone, None, &release, progress).map_err(|e| e.to_string())?;
+    if !guides.all_passed() {
+        let codes: Vec<&str> = guides.findings().iter().map(|f| f.code.as_str()).collect();
+        return Err(format!(
+            "guides were refused or failed their checks ({}); no bundle was written",
+            codes.join(", ")
+        ));
+    }
+    let bytes = case::make_bundle(plan, bone, &guides, &release, progress).map_err(|e| e.to_string())?;
+    guidesmith::atomic::write_atomic(path, |w| std::io::Write::write_all(w, &bytes))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(format!(
+        "wrote {} ({}, {} bytes)",
+        path.display(),
+        match release {
+            Release::Approved { .. } => "released",
+            Release::Draft { .. } => "DRAFT",
+        },
+        bytes.len()
+    ))
+}
