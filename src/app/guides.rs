@@ -133,7 +133,8 @@ impl GuidesmithApp {
                 }
             });
             if let Some(c) = self.guides.contact.get(&g.name) {
-                ui.label(RichText::new(contact_text(c)).small());
+                ui.label(RichText::new(contact_text(c)).small())
+                    .on_hover_text(format!("measured in {:.0} ms", c.ms));
             }
         }
         if let Some(name) = clicked {
@@ -362,7 +363,7 @@ impl GuidesmithApp {
         let query = Arc::clone(&bone.query);
         self.start_job(ctx, "writing the bundle", move |progress| {
             let result = write_bundle(&plan, query.mesh(), &path, progress);
-            Outcome::Bundled(result)
+            Outcome::Wrote(result)
         });
     }
 
@@ -422,7 +423,7 @@ impl GuidesmithApp {
     pub(super) fn footprint_handles(&mut self, response: &egui::Response, rect: egui::Rect) -> bool {
         let Some(camera) = self.camera else { return false };
         let guide = match (&self.selected, self.tool) {
-            (Some((ElementKind::Guide, name)), Tool::Navigate) => name.clone(),
+            (Some((ElementKind::Guide, name)), Tool::Navigate) if !self.review => name.clone(),
             _ => {
                 self.guides.drag = None;
                 return false;
@@ -609,10 +610,7 @@ fn contact_text(c: &Contact) -> String {
                     p.rotation_deg.map_or("without limit".into(), |r| format!("{r:.2} deg"))
                 ),
             };
-            format!(
-                "contact {:.0} of {:.0} mm^2, {play} ({:.0} ms)",
-                f.contact_area_mm2, f.area_mm2, c.ms
-            )
+            format!("contact {:.0} of {:.0} mm^2, {play}", f.contact_area_mm2, f.area_mm2)
         }
     }
 }

@@ -14,6 +14,7 @@ mod files;
 mod gizmo;
 mod guides;
 mod jobs;
+mod review;
 mod slices;
 #[cfg(test)]
 mod tests;
@@ -99,6 +100,8 @@ pub enum Tool {
     Landmark,
     /// Add points of a structure to protect (a nerve as a polyline).
     Structure,
+    /// Pick two points on the bone and read their distance (review).
+    Distance,
 }
 
 /// Where a new plane's normal or a new drill's direction comes from.
@@ -210,7 +213,8 @@ enum Outcome {
     StlBone(PathBuf, Result<(Mesh, BoneQuery, GpuBone, String), String>),
     Proposed(Result<Box<guidesmith::plan::GuideSpec>, String>),
     Built(Result<Box<guides::BuiltGuides>, String>),
-    Bundled(Result<String, String>),
+    /// A file written (bundle, report): the line to say, or why not.
+    Wrote(Result<String, String>),
 }
 
 struct OpenedPlan {
@@ -355,6 +359,13 @@ pub struct GuidesmithApp {
     repaint_every: std::time::Duration,
     /// Guide design: the add window, the last build, the live contact of the footprints, a vertex drag.
     guides: guides::GuideDesign,
+    /// Review mode: the plan is read-only, its reviews and the approval window are shown.
+    pub review: bool,
+    approve_form: review::ApproveForm,
+    /// The points of the distance tool (the last two picked).
+    distance_points: Vec<[f64; 3]>,
+    /// The time a review is stamped with, UTC RFC 3339 (the clock; the tests' snapshots fix it).
+    now_utc: fn() -> String,
 }
 
 /// How often a plan with unsaved changes is written to its side file.
@@ -452,6 +463,10 @@ impl GuidesmithApp {
             structure_radius_mm: 1.5,
             repaint_every,
             guides: guides::GuideDesign::default(),
+            review: false,
+            approve_form: review::ApproveForm::default(),
+            distance_points: Vec::new(),
+            now_utc: || chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         };
         if let Some(path) = start.open {
             app.open_path(&cc.egui_ctx, path);
@@ -841,7 +856,7 @@ impl GuidesmithApp {
                 });
                 self.guides.built = Some(*built);
             }
-            Outcome::Bundled(Ok(line)) => self.info(line),
+            Outcome::Wrote(Ok(line)) => self.info(line),
             Outcome::StlBone(path, Ok((mesh, query, gpu, summary))) => {
                 self.info(format!("Bone from {}: {summary}", path.display()));
                 self.bone = None;
@@ -855,7 +870,7 @@ impl GuidesmithApp {
             | Outcome::StlBone(_, Err(e))
             | Outcome::Proposed(Err(e))
             | Outcome::Built(Err(e))
-            | Outcome::Bundled(Err(e)) => {
+            | Outcome::Wrote(Err(e)) => {
                 // Start-up work that failed is over: nothing more will come of it.
                 self.start_surface_pending = false;
                 if e.contains("cancelled") {
@@ -916,6 +931,10 @@ impl GuidesmithApp {
 
     /// Applies `edit` through the plan's history; a refused edit is shown, nothing changes.
     pub fn apply(&mut self, edit: Edit) -> bool {
+        if self.review {
+            self.error("Review mode is read-only: switch to Design to change the plan");
+            return false;
+        }
         let Some(doc) = &mut self.doc else {
             self.error("No plan: open a plan, or make one on a bone (Plan > New plan)");
             return false;
@@ -943,6 +962,10 @@ impl GuidesmithApp {
 
     /// Undoes (or redoes) the last edit, if any.
     fn step_history(&mut self, redo: bool) {
+        if self.review {
+            self.error("Review mode is read-only: switch to Design to undo or redo");
+            return;
+        }
         let Some(doc) = &mut self.doc else { return };
         let stepped = if redo {
             doc.history.redo(&mut doc.plan)
@@ -1028,6 +1051,16 @@ impl GuidesmithApp {
         let plan = &doc.plan;
         let edit = match self.tool {
             Tool::Navigate => return,
+            Tool::Distance => {
+                if self.distance_points.len() == 2 {
+                    self.distance_points.clear();
+                }
+                self.distance_points.push(point);
+                if let Some(d) = self.distance_mm() {
+                    self.info(format!("distance {d:.2} mm"));
+                }
+                return;
+            }
             Tool::Plane => {
                 let name = free_name(
                     &plan.planes.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
@@ -1587,6 +1620,23 @@ impl GuidesmithApp {
             if doc.dirty() { " (unsaved changes)" } else { "" }
         ));
         ui.horizontal(|ui| {
+            ui.label("Mode:");
+            if ui.selectable_label(!self.review, "Design").clicked() {
+                self.review = false;
+            }
+            if ui.selectable_label(self.review, "Review").clicked() {
+                self.review = true;
+                self.tool = Tool::Navigate;
+            }
+        });
+        if self.review {
+            self.review_panel(ui);
+            return;
+        }
+        if self.tool == Tool::Distance {
+            self.tool = Tool::Navigate;
+        }
+        ui.horizontal(|ui| {
             ui.label("Tool:");
             ui.selectable_value(&mut self.tool, Tool::Navigate, "Orbit");
             ui.selectable_value(&mut self.tool, Tool::Plane, "Add plane");
@@ -1907,7 +1957,10 @@ impl GuidesmithApp {
     /// the pointer, so the view does not orbit. A finished drag becomes a rotation about the element's point and a
     /// translation, each an edit of the plan.
     fn handles(&mut self, ui: &egui::Ui, rect: egui::Rect, camera: &Camera) -> bool {
-        let Some((kind, name, point)) = self.handle_point().filter(|_| self.tool == Tool::Navigate) else {
+        let Some((kind, name, point)) = self
+            .handle_point()
+            .filter(|_| self.tool == Tool::Navigate && !self.review)
+        else {
             self.gizmo_drag = None;
             return false;
         };
@@ -2068,6 +2121,18 @@ impl GuidesmithApp {
             ));
         }
         self.guide_scene(&mut scene);
+        for (i, p) in self.distance_points.iter().enumerate() {
+            scene.push(marker(format!("distance:{i}"), *p, 0.8, [0.3, 0.9, 1.0, 1.0]));
+        }
+        if let [a, b] = self.distance_points.as_slice() {
+            scene.push(SceneItem {
+                key: "distance:line".into(),
+                version: hash_of(&(a, b)),
+                mesh: Arc::new(GpuMesh::cylinder(*a, *b, 0.2)),
+                coarse: None,
+                color: [0.3, 0.9, 1.0, 1.0],
+            });
+        }
         if let Some(p) = self.marked_place {
             scene.push(marker("finding-place".into(), p, 1.5, [1.0, 0.2, 0.6, 1.0]));
         }
@@ -2486,6 +2551,7 @@ impl eframe::App for GuidesmithApp {
         egui::CentralPanel::default().show(ui, |ui| self.centre(ui));
         self.dialogs(&ctx);
         self.add_guide_window(&ctx);
+        self.approve_window(&ctx);
         self.startup_screenshot(&ctx);
         let ms = started.elapsed().as_secs_f64() * 1e3;
         self.frame_stats.frames += 1;

@@ -533,3 +533,103 @@ fn a_cutting_guide_is_proposed_dragged_built_checked_and_bundled_in_the_window()
     assert!(report.all_hold(), "{:?}", report.checks);
     assert!(!report.released(), "nobody approved the demo: a draft");
 }
+
+#[test]
+fn the_plan_is_reviewed_read_only_approved_and_the_approval_goes_stale_when_a_plane_moves() {
+    use guidesmith::plan::{ApprovalState, DesignBinding, Edit, ElementKind};
+    let Some((mut h, _config)) = harness() else { return };
+    h.get_by_label("Open the demo case").click();
+    wait(&mut h);
+    h.get_by_label("3D").click();
+    h.get_by_label("Review").click();
+    h.run_steps(2);
+    assert!(h.state().review);
+    // Read-only: an edit and an undo are refused, the plan unchanged.
+    let before = h.state().doc.as_ref().expect("plan").plan.to_json();
+    let edit = Edit::Translate {
+        kind: ElementKind::Plane,
+        name: "resection-right".into(),
+        delta_mm: [1.0, 0.0, 0.0],
+    };
+    assert!(!h.state_mut().apply(edit.clone()));
+    assert_eq!(h.state().doc.as_ref().expect("plan").plan.to_json(), before);
+    h.run_steps(2);
+    let said = h.state().error_window.clone().expect("the refusal is shown");
+    assert!(said.contains("read-only"), "{said}");
+    h.get_by_label("OK").click();
+    h.run_steps(2);
+
+    // The view of a cut looks along its plane's normal (the demo's cuts are sagittal: along x).
+    h.get_by_label("Cut resection-right").click();
+    h.run_steps(2);
+    let camera = h.state().camera.expect("a camera");
+    assert!(
+        camera.pitch_deg.abs() < 1e-6 && (camera.yaw_deg.abs() < 1e-6 || (camera.yaw_deg.abs() - 180.0).abs() < 1e-6),
+        "{camera:?}"
+    );
+    // The distance between two points picked on the bone (from the front).
+    h.get_by_label("A").click();
+    h.get_by_label("Distance").click();
+    h.run_steps(2);
+    let (rect, camera) = (h.state().view3d_rect, h.state().camera.expect("a camera"));
+    let (min, max) = {
+        let bone = h.state().bone.as_ref().expect("a bone");
+        (bone.min_mm, bone.max_mm)
+    };
+    let z = 0.5 * (min[2] + max[2]);
+    for x in [-10.0, 10.0] {
+        let pos = camera.project(rect, [x, min[1] + 0.5, z]).expect("in view");
+        click_at(&mut h, pos);
+    }
+    let points = h.state().distance_points.clone();
+    assert_eq!(points.len(), 2);
+    let d = h.state().distance_mm().expect("a distance");
+    assert!((d - 20.0).abs() < 2.0, "{d} mm between {points:?}");
+
+    // Approved by a surgeon from the window: bound to the plan, current, and the release allowed.
+    // (At a fixed time, so the snapshot is the same every run.)
+    h.state_mut().now_utc = || "2026-12-07T14:00:00Z".to_string();
+    h.get_by_label("Approve or reject…").click();
+    h.run_steps(2);
+    type_into(&mut h, "Name", "Dr Review");
+    h.get_by_label("Approve").click();
+    h.run_steps(3);
+    {
+        let plan = &h.state().doc.as_ref().expect("plan").plan;
+        assert_eq!(plan.approvals.len(), 1, "{:?}", h.state().messages);
+        assert_eq!(plan.approvals[0].reviewer, "Dr Review");
+        assert_eq!(
+            plan.approvals[0].state(&DesignBinding::of(plan)),
+            ApprovalState::Current
+        );
+    }
+    assert!(h.query_by_label("current").is_some());
+    assert!(h.query_by_label("release: allowed (approved by Dr Review)").is_some());
+    snapshot(&mut h, "review_approved");
+    // The report written from the window: a whole PDF that names the approving surgeon.
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let pdf = dir.path().join("DEMO-JAW_report.pdf");
+    let ctx = h.ctx.clone();
+    h.state_mut().write_report(&ctx, pdf.clone());
+    wait(&mut h);
+    let bytes = std::fs::read(&pdf).expect("the report");
+    assert!(
+        bytes.starts_with(b"%PDF") && bytes.len() > 10_000,
+        "{} bytes",
+        bytes.len()
+    );
+
+    // Back in design mode a plane moves: the approval is stale, and says what changed.
+    h.get_by_label("Design").click();
+    h.run_steps(2);
+    assert!(h.state_mut().apply(edit));
+    h.get_by_label("Review").click();
+    h.run_steps(2);
+    let plan = &h.state().doc.as_ref().expect("plan").plan;
+    let ApprovalState::Stale(changes) = plan.approvals[0].state(&DesignBinding::of(plan)) else {
+        panic!("the approval stayed current")
+    };
+    assert!(changes.iter().any(|c| c.contains("resection-right")), "{changes:?}");
+    let shown = format!("STALE: {}", changes.join("; "));
+    assert!(h.query_by_label(&shown).is_some(), "{shown}");
+}
