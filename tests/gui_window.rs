@@ -10,27 +10,12 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-fn has_xvfb() -> bool {
-    let found = Command::new("sh")
-        .args(["-c", "command -v xvfb-run"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "xvfb-run is missing under CI: .ci/run must install xvfb"
-        );
-        eprintln!("SKIPPED: xvfb-run not found (apt-get install xvfb xauth mesa-vulkan-drivers)");
-    }
-    found
-}
-
 #[test]
 fn the_window_opens_a_real_ct_makes_its_bone_and_shows_it() {
     let Some(ct) = common::data("ct/cranium-0051") else {
         return;
     };
-    if !has_xvfb() {
+    if !common::has_xvfb() {
         return;
     }
     let dir = tempfile::tempdir().expect("a temporary folder");
@@ -58,7 +43,7 @@ fn the_window_opens_a_real_ct_makes_its_bone_and_shows_it() {
         "{stderr}"
     );
     assert!(!stderr.contains("error:"), "{stderr}");
-    let (w, h, pixels) = read_png(&shot);
+    let (w, h, pixels) = common::read_png(&shot);
     assert_eq!((w, h), (1600, 1000), "the screenshot is the window");
     // The 3D view (top right quarter of the centre) shows the bone: many bright, warm pixels.
     let bone_like = pixels
@@ -72,16 +57,4 @@ fn the_window_opens_a_real_ct_makes_its_bone_and_shows_it() {
     if let Some(keep) = std::env::var_os("GUIDESMITH_KEEP_SCREENSHOT") {
         std::fs::copy(&shot, Path::new(&keep)).expect("copy the screenshot");
     }
-}
-
-fn read_png(path: &Path) -> (u32, u32, Vec<u8>) {
-    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut decoder = png::Decoder::new(std::io::BufReader::new(file));
-    decoder.set_transformations(png::Transformations::EXPAND);
-    let mut reader = decoder.read_info().expect("a PNG");
-    let mut buf = vec![0; reader.output_buffer_size().expect("size")];
-    let info = reader.next_frame(&mut buf).expect("a frame");
-    assert_eq!(info.color_type, png::ColorType::Rgba);
-    buf.truncate(info.buffer_size());
-    (info.width, info.height, buf)
 }

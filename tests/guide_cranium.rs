@@ -270,6 +270,8 @@ fn le_fort_cutting_guide_and_buttress_drill_guide_on_the_real_cranium_pass_every
         std::fs::write(Path::new(&dir).join("build-summary.txt"), &run.stdout).expect("summary");
         std::fs::copy(&plan_path, Path::new(&dir).join("plan.json")).expect("plan");
     }
+    #[cfg(feature = "gui")]
+    window_screenshots(&plan, &ct, tmp.path());
     for name in [
         "CRANIUM-0051_le-fort-left-cutting.stl",
         "CRANIUM-0051_right-buttress-drilling.stl",
@@ -280,6 +282,47 @@ fn le_fort_cutting_guide_and_buttress_drill_guide_on_the_real_cranium_pass_every
             std::fs::read(rebuilt.join(name)).expect("rebuilt") == std::fs::read(out.join(name)).expect("first"),
             "{name} differs between the library run and guidesmith build"
         );
+    }
+}
+
+/// The approved cranium plan in the desktop application, a real window under Xvfb: the Le Fort cutting guide selected
+/// (its footprint, the built guides and every check), then the review with the surgeon's approval. With
+/// `GUIDESMITH_RENDER_DIR` the screenshots are kept there (docs/ and the README show them).
+#[cfg(feature = "gui")]
+fn window_screenshots(plan: &Plan, ct: &Path, dir: &Path) {
+    if !common::has_xvfb() {
+        return;
+    }
+    let mut shown = plan.clone();
+    if let Some(c) = shown.ct.as_mut() {
+        c.path = ct.display().to_string();
+    }
+    let plan_path = dir.join("plan-gui.json");
+    shown.save(&plan_path).expect("save the plan");
+    for (name, review) in [("guide-design", false), ("review", true)] {
+        let png = dir.join(format!("CRANIUM-0051_gui_{name}.png"));
+        let mut args: Vec<&std::ffi::OsStr> = vec![
+            plan_path.as_os_str(),
+            "--select-guide".as_ref(),
+            "le-fort-left-cutting".as_ref(),
+        ];
+        if review {
+            args.push("--review".as_ref());
+        }
+        let stderr = common::window_screenshot(&args, &png);
+        assert!(stderr.contains("2 guide(s) built: all checks passed"), "{stderr}");
+        assert!(!stderr.contains("error:"), "{stderr}");
+        let (w, h, pixels) = common::read_png(&png);
+        assert_eq!((w, h), (1600, 1000));
+        // The guides are drawn: many teal pixels (the guide colour) in the 3D view.
+        let teal = pixels
+            .chunks_exact(4)
+            .filter(|p| p[0] < 60 && p[1] > 100 && p[2] > 110 && p[2] >= p[1])
+            .count();
+        assert!(teal > 2_000, "{name}: only {teal} guide-coloured pixels");
+        if let Some(keep) = std::env::var_os("GUIDESMITH_RENDER_DIR") {
+            std::fs::copy(&png, Path::new(&keep).join(png.file_name().expect("name"))).expect("keep the screenshot");
+        }
     }
 }
 

@@ -59,6 +59,10 @@ pub struct StartOptions {
     pub orbit_frames: u32,
     /// Where recent files and autosaves live (default: `files::default_config_dir`).
     pub config_dir: Option<PathBuf>,
+    /// Once the plan is open: build its guides and select this one, seen along its seating direction.
+    pub select_guide: Option<String>,
+    /// Once the plan is open (and its guides built): switch to review mode.
+    pub review: bool,
 }
 
 /// Opens the application window.
@@ -2470,6 +2474,32 @@ impl GuidesmithApp {
     /// what the bottom bar said, and closes.
     fn startup_screenshot(&mut self, ctx: &egui::Context) {
         if self.screenshot_requested || self.busy() || self.start_surface_pending || self.eval_stale {
+            return;
+        }
+        if let Some(name) = self.start.select_guide.take() {
+            let guide = self
+                .doc
+                .as_ref()
+                .and_then(|d| d.plan.guides.iter().find(|g| g.name == name).cloned());
+            match guide {
+                Some(g) => {
+                    let n = g.footprint.outline_mm.len().max(1) as f64;
+                    let c = [0, 1, 2].map(|k| g.footprint.outline_mm.iter().map(|p| p[k]).sum::<f64>() / n);
+                    self.layout = Layout::Only3d;
+                    self.look_along(c, g.seating_direction);
+                    if let Some(camera) = &mut self.camera {
+                        camera.distance_mm = camera.distance_mm.min(180.0);
+                    }
+                    self.selected = Some((ElementKind::Guide, name));
+                    self.build_guides(ctx);
+                }
+                None => self.error(format!("--select-guide {name}: the plan has no guide of that name")),
+            }
+            return;
+        }
+        if std::mem::take(&mut self.start.review) {
+            self.review = true;
+            self.tool = Tool::Navigate;
             return;
         }
         if self.startup_s.is_none() {

@@ -253,7 +253,7 @@ impl GuidesmithApp {
     }
 
     /// Turns the 3D view to look at `point` along `direction`.
-    fn look_along(&mut self, point: [f64; 3], direction: [f64; 3]) {
+    pub(super) fn look_along(&mut self, point: [f64; 3], direction: [f64; 3]) {
         if let Some(c) = &mut self.camera {
             let d = direction;
             let len = (d[0] * d[0] + d[1] * d[1] + d[2] * d[2]).sqrt().max(1e-12);

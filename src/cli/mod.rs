@@ -94,6 +94,13 @@ struct GuiArgs {
     /// see docs/PERFORMANCE.md).
     #[arg(long, value_name = "FRAMES", default_value_t = 0)]
     orbit_frames: u32,
+    /// Once the plan is open, build its guides and select this one, seen along its seating direction (its checks and
+    /// footprint shown; for screenshots of the guide design).
+    #[arg(long, value_name = "GUIDE")]
+    select_guide: Option<String>,
+    /// Once the plan is open (and its guides built), switch to review mode.
+    #[arg(long)]
+    review: bool,
 }
 
 /// Exit code of a command whose input was refused or whose check failed (errors returned from [`run`] exit with it
@@ -131,6 +138,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 demo: args.demo,
                 orbit_frames: args.orbit_frames,
                 config_dir: None,
+                select_guide: args.select_guide,
+                review: args.review,
             })?;
             Ok(ExitCode::SUCCESS)
         }

@@ -290,3 +290,55 @@ pub fn pdf_text(pdf: &[u8]) -> String {
     );
     String::from_utf8(out.stdout).expect("utf-8 text")
 }
+
+/// Whether `xvfb-run` is here (under CI it must be: `.ci/run` installs it; elsewhere its absence is said loudly).
+pub fn has_xvfb() -> bool {
+    let found = std::process::Command::new("sh")
+        .args(["-c", "command -v xvfb-run"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "xvfb-run is missing under CI: .ci/run must install xvfb"
+        );
+        eprintln!("SKIPPED: xvfb-run not found (apt-get install xvfb xauth mesa-vulkan-drivers)");
+    }
+    found
+}
+
+/// A PNG's width, height and RGBA pixels.
+pub fn read_png(path: &std::path::Path) -> (u32, u32, Vec<u8>) {
+    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut decoder = png::Decoder::new(std::io::BufReader::new(file));
+    decoder.set_transformations(png::Transformations::EXPAND);
+    let mut reader = decoder.read_info().expect("a PNG");
+    let mut buf = vec![0; reader.output_buffer_size().expect("size")];
+    let info = reader.next_frame(&mut buf).expect("a frame");
+    assert_eq!(info.color_type, png::ColorType::Rgba);
+    buf.truncate(info.buffer_size());
+    (info.width, info.height, buf)
+}
+
+/// Runs `guidesmith gui ARGS --screenshot PNG` as a real window under Xvfb (1600 x 1000, wgpu on lavapipe) and
+/// returns its stderr (which lists the window's messages); panics if the window does not close cleanly.
+pub fn window_screenshot(args: &[&std::ffi::OsStr], png: &std::path::Path) -> String {
+    let runtime = png.with_extension("xdg");
+    std::fs::create_dir_all(&runtime).expect("runtime folder");
+    // `timeout`: a window waiting for input would otherwise hang the test run.
+    let out = std::process::Command::new("timeout")
+        .args(["900", "xvfb-run", "-a", "-s", "-screen 0 1600x1000x24"])
+        .arg(env!("CARGO_BIN_EXE_guidesmith"))
+        .arg("gui")
+        .args(args)
+        .arg("--screenshot")
+        .arg(png)
+        .env("WGPU_BACKEND", "vulkan")
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .env_remove("WAYLAND_DISPLAY")
+        .output()
+        .expect("xvfb-run starts");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "the window did not close cleanly: {stderr}");
+    stderr
+}
