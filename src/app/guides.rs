@@ -55,6 +55,8 @@ pub struct GuideDesign {
     pub contact: BTreeMap<String, Contact>,
     /// A footprint vertex being dragged.
     pub drag: Option<VertexDrag>,
+    /// A template parameter's value while its field is dragged (committed as one edit when the drag ends).
+    pub param_drag: Option<(String, String, f64)>,
 }
 
 impl Default for GuideDesign {
@@ -70,6 +72,7 @@ impl Default for GuideDesign {
             opacity: 1.0,
             contact: BTreeMap::new(),
             drag: None,
+            param_drag: None,
         }
     }
 }
@@ -171,6 +174,9 @@ impl GuidesmithApp {
                     });
                 }
             }
+            if let Some(g) = specs.iter().find(|g| g.name == name) {
+                self.parameters_ui(ui, g);
+            }
             ui.label(
                 RichText::new("Drag a footprint vertex on the bone; double-click the bone to add one, right-click one to remove it.")
                     .small(),
@@ -191,6 +197,89 @@ impl GuidesmithApp {
                 .labelled_by(l.id);
         });
         self.checks_ui(ui, hash);
+    }
+
+    /// The selected guide's printer and every parameter of its template: its value with its unit and allowed range,
+    /// and where the value comes from (the template's default, the printer profile, or the plan); a changed value is
+    /// one edit, "default" removes the plan's value.
+    fn parameters_ui(&mut self, ui: &mut egui::Ui, g: &GuideSpec) {
+        let template = match guidesmith::template::builtin_template(&g.template) {
+            Ok(t) => t,
+            Err(e) => {
+                ui.colored_label(Color32::LIGHT_RED, e.to_string());
+                return;
+            }
+        };
+        let resolved = self.doc.as_ref().and_then(|d| resolved_parameters(&d.plan, g));
+        let mut edit = None;
+        egui::CollapsingHeader::new(format!("Parameters of {}", g.name))
+            .id_salt(("parameters", &g.name))
+            .show(ui, |ui| {
+                ui.horizontal(|ui| {
+                    ui.label("printer");
+                    for p in PRINTERS {
+                        if ui.selectable_label(g.printer == p, p).clicked() && g.printer != p {
+                            edit = Some(("printer".to_string(), serde_json::json!(p)));
+                        }
+                    }
+                });
+                egui::Grid::new(("parameter grid", &g.name))
+                    .num_columns(3)
+                    .show(ui, |ui| {
+                        for (name, spec) in &template.parameters {
+                            let Some((value, source)) = resolved
+                                .as_ref()
+                                .and_then(|r| r.iter().find(|p| &p.name == name))
+                                .map(|p| (p.value, p.source))
+                            else {
+                                continue;
+                            };
+                            ui.label(name).on_hover_text(&spec.doc);
+                            let dragging = match &self.guides.param_drag {
+                                Some((guide, param, v)) if guide == &g.name && param == name => Some(*v),
+                                _ => None,
+                            };
+                            let mut shown = dragging.unwrap_or(value);
+                            let step = if spec.unit == "count" { 1.0 } else { 0.05 };
+                            let r = ui.add(
+                                egui::DragValue::new(&mut shown)
+                                    .range(spec.min..=spec.max)
+                                    .speed(step)
+                                    .suffix(format!(" {}", spec.unit)),
+                            );
+                            if r.dragged() {
+                                self.guides.param_drag = Some((g.name.clone(), name.clone(), shown));
+                            } else if r.drag_stopped() || (r.changed() && dragging.is_none()) {
+                                self.guides.param_drag = None;
+                                if shown != value {
+                                    edit = Some((format!("parameters.{name}"), serde_json::json!(shown)));
+                                }
+                            }
+                            ui.horizontal(|ui| {
+                                let from = match source {
+                                    guidesmith::template::ParameterSource::Default => "default",
+                                    guidesmith::template::ParameterSource::Printer => "printer",
+                                    guidesmith::template::ParameterSource::Plan => "plan",
+                                };
+                                ui.label(RichText::new(format!("{from}, {}..{}", spec.min, spec.max)).small());
+                                if source == guidesmith::template::ParameterSource::Plan
+                                    && ui.small_button("default").clicked()
+                                {
+                                    edit = Some((format!("parameters.{name}"), serde_json::Value::Null));
+                                }
+                            });
+                            ui.end_row();
+                        }
+                    });
+            });
+        if let Some((field, value)) = edit {
+            self.apply(Edit::Set {
+                kind: ElementKind::Guide,
+                name: g.name.clone(),
+                field,
+                value,
+            });
+        }
     }
 
     /// Every check of every built guide, and its findings; a click on a finding marks its place.
@@ -562,15 +651,21 @@ fn toggle(set: &mut BTreeSet<String>, name: &str, on: bool) {
     }
 }
 
-/// The bone offset the guide's template and printer give (the pad's gap to the bone), mm.
-fn bone_offset_mm(plan: &Plan, g: &GuideSpec) -> f64 {
+/// The guide's template parameters as resolved for its printer and the plan's values (`None`: the plan refuses it).
+fn resolved_parameters(plan: &Plan, g: &GuideSpec) -> Option<Vec<guidesmith::template::ResolvedParameter>> {
+    request_of(plan, g).map(|r| r.params.parameters)
+}
+
+/// The build request of guide `g` alone.
+fn request_of(plan: &Plan, g: &GuideSpec) -> Option<guidesmith::guide::build::GuideRequest> {
     let mut one = plan.clone();
     one.guides = vec![g.clone()];
-    case::guide_requests(&one, None)
-        .into_iter()
-        .next()
-        .and_then(Result::ok)
-        .map_or(0.25, |r| r.params.tolerance.bone_offset_mm)
+    case::guide_requests(&one, None).into_iter().next().and_then(Result::ok)
+}
+
+/// The bone offset the guide's template and printer give (the pad's gap to the bone), mm.
+fn bone_offset_mm(plan: &Plan, g: &GuideSpec) -> f64 {
+    request_of(plan, g).map_or(0.25, |r| r.params.tolerance.bone_offset_mm)
 }
 
 /// The edge of `outline` (by its first point) nearest `p`.

@@ -532,6 +532,35 @@ fn a_cutting_guide_is_proposed_dragged_built_checked_and_bundled_in_the_window()
     let report = guidesmith::case::verify_bundle(&std::fs::read(&zip).expect("the bundle"));
     assert!(report.all_hold(), "{:?}", report.checks);
     assert!(!report.released(), "nobody approved the demo: a draft");
+
+    // The template's parameters with their units, ranges and sources; a value the plan sets is shown as the plan's,
+    // and "default" takes it out again (one edit each).
+    h.get_by_label("Parameters of guide-1").click();
+    h.run_steps(2);
+    assert!(h.query_by_label("pad_thickness_mm").is_some());
+    assert!(h.query_by_label("printer").is_some());
+    let set = guidesmith::plan::Edit::Set {
+        kind: guidesmith::plan::ElementKind::Guide,
+        name: "guide-1".into(),
+        field: "parameters.pad_thickness_mm".into(),
+        value: serde_json::json!(3.0),
+    };
+    assert!(h.state_mut().apply(set));
+    h.run_steps(2);
+    let parameters = |h: &Harness<'static, GuidesmithApp>| {
+        let doc = h.state().doc.as_ref().expect("plan");
+        doc.plan
+            .guides
+            .iter()
+            .find(|g| g.name == "guide-1")
+            .expect("guide")
+            .parameters
+            .clone()
+    };
+    assert_eq!(parameters(&h).get("pad_thickness_mm"), Some(&3.0));
+    h.get_by_label("default").click();
+    h.run_steps(2);
+    assert!(parameters(&h).is_empty(), "{:?}", parameters(&h));
 }
 
 #[test]
