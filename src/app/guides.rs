@@ -57,6 +57,11 @@ pub struct GuideDesign {
     pub drag: Option<VertexDrag>,
     /// A template parameter's value while its field is dragged (committed as one edit when the drag ends).
     pub param_drag: Option<(String, String, f64)>,
+    /// The clipping plane: on, and how far beyond the view's centre (mm, along the view).
+    pub clip: bool,
+    pub clip_depth_mm: f64,
+    /// Colour each guide's underside by its gap to the bone.
+    pub gap_map: bool,
 }
 
 impl Default for GuideDesign {
@@ -73,6 +78,9 @@ impl Default for GuideDesign {
             contact: BTreeMap::new(),
             drag: None,
             param_drag: None,
+            clip: false,
+            clip_depth_mm: 0.0,
+            gap_map: true,
         }
     }
 }
@@ -91,8 +99,17 @@ pub struct BuiltGuides {
     /// Hash of the plan's JSON they were built from (another plan: they are out of date).
     pub plan_hash: u64,
     pub guides: CaseGuides,
-    pub meshes: Vec<(String, Arc<GpuMesh>)>,
+    /// Each guide plain, and with its underside coloured by the gap to the bone.
+    pub meshes: Vec<(String, Arc<GpuMesh>, Arc<GpuMesh>)>,
 }
+
+/// Gaps (mm) of the contact-gap colours: green up to the bone offset plus this, yellow at [`GAP_YELLOW_MM`], red from
+/// [`GAP_RED_MM`]; a point of the guide farther than [`GAP_SHOWN_MM`] from the bone (along the seating direction) or
+/// not facing it keeps the guide's colour.
+const GAP_GREEN_MARGIN_MM: f64 = 0.05;
+const GAP_YELLOW_MM: f64 = 0.5;
+const GAP_RED_MM: f64 = 1.0;
+const GAP_SHOWN_MM: f64 = 3.0;
 
 /// A drag of vertex `index` of guide `guide`'s footprint; `outline` is the footprint as dragged so far.
 pub struct VertexDrag {
@@ -190,8 +207,12 @@ impl GuidesmithApp {
                 self.build_guides(ui.ctx());
             }
         });
+        self.clip_ui(ui);
         ui.horizontal(|ui| {
             ui.checkbox(&mut self.guides.show, "Show guides");
+            ui.checkbox(&mut self.guides.gap_map, "Gap colours").on_hover_text(
+                "A guide's underside by its gap to the bone: green at the offset, yellow 0.5 mm, red from 1 mm",
+            );
             let l = ui.label("opacity");
             ui.add(egui::Slider::new(&mut self.guides.opacity, 0.1..=1.0).show_value(false))
                 .labelled_by(l.id);
@@ -280,6 +301,33 @@ impl GuidesmithApp {
                 value,
             });
         }
+    }
+
+    /// The clipping plane: across the view through its centre, pushed back by a depth; what lies in front is not
+    /// drawn, so the slot and the contact gap show in section.
+    pub(super) fn clip_ui(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            ui.checkbox(&mut self.guides.clip, "Clip the view");
+            let l = ui.label("depth mm");
+            ui.add_enabled(
+                self.guides.clip,
+                egui::Slider::new(&mut self.guides.clip_depth_mm, -40.0..=40.0),
+            )
+            .labelled_by(l.id);
+        });
+    }
+
+    /// The clipping plane of this frame (a point and the normal of the side not drawn), when it is on.
+    pub(super) fn clip_plane(&self, camera: &super::view3d::Camera) -> Option<([f64; 3], [f64; 3])> {
+        if !self.guides.clip {
+            return None;
+        }
+        let eye = camera.eye_mm();
+        let f = [0, 1, 2].map(|k| camera.target_mm[k] - eye[k]);
+        let len = (f[0] * f[0] + f[1] * f[1] + f[2] * f[2]).sqrt().max(1e-12);
+        let forward = f.map(|x| x / len);
+        let point = [0, 1, 2].map(|k| camera.target_mm[k] + forward[k] * self.guides.clip_depth_mm);
+        Some((point, forward.map(|x| -x)))
     }
 
     /// Every check of every built guide, and its findings; a click on a finding marks its place.
@@ -428,8 +476,19 @@ impl GuidesmithApp {
                     .guides
                     .iter()
                     .filter_map(|g| {
-                        g.built()
-                            .map(|(b, _)| (g.name.clone(), Arc::new(GpuMesh::smooth(&b.mesh))))
+                        let (b, _) = g.built()?;
+                        let spec = plan.guides.iter().find(|s| s.name == g.name)?;
+                        let tints = gap_tints(
+                            &query,
+                            &b.mesh,
+                            spec.seating_direction,
+                            b.params.tolerance.bone_offset_mm,
+                        );
+                        Some((
+                            g.name.clone(),
+                            Arc::new(GpuMesh::smooth(&b.mesh)),
+                            Arc::new(GpuMesh::tinted(&b.mesh, &tints)),
+                        ))
                     })
                     .collect();
                 Box::new(BuiltGuides {
@@ -598,7 +657,8 @@ impl GuidesmithApp {
         let Some(doc) = &self.doc else { return };
         if let (true, Some(b)) = (self.guides.show, &self.guides.built) {
             let current = b.plan_hash == plan_hash(&doc.plan);
-            for (name, mesh) in &b.meshes {
+            for (name, plain, mapped) in &b.meshes {
+                let mesh = if self.guides.gap_map && current { mapped } else { plain };
                 let colour = if current {
                     [0.0, 0.55, 0.63, self.guides.opacity]
                 } else {
@@ -776,4 +836,78 @@ fn write_bundle(
         },
         bytes.len()
     ))
+}
+
+/// The tint of each vertex of a guide: where it faces the bone and the bone lies within [`GAP_SHOWN_MM`] along the
+/// seating direction, the colour of its gap to the bone's plane there (green at the offset, yellow, red); elsewhere
+/// white.
+pub(super) fn gap_tints(
+    query: &guidesmith::measure::BoneQuery,
+    mesh: &guidesmith::mesh::Mesh,
+    seating: [f64; 3],
+    offset_mm: f64,
+) -> Vec<[f32; 3]> {
+    use rayon::prelude::*;
+    let len = (seating[0] * seating[0] + seating[1] * seating[1] + seating[2] * seating[2])
+        .sqrt()
+        .max(1e-12);
+    let d = seating.map(|x| x / len);
+    let mut normals = vec![[0.0f64; 3]; mesh.positions.len()];
+    for t in &mesh.triangles {
+        let [a, b, c] = t.map(|v| mesh.positions[v as usize]);
+        let (e1, e2) = ([0, 1, 2].map(|k| b[k] - a[k]), [0, 1, 2].map(|k| c[k] - a[k]));
+        let n = [
+            e1[1] * e2[2] - e1[2] * e2[1],
+            e1[2] * e2[0] - e1[0] * e2[2],
+            e1[0] * e2[1] - e1[1] * e2[0],
+        ];
+        for &v in t {
+            for k in 0..3 {
+                normals[v as usize][k] += n[k];
+            }
+        }
+    }
+    mesh.positions
+        .par_iter()
+        .zip(&normals)
+        .map(|(p, n)| {
+            let nl = (n[0] * n[0] + n[1] * n[1] + n[2] * n[2]).sqrt().max(1e-30);
+            // Facing the bone: the outward normal within 60 deg of the seating direction.
+            if (n[0] * d[0] + n[1] * d[1] + n[2] * d[2]) / nl < 0.5 {
+                return [1.0; 3];
+            }
+            // The gap along the seating direction, turned into the distance from the bone's local plane there (the
+            // pad's underside is the bone grown along its normal).
+            let gap = query.crossings(*p, d, -1e-6, GAP_SHOWN_MM).ok().and_then(|c| {
+                c.iter().find(|c| c.entering).map(|c| {
+                    let cos = (c.normal[0] * d[0] + c.normal[1] * d[1] + c.normal[2] * d[2]).abs();
+                    c.t_mm * cos
+                })
+            });
+            match gap {
+                Some(g) => gap_colour(g - offset_mm),
+                None => [1.0; 3],
+            }
+        })
+        .collect()
+}
+
+/// The colour of a gap beyond the offset, mm: green to [`GAP_GREEN_MARGIN_MM`], then to yellow at
+/// [`GAP_YELLOW_MM`] and red at [`GAP_RED_MM`] (tints: they multiply the guide's colour, so they are bright).
+fn gap_colour(excess_mm: f64) -> [f32; 3] {
+    let green = [0.4, 1.6, 0.5];
+    let yellow = [2.6, 1.6, 0.2];
+    let red = [3.0, 0.4, 0.3];
+    let mix = |a: [f32; 3], b: [f32; 3], t: f64| [0, 1, 2].map(|k| a[k] + (b[k] - a[k]) * t.clamp(0.0, 1.0) as f32);
+    if excess_mm <= GAP_GREEN_MARGIN_MM {
+        green
+    } else if excess_mm <= GAP_YELLOW_MM {
+        mix(
+            green,
+            yellow,
+            (excess_mm - GAP_GREEN_MARGIN_MM) / (GAP_YELLOW_MM - GAP_GREEN_MARGIN_MM),
+        )
+    } else {
+        mix(yellow, red, (excess_mm - GAP_YELLOW_MM) / (GAP_RED_MM - GAP_YELLOW_MM))
+    }
 }

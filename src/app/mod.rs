@@ -2180,7 +2180,7 @@ impl GuidesmithApp {
         }
         self.last_camera = Some(camera);
         self.camera = Some(camera);
-        view3d::paint(ui, rect, &camera, self.scene(), moving);
+        view3d::paint(ui, rect, &camera, self.scene(), moving, self.clip_plane(&camera));
         // Standard views, top right of the view.
         let mut bar = ui.new_child(
             egui::UiBuilder::new()

@@ -523,6 +523,53 @@ fn a_cutting_guide_is_proposed_dragged_built_checked_and_bundled_in_the_window()
     assert!(h.query_by_label("Checks of guide-1").is_some());
     snapshot(&mut h, "guide_designed");
 
+    // The underside coloured by its gap to the bone: the pad lies at the offset (green) almost everywhere it faces
+    // the bone. Then the view clipped across the symphysis, seen from the left: the pad and the bone in section.
+    let (green, facing) = {
+        let app = h.state();
+        let built = app.guides.built.as_ref().expect("built");
+        let g = built
+            .guides
+            .guides
+            .iter()
+            .find(|g| g.name == "guide-1")
+            .expect("guide-1");
+        let (guide, _) = g.built().expect("built");
+        let spec = &app.doc.as_ref().expect("plan").plan.guides[1];
+        let query = &app.bone.as_ref().expect("bone").query;
+        let tints = super::guides::gap_tints(
+            query,
+            &guide.mesh,
+            spec.seating_direction,
+            guide.params.tolerance.bone_offset_mm,
+        );
+        let green = tints.iter().filter(|t| t[1] > 1.5 && t[0] < 0.5).count();
+        let facing = tints.iter().filter(|t| **t != [1.0; 3]).count();
+        (green, facing)
+    };
+    assert!(
+        facing > 1000 && green as f64 > 0.9 * facing as f64,
+        "{green} green of {facing} facing the bone"
+    );
+    h.get_by_label("L").click();
+    h.get_by_label("Clip the view").click();
+    h.run_steps(2);
+    h.get_by_label("Show planes").click();
+    let centre = {
+        let o = footprint_of(&h, "guide-1");
+        let n = o.len() as f64;
+        [0, 1, 2].map(|k| o.iter().map(|p| p[k]).sum::<f64>() / n)
+    };
+    if let Some(c) = &mut h.state_mut().camera {
+        (c.target_mm, c.distance_mm) = ([0.0, centre[1], centre[2]], 60.0);
+    }
+    h.run_steps(3);
+    assert!(h.state().guides.clip);
+    snapshot(&mut h, "guide_section");
+    h.get_by_label("Clip the view").click();
+    h.get_by_label("Show planes").click();
+    h.run_steps(2);
+
     // The bundle from the window, checked offline as `guidesmith verify` does: every check holds, a draft.
     let dir = tempfile::tempdir().expect("a temporary folder");
     let zip = dir.path().join("DEMO-JAW.zip");

@@ -23,15 +23,22 @@ const DEPTH_FORMAT: wgpu::TextureFormat = wgpu::TextureFormat::Depth32Float;
 const MSAA_SAMPLES: u32 = 4;
 
 const MESH_WGSL: &str = r"
-struct U { clip_from_world: mat4x4<f32>, light_dir: vec4<f32>, color: vec4<f32> };
+struct U { clip_from_world: mat4x4<f32>, light_dir: vec4<f32>, color: vec4<f32>, clip: vec4<f32> };
 @group(0) @binding(0) var<uniform> u: U;
-struct VOut { @builtin(position) pos: vec4<f32>, @location(0) n: vec3<f32> };
-@vertex fn vs_main(@location(0) p: vec3<f32>, @location(1) n: vec3<f32>) -> VOut {
-    var o: VOut; o.pos = u.clip_from_world * vec4<f32>(p, 1.0); o.n = n; return o;
+struct VOut {
+    @builtin(position) pos: vec4<f32>, @location(0) n: vec3<f32>, @location(1) w: vec3<f32>, @location(2) tint: vec3<f32>
+};
+@vertex fn vs_main(@location(0) p: vec3<f32>, @location(1) n: vec3<f32>, @location(2) tint: vec3<f32>) -> VOut {
+    var o: VOut; o.pos = u.clip_from_world * vec4<f32>(p, 1.0); o.n = n; o.w = p; o.tint = tint; return o;
 }
-@fragment fn fs_main(in: VOut) -> @location(0) vec4<f32> {
+@fragment fn fs_main(in: VOut, @builtin(front_facing) front: bool) -> @location(0) vec4<f32> {
+    let clipping = dot(u.clip.xyz, u.clip.xyz) > 0.0;
+    if (clipping && dot(u.clip.xyz, in.w) > u.clip.w) { discard; }
     let l = abs(dot(normalize(in.n), normalize(u.light_dir.xyz)));
-    let c = u.color.rgb * (0.25 + 0.75 * l) + vec3<f32>(0.15) * pow(l, 24.0);
+    let base = u.color.rgb * in.tint;
+    // Behind the clipping plane the inside of a solid shows its back faces: flat and dark, so the cut reads as one.
+    if (clipping && !front) { return vec4<f32>(base * 0.35, u.color.a); }
+    let c = base * (0.25 + 0.75 * l) + vec3<f32>(0.15) * pow(l, 24.0);
     return vec4<f32>(c, u.color.a);
 }";
 
@@ -57,6 +64,8 @@ fn gamma_from_linear(c: vec3<f32>) -> vec3<f32> {
 struct Vertex {
     pos: [f32; 3],
     normal: [f32; 3],
+    /// Multiplies the object's colour (white: the colour itself; the contact-gap map of a guide's underside).
+    tint: [f32; 3],
 }
 
 #[repr(C)]
@@ -65,7 +74,12 @@ struct Uniforms {
     clip_from_world: [[f32; 4]; 4],
     light_dir: [f32; 4],
     color: [f32; 4],
+    /// The clipping plane: fragments with `dot(xyz, p) > w` are not drawn; all zero: none.
+    clip: [f32; 4],
 }
+
+/// No tint.
+const WHITE: [f32; 3] = [1.0; 3];
 
 /// Triangles ready for the GPU (f32, per-vertex normals), patient LPS mm.
 pub struct GpuMesh {
@@ -95,6 +109,7 @@ impl GpuMesh {
                 Vertex {
                     pos: p.map(|x| x as f32),
                     normal: n.map(|x| (x / l) as f32),
+                    tint: WHITE,
                 }
             })
             .collect();
@@ -102,6 +117,15 @@ impl GpuMesh {
             vertices,
             indices: mesh.triangles.iter().flatten().copied().collect(),
         }
+    }
+
+    /// [`GpuMesh::smooth`] with a tint per vertex (multiplying the object's colour).
+    pub fn tinted(mesh: &Mesh, tints: &[[f32; 3]]) -> GpuMesh {
+        let mut g = GpuMesh::smooth(mesh);
+        for (v, t) in g.vertices.iter_mut().zip(tints) {
+            v.tint = *t;
+        }
+        g
     }
 
     /// A coarse copy of `mesh` with about `target` triangles for frames while the view moves (vertex clustering:
@@ -156,6 +180,7 @@ impl GpuMesh {
             .map(|p| Vertex {
                 pos: p.map(|x| x as f32),
                 normal: normal.map(|x| x as f32),
+                tint: WHITE,
             })
             .collect();
         let indices = (1..points.len().saturating_sub(1) as u32)
@@ -186,6 +211,7 @@ impl GpuMesh {
                 vertices.push(Vertex {
                     pos: [0, 1, 2].map(|k| (end[k] + n[k] * r) as f32),
                     normal: n.map(|x| x as f32),
+                    tint: WHITE,
                 });
             }
             let (i0, i1) = (2 * s, 2 * ((s + 1) % SIDES));
@@ -196,12 +222,14 @@ impl GpuMesh {
             vertices.push(Vertex {
                 pos: end.map(|x| x as f32),
                 normal: d.map(|x| (x * sign) as f32),
+                tint: WHITE,
             });
             for s in 0..SIDES {
                 let ang = s as f64 / SIDES as f64 * std::f64::consts::TAU;
                 vertices.push(Vertex {
                     pos: [0, 1, 2].map(|k| (end[k] + (u[k] * ang.cos() + v[k] * ang.sin()) * r) as f32),
                     normal: d.map(|x| (x * sign) as f32),
+                    tint: WHITE,
                 });
             }
             for s in 0..SIDES {
@@ -424,7 +452,7 @@ pub fn install(rs: &egui_wgpu::RenderState) {
                 buffers: &[Some(wgpu::VertexBufferLayout {
                     array_stride: size_of::<Vertex>() as u64,
                     step_mode: wgpu::VertexStepMode::Vertex,
-                    attributes: &wgpu::vertex_attr_array![0 => Float32x3, 1 => Float32x3],
+                    attributes: &wgpu::vertex_attr_array![0 => Float32x3, 1 => Float32x3, 2 => Float32x3],
                 })],
                 compilation_options: Default::default(),
             },
@@ -633,6 +661,7 @@ struct View3dCallback {
     moving: bool,
     clip_from_world: [[f32; 4]; 4],
     light_dir: [f32; 4],
+    clip: [f32; 4],
     scene: Vec<SceneItem>,
 }
 
@@ -678,6 +707,7 @@ impl egui_wgpu::CallbackTrait for View3dCallback {
                     clip_from_world: self.clip_from_world,
                     light_dir: self.light_dir,
                     color: item.color,
+                    clip: self.clip,
                 };
                 queue.write_buffer(&g.uniforms, 0, bytemuck::bytes_of(&u));
             }
@@ -763,8 +793,16 @@ impl egui_wgpu::CallbackTrait for View3dCallback {
 }
 
 /// Queues the scene for drawing in `rect`; `moving`: the view moves this frame (drawn at half resolution without
-/// MSAA, which a software rasteriser needs to keep up; the next still frame is full quality).
-pub fn paint(ui: &egui::Ui, rect: egui::Rect, camera: &Camera, scene: Vec<SceneItem>, moving: bool) {
+/// MSAA, which a software rasteriser needs to keep up; the next still frame is full quality). `clip`: a point and a
+/// normal; what lies on the normal's side of that plane is not drawn.
+pub fn paint(
+    ui: &egui::Ui,
+    rect: egui::Rect,
+    camera: &Camera,
+    scene: Vec<SceneItem>,
+    moving: bool,
+    clip: Option<([f64; 3], [f64; 3])>,
+) {
     let ppp = ui.ctx().pixels_per_point();
     let size_px = [
         (rect.width() * ppp).round().max(1.0) as u32,
@@ -779,6 +817,10 @@ pub fn paint(ui: &egui::Ui, rect: egui::Rect, camera: &Camera, scene: Vec<SceneI
             moving,
             clip_from_world: m.cast::<f32>().into(),
             light_dir: [light[0] as f32, light[1] as f32, light[2] as f32, 0.0],
+            clip: clip.map_or([0.0; 4], |(p, n)| {
+                let d = n[0] * p[0] + n[1] * p[1] + n[2] * p[2];
+                [n[0] as f32, n[1] as f32, n[2] as f32, d as f32]
+            }),
             scene,
         },
     ));
