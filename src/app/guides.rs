@@ -192,6 +192,27 @@ impl GuidesmithApp {
                 }
             }
             if let Some(g) = specs.iter().find(|g| g.name == name) {
+                let d = g.seating_direction;
+                ui.horizontal(|ui| {
+                    ui.label(format!("seating ({:.3}, {:.3}, {:.3})", d[0], d[1], d[2]));
+                    if ui
+                        .button("Seat along the view")
+                        .on_hover_text("The guide comes onto the bone the way the 3D view looks")
+                        .clicked()
+                    {
+                        if let Some(c) = self.camera {
+                            let eye = c.eye_mm();
+                            let f = [0, 1, 2].map(|k| c.target_mm[k] - eye[k]);
+                            let clean = f.map(|x| if x.abs() < 1e-9 { 0.0 } else { x });
+                            self.apply(Edit::Set {
+                                kind: ElementKind::Guide,
+                                name: name.clone(),
+                                field: "seating_direction".into(),
+                                value: serde_json::json!(clean),
+                            });
+                        }
+                    }
+                });
                 self.parameters_ui(ui, g);
             }
             ui.label(
@@ -515,6 +536,20 @@ impl GuidesmithApp {
         });
     }
 
+    /// Writes what `kind` names into `path` in the background, as the CLI does: `guides` (a folder: STL, 3MF, review
+    /// images and manifest, released with a current surgeon's approval, else drafts), `models` (a folder: the
+    /// anatomical models) or `gltf` (a `.glb` file of the whole plan).
+    pub fn export(&mut self, ctx: &egui::Context, kind: Export, path: PathBuf) {
+        let (Some(doc), Some(bone)) = (&self.doc, &self.bone) else {
+            return;
+        };
+        let plan = doc.plan.clone();
+        let query = Arc::clone(&bone.query);
+        self.start_job(ctx, kind.doing(), move |progress| {
+            Outcome::Wrote(export_to(&plan, query.mesh(), kind, &path, progress))
+        });
+    }
+
     /// A guide proposed: added to the plan (one undoable edit) and selected.
     pub(super) fn proposed(&mut self, spec: GuideSpec) {
         let name = spec.name.clone();
@@ -805,6 +840,71 @@ fn check_rows(c: &guidesmith::guide::check::GuideCheck) -> Vec<String> {
     rows
 }
 
+/// What File > Export writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Export {
+    Guides,
+    Models,
+    Gltf,
+}
+
+impl Export {
+    fn doing(self) -> &'static str {
+        match self {
+            Export::Guides => "exporting the guides",
+            Export::Models => "exporting the anatomical models",
+            Export::Gltf => "exporting the glTF",
+        }
+    }
+}
+
+/// The plan's release, or a draft when no surgeon's approval is current.
+fn release_or_draft(plan: &Plan) -> Result<Release, String> {
+    match case::release_for(plan, None, false) {
+        Ok(released) => Ok(released),
+        Err(_) => case::release_for(plan, None, true).map_err(|e| e.to_string()),
+    }
+}
+
+/// Writes one export (see [`GuidesmithApp::export`]); the line the window says.
+fn export_to(
+    plan: &Plan,
+    bone: &guidesmith::mesh::Mesh,
+    kind: Export,
+    path: &Path,
+    progress: &dyn guidesmith::progress::Progress,
+) -> Result<String, String> {
+    let text = |e: case::CaseError| e.to_string();
+    match kind {
+        Export::Guides => {
+            let release = release_or_draft(plan)?;
+            let guides = case::build_guides_for(plan, bone, None, &release, progress).map_err(text)?;
+            if !guides.all_passed() {
+                return Err("guides were refused or failed their checks; nothing was written".into());
+            }
+            case::write_guides(path, plan, bone, &guides, &release, progress).map_err(text)?;
+            Ok(format!(
+                "wrote the guides ({}) to {}",
+                if release.is_draft() { "DRAFT" } else { "released" },
+                path.display()
+            ))
+        }
+        Export::Models => {
+            let models = case::make_models(plan, bone, case::DEFAULT_MODEL_MARGIN_MM, progress).map_err(text)?;
+            let paths = case::write_models(path, plan.case_id.as_str(), &models).map_err(text)?;
+            Ok(format!("wrote {} anatomical models to {}", paths.len(), path.display()))
+        }
+        Export::Gltf => {
+            let guides = case::build_guides(plan, bone, None, progress).map_err(text)?;
+            let models = case::make_models(plan, bone, case::DEFAULT_MODEL_MARGIN_MM, progress).map_err(text)?;
+            let bytes = case::plan_glb(plan, bone, &guides, &models).map_err(text)?;
+            guidesmith::atomic::write_atomic(path, |w| std::io::Write::write_all(w, &bytes))
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            Ok(format!("wrote {} ({} bytes)", path.display(), bytes.len()))
+        }
+    }
+}
+
 /// Builds the guides for the plan's release (or a draft) and writes the bundle atomically; the line the window says.
 fn write_bundle(
     plan: &Plan,
@@ -812,10 +912,7 @@ fn write_bundle(
     path: &Path,
     progress: &dyn guidesmith::progress::Progress,
 ) -> Result<String, String> {
-    let release = match case::release_for(plan, None, false) {
-        Ok(released) => released,
-        Err(_) => case::release_for(plan, None, true).map_err(|e| e.to_string())?,
-    };
+    let release = release_or_draft(plan)?;
     let guides = case::build_guides_for(plan, bone, None, &release, progress).map_err(|e| e.to_string())?;
     if !guides.all_passed() {
         let codes: Vec<&str> = guides.findings().iter().map(|f| f.code.as_str()).collect();

@@ -1329,6 +1329,36 @@ impl GuidesmithApp {
                 }
                 ui.separator();
                 let has_plan = self.doc.is_some() && self.bone.is_some();
+                let folder = |title: &str| rfd::FileDialog::new().set_title(title).pick_folder();
+                if ui
+                    .add_enabled(has_plan, egui::Button::new("Export guides (STL, 3MF, manifest)…"))
+                    .clicked()
+                {
+                    if let Some(p) = folder("Folder for the guides") {
+                        self.export(ui.ctx(), guides::Export::Guides, p);
+                    }
+                }
+                if ui
+                    .add_enabled(has_plan, egui::Button::new("Export anatomical models…"))
+                    .clicked()
+                {
+                    if let Some(p) = folder("Folder for the models") {
+                        self.export(ui.ctx(), guides::Export::Models, p);
+                    }
+                }
+                if ui.add_enabled(has_plan, egui::Button::new("Export glTF…")).clicked() {
+                    let name = self
+                        .doc
+                        .as_ref()
+                        .map_or("case.glb".into(), |d| format!("{}_plan.glb", d.plan.case_id.as_str()));
+                    if let Some(p) = rfd::FileDialog::new()
+                        .add_filter("glTF", &["glb"])
+                        .set_file_name(name)
+                        .save_file()
+                    {
+                        self.export(ui.ctx(), guides::Export::Gltf, p);
+                    }
+                }
                 if ui.add_enabled(has_plan, egui::Button::new("Export bundle…")).clicked() {
                     let name = self
                         .doc

@@ -579,6 +579,41 @@ fn a_cutting_guide_is_proposed_dragged_built_checked_and_bundled_in_the_window()
     let report = guidesmith::case::verify_bundle(&std::fs::read(&zip).expect("the bundle"));
     assert!(report.all_hold(), "{:?}", report.checks);
     assert!(!report.released(), "nobody approved the demo: a draft");
+    // The guides, the models and the glTF from File > Export, as the CLI writes them.
+    for (kind, path) in [
+        (super::guides::Export::Guides, dir.path().join("guides")),
+        (super::guides::Export::Models, dir.path().join("models")),
+        (super::guides::Export::Gltf, dir.path().join("DEMO-JAW_plan.glb")),
+    ] {
+        h.state_mut().export(&ctx, kind, path);
+        wait(&mut h);
+    }
+    for name in [
+        "guides/DEMO-JAW_guide-1_DRAFT.stl",
+        "guides/DEMO-JAW_guides_DRAFT.3mf",
+        "guides/manifest.json",
+        "models/DEMO-JAW_model_planned.stl",
+        "DEMO-JAW_plan.glb",
+    ] {
+        assert!(dir.path().join(name).is_file(), "{name}: {:?}", h.state().messages);
+    }
+    // The seating direction taken from the view (from the front: the guide comes on along +y), one edit; the contact
+    // is measured again for it.
+    h.get_by_label("A").click();
+    h.run_steps(2);
+    h.get_by_label("Seat along the view").click();
+    h.run_steps(2);
+    let d = h.state().doc.as_ref().expect("plan").plan.guides[1].seating_direction;
+    assert!(
+        (d[1] - 1.0).abs() < 1e-9 && d[0].abs() < 1e-9 && d[2].abs() < 1e-9,
+        "{d:?}"
+    );
+    assert!(h
+        .state()
+        .guides
+        .contact
+        .get("guide-1")
+        .is_some_and(|c| c.result.is_ok()));
 
     // The template's parameters with their units, ranges and sources; a value the plan sets is shown as the plan's,
     // and "default" takes it out again (one edit each).
