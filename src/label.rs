@@ -198,12 +198,26 @@ pub fn find_place(
     margin_mm: f64,
     step_mm: f64,
 ) -> Option<Placement> {
+    find_place_near(layout, mask, angles_rad, margin_mm, step_mm, None)
+}
+
+/// [`find_place`], or with `near` the place that fits whose centre is nearest `near` (the most room on a tie): where
+/// the engineer put the label, moved as little as it takes to fit.
+pub fn find_place_near(
+    layout: &LabelLayout,
+    mask: &FreeMask,
+    angles_rad: &[f64],
+    margin_mm: f64,
+    step_mm: f64,
+    near: Option<[f64; 2]>,
+) -> Option<Placement> {
     let inner = block_samples(layout, margin_mm, mask.step_mm);
     let outer = block_samples(layout, 3.0 * margin_mm, 2.0 * mask.step_mm);
     let lo = mask.origin;
     let hi = [0, 1].map(|k| mask.origin[k] + (mask.n[k] - 1) as f64 * mask.step_mm);
     let steps = [0, 1].map(|k| ((hi[k] - lo[k]) / step_mm).floor() as usize + 1);
-    let mut best: Option<(usize, Placement)> = None;
+    // Better: nearer `near` (if any), then more room; equal keeps the first in scan order.
+    let mut best: Option<(f64, usize, Placement)> = None;
     for &angle_rad in angles_rad {
         for j in 0..steps[1] {
             for i in 0..steps[0] {
@@ -215,13 +229,14 @@ pub fn find_place(
                     continue;
                 }
                 let room = outer.iter().filter(|&&p| mask.is_free(candidate.place(p))).count();
-                if best.is_none_or(|(r, _)| room > r) {
-                    best = Some((room, candidate));
+                let distance = near.map_or(0.0, |q| (candidate.centre[0] - q[0]).hypot(candidate.centre[1] - q[1]));
+                if best.is_none_or(|(d, r, _)| distance < d || (distance == d && room > r)) {
+                    best = Some((distance, room, candidate));
                 }
             }
         }
     }
-    best.map(|(_, p)| p)
+    best.map(|(_, _, p)| p)
 }
 
 /// The label's solids and the points of its letters' tops (for checking the finished part).

@@ -242,6 +242,39 @@ fn a_label_is_embossed_where_the_pad_has_room_and_refused_with_its_place_where_i
     let label = result.guides[1].built().expect("built").1.label.clone().expect("label");
     assert!(label.ok && label.lines.join(" ") == "DEMO-JAW G2 L", "{label:?}");
 
+    // Put by the engineer: near one end of the pad, then near the other, the label goes to the free place nearest
+    // each (seen along the seating direction), and every check still passes.
+    let outline = &plan.guides[1].footprint.outline_mm;
+    let by_y = |pick: fn(f64, f64) -> bool| {
+        *outline
+            .iter()
+            .reduce(|a, b| if pick(b[1], a[1]) { b } else { a })
+            .expect("points")
+    };
+    let ends = [by_y(|a, b| a < b), by_y(|a, b| a > b)];
+    let mut centres = Vec::new();
+    for end in ends {
+        let mut moved = plan.clone();
+        if let Some(l) = moved.guides[1].label.as_mut() {
+            l.near_mm = Some(end);
+        }
+        let result = build_guides(&moved, bone, None, &NoProgress).expect("build");
+        let (_, check) = result.guides[1].built().expect("built");
+        assert!(check.passed, "{:?}", check.findings);
+        let label = check.label.as_ref().expect("a label");
+        assert!(label.ok && label.on == "pad", "{label:?}");
+        centres.push(label.centre_mm);
+    }
+    let dist = |a: [f64; 3], b: [f64; 3]| (0..3).map(|k| (a[k] - b[k]).powi(2)).sum::<f64>().sqrt();
+    // (The barrels take the pad's other end: the label stops short of them.)
+    assert!(dist(centres[0], centres[1]) > 5.0, "{centres:?}");
+    for (k, end) in ends.iter().enumerate() {
+        assert!(
+            dist(centres[k], *end) < dist(centres[1 - k], *end),
+            "{centres:?} for {ends:?}"
+        );
+    }
+
     // The cutting guide's pad (10 mm tall, slot housings 8 mm above it) has no room: refused, with the code and place.
     let mut crowded = plan.clone();
     crowded.guides[0].label = plan.guides[1].label.clone();

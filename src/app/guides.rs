@@ -62,6 +62,8 @@ pub struct GuideDesign {
     pub clip_depth_mm: f64,
     /// Colour each guide's underside by its gap to the bone.
     pub gap_map: bool,
+    /// The next click on the bone puts this guide's label there.
+    pub label_pick: Option<String>,
 }
 
 impl Default for GuideDesign {
@@ -81,6 +83,7 @@ impl Default for GuideDesign {
             clip: false,
             clip_depth_mm: 0.0,
             gap_map: true,
+            label_pick: None,
         }
     }
 }
@@ -213,6 +216,25 @@ impl GuidesmithApp {
                         }
                     }
                 });
+                if let Some(label) = &g.label {
+                    ui.horizontal(|ui| {
+                        let picking = self.guides.label_pick.as_deref() == Some(name.as_str());
+                        if ui
+                            .selectable_label(picking, "Put the label at the next click")
+                            .on_hover_text(
+                                "Click the bone where the label should go; it goes to the free place nearest it",
+                            )
+                            .clicked()
+                        {
+                            self.guides.label_pick = (!picking).then(|| name.clone());
+                        }
+                        if label.near_mm.is_some() && ui.button("Automatic place").clicked() {
+                            let mut l = label.clone();
+                            l.near_mm = None;
+                            self.set_label(&name, &l);
+                        }
+                    });
+                }
                 self.parameters_ui(ui, g);
             }
             ui.label(
@@ -468,6 +490,7 @@ impl GuidesmithApp {
             label: Some(GuideLabel {
                 text: vec![],
                 cap_height_mm: default_label_cap_height_mm(),
+                near_mm: None,
             }),
         };
         let plan = doc.plan.clone();
@@ -605,6 +628,28 @@ impl GuidesmithApp {
     /// true while it has the pointer (the view does not orbit).
     pub(super) fn footprint_handles(&mut self, response: &egui::Response, rect: egui::Rect) -> bool {
         let Some(camera) = self.camera else { return false };
+        if let Some(name) = self.guides.label_pick.clone() {
+            if response.clicked_by(egui::PointerButton::Primary) {
+                self.guides.label_pick = None;
+                let pos = response.interact_pointer_pos();
+                let label = self
+                    .doc
+                    .as_ref()
+                    .and_then(|d| d.plan.guides.iter().find(|g| g.name == name))
+                    .and_then(|g| g.label.clone());
+                match (pos.and_then(|p| self.pick(p)), label) {
+                    (Some((point, _)), Some(mut l)) => {
+                        l.near_mm = Some(point);
+                        self.set_label(&name, &l);
+                        self.info(format!(
+                            "{name}: the label goes to the free place nearest the click; build to see it"
+                        ));
+                    }
+                    _ => self.info("No bone under the cursor"),
+                }
+                return true;
+            }
+        }
         let guide = match (&self.selected, self.tool) {
             (Some((ElementKind::Guide, name)), Tool::Navigate) if !self.review => name.clone(),
             _ => {
@@ -675,6 +720,21 @@ impl GuidesmithApp {
             }
         }
         false
+    }
+
+    /// Replaces a guide's label (one edit).
+    fn set_label(&mut self, guide: &str, label: &GuideLabel) {
+        match serde_json::to_value(label) {
+            Ok(value) => {
+                self.apply(Edit::Set {
+                    kind: ElementKind::Guide,
+                    name: guide.to_string(),
+                    field: "label".into(),
+                    value,
+                });
+            }
+            Err(e) => self.error(format!("label of {guide}: {e}")),
+        }
     }
 
     /// Replaces a guide's footprint (one edit).

@@ -615,8 +615,41 @@ fn a_cutting_guide_is_proposed_dragged_built_checked_and_bundled_in_the_window()
         .get("guide-1")
         .is_some_and(|c| c.result.is_ok()));
 
+    // The drill guide's label put by a click on the bone (seen from the left, at its footprint's most lateral point).
+    h.get_by_label("left-body-drilling").click();
+    h.get_by_label("Reset").click();
+    h.get_by_label("L").click();
+    h.run_steps(2);
+    let target = footprint_of(&h, "left-body-drilling")
+        .into_iter()
+        .reduce(|a, b| if b[0] > a[0] { b } else { a })
+        .expect("points");
+    let (rect, camera) = (h.state().view3d_rect, h.state().camera.expect("a camera"));
+    let pos = camera.project(rect, target).expect("in view");
+    h.get_by_label("Put the label at the next click").click();
+    h.run_steps(2);
+    assert_eq!(h.state().guides.label_pick.as_deref(), Some("left-body-drilling"));
+    assert!(rect.contains(pos), "{pos:?} outside {rect:?}");
+    click_at(&mut h, pos);
+    wait(&mut h);
+    let near = {
+        let doc = h.state().doc.as_ref().expect("plan");
+        let g = doc
+            .plan
+            .guides
+            .iter()
+            .find(|g| g.name == "left-body-drilling")
+            .expect("guide");
+        g.label.as_ref().and_then(|l| l.near_mm).unwrap_or_else(|| panic!("the label put: {:?} {:?}", g.label, h.state().messages))
+    };
+    let off: f64 = (0..3).map(|k| (near[k] - target[k]).powi(2)).sum::<f64>().sqrt();
+    assert!(off < 3.0, "{near:?} vs {target:?}");
+    assert!(h.state().guides.label_pick.is_none());
+
     // The template's parameters with their units, ranges and sources; a value the plan sets is shown as the plan's,
     // and "default" takes it out again (one edit each).
+    h.get_by_label("guide-1").click();
+    h.run_steps(2);
     h.get_by_label("Parameters of guide-1").click();
     h.run_steps(2);
     assert!(h.query_by_label("pad_thickness_mm").is_some());

@@ -396,6 +396,7 @@ fn label_request(plan: &Plan, index: usize, g: &GuideSpec, bone: &Mesh, draft: b
             .map(|lines| lines.iter().map(|l| l.to_uppercase()).collect())
             .collect(),
         cap_height_mm: label.cap_height_mm,
+        near_mm: label.near_mm,
     })
 }
 

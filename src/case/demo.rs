@@ -160,6 +160,7 @@ pub fn demo_plan_verified(
                 label: Some(GuideLabel {
                     text: vec![],
                     cap_height_mm: default_label_cap_height_mm(),
+                    near_mm: None,
                 }),
             },
         ],

@@ -475,6 +475,7 @@ fn add_guide(a: &AddGuideArgs, progress: &dyn Progress) -> anyhow::Result<ExitCo
         label: (!a.no_label).then(|| GuideLabel {
             text: Vec::new(),
             cap_height_mm: a.label_height_mm,
+            near_mm: None,
         }),
     };
     if a.footprint.is_none() {

@@ -18,7 +18,7 @@ use super::footprint::{Footprint, FootprintError};
 use super::heightfield::GuideFrame;
 use super::pad::{build_pad, Pad, PadError, PadOptions};
 use crate::finding::{element, Finding, FindingCode};
-use crate::label::{emboss, find_place, FreeMask, LabelError, LabelLayout, RELIEF_MM, SINK_MM};
+use crate::label::{emboss, find_place, find_place_near, FreeMask, LabelError, LabelLayout, RELIEF_MM, SINK_MM};
 use crate::measure::segment_segment_distance;
 use crate::mesh::boolean::{boolean, fold, BoolOp, BooleanError, Operand};
 use crate::mesh::{Mesh, MeshError};
@@ -117,6 +117,9 @@ pub struct LabelRequest {
     pub settings: Vec<Vec<String>>,
     /// Height of the capital letters, mm (at least [`crate::label::MIN_CAP_HEIGHT_MM`]).
     pub cap_height_mm: f64,
+    /// Put it on the pad at the free place nearest this point (seen along the seating direction), patient mm;
+    /// `None`: where it has the most room.
+    pub near_mm: Option<[f64; 3]>,
 }
 
 /// The label as placed on a built guide.
@@ -904,7 +907,11 @@ fn place_label(
     let mut last = None;
     for lines in &l.settings {
         let layout = LabelLayout::new(lines, l.cap_height_mm).map_err(label_err)?;
-        if let Some(placement) = find_place(&layout, &pad_mask, &angles, LABEL_MARGIN_MM, 0.5) {
+        let near = l.near_mm.map(|p| {
+            let f = frame.frame_from_patient(&Point3::from(p));
+            [f.x, f.y]
+        });
+        if let Some(placement) = find_place_near(&layout, &pad_mask, &angles, LABEL_MARGIN_MM, 0.5, near) {
             let e = emboss(
                 &layout,
                 &placement,

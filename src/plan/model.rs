@@ -392,6 +392,10 @@ pub struct GuideLabel {
     #[serde(default = "default_label_cap_height_mm")]
     #[schemars(range(min = 2.5, max = 10.0))]
     pub cap_height_mm: f64,
+    /// Where the engineer put it, patient LPS mm: the label goes to the free place on the pad nearest this point seen
+    /// along the seating direction. Absent: placed automatically (the free place with the most room around it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub near_mm: Option<[f64; 3]>,
 }
 
 /// The default letter height of a guide's label, mm: the smallest that prints legibly in relief.
