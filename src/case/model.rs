@@ -538,12 +538,15 @@ fn with_base(
         ));
         break;
     }
-    let mut operands = vec![Operand::new("base plate", &plate)];
-    operands.extend(posts.iter().map(|p| Operand::new("post", p)));
+    // The base's small parts joined first, then the base with the bone once (each boolean with the bone costs in
+    // proportion to the bone's triangles: one instead of one per post).
+    let mut operands: Vec<Operand<'_>> = posts.iter().map(|p| Operand::new("post", p)).collect();
     if let Some((m, _)) = &letters {
         operands.push(Operand::new("case label", m));
     }
-    let joined = fold(Operand::new("model", mesh), &operands, BoolOp::Union)
+    let base = fold(Operand::new("base plate", &plate), &operands, BoolOp::Union)
+        .map_err(|e| err(format!("joining the posts to the plate: {e}")))?;
+    let joined = fold(Operand::new("model", mesh), &[Operand::new("base", &base)], BoolOp::Union)
         .map_err(|e| err(format!("joining the base: {e}")))?;
     let report = MeshReport::new(&joined);
     if report.components != 1 {
