@@ -640,7 +640,10 @@ fn a_cutting_guide_is_proposed_dragged_built_checked_and_bundled_in_the_window()
             .iter()
             .find(|g| g.name == "left-body-drilling")
             .expect("guide");
-        g.label.as_ref().and_then(|l| l.near_mm).unwrap_or_else(|| panic!("the label put: {:?} {:?}", g.label, h.state().messages))
+        g.label
+            .as_ref()
+            .and_then(|l| l.near_mm)
+            .unwrap_or_else(|| panic!("the label put: {:?} {:?}", g.label, h.state().messages))
     };
     let off: f64 = (0..3).map(|k| (near[k] - target[k]).powi(2)).sum::<f64>().sqrt();
     assert!(off < 3.0, "{near:?} vs {target:?}");

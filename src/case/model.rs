@@ -546,8 +546,12 @@ fn with_base(
     }
     let base = fold(Operand::new("base plate", &plate), &operands, BoolOp::Union)
         .map_err(|e| err(format!("joining the posts to the plate: {e}")))?;
-    let joined = fold(Operand::new("model", mesh), &[Operand::new("base", &base)], BoolOp::Union)
-        .map_err(|e| err(format!("joining the base: {e}")))?;
+    let joined = fold(
+        Operand::new("model", mesh),
+        &[Operand::new("base", &base)],
+        BoolOp::Union,
+    )
+    .map_err(|e| err(format!("joining the base: {e}")))?;
     let report = MeshReport::new(&joined);
     if report.components != 1 {
         return Err(err(format!(
