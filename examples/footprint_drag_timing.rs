@@ -6,7 +6,7 @@
 //! docs/PERFORMANCE.md).
 use std::time::Instant;
 
-use guidesmith::case::{guide_requests, open_bone};
+use guidesmith::case::{guide_request, open_bone};
 use guidesmith::guide::seating::footprint_contact;
 use guidesmith::progress::NoProgress;
 
@@ -34,13 +34,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let mut moved = outline.clone();
             moved[0] = std::array::from_fn(|k| a[k] + (b[k] - a[k]) / len * STEP_MM * m as f64);
             let t = Instant::now();
-            let mut one = plan.clone();
-            one.guides = vec![g.clone()];
-            let offset_mm = guide_requests(&one, None)
-                .into_iter()
-                .next()
-                .and_then(Result::ok)
-                .map_or(0.25, |r| r.params.tolerance.bone_offset_mm);
+            let offset_mm = guide_request(&plan, g, None)
+                .map_err(|f| f.message)?
+                .params
+                .tolerance
+                .bone_offset_mm;
             let offset_ms = t.elapsed().as_secs_f64() * 1e3;
             let contact = footprint_contact(&bone, g.seating_direction, &moved, offset_mm, GRID_MM)?;
             times_ms.push(t.elapsed().as_secs_f64() * 1e3);

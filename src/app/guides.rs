@@ -17,9 +17,7 @@ use guidesmith::case::{self, CaseGuides, GuideOutcome};
 use guidesmith::export::Release;
 use guidesmith::finding::Finding;
 use guidesmith::guide::seating::{footprint_contact, FootprintContact};
-use guidesmith::plan::{
-    default_label_cap_height_mm, Edit, Element, ElementKind, Footprint, GuideLabel, GuideSpec, Plan,
-};
+use guidesmith::plan::{Edit, Element, ElementKind, Footprint, GuideLabel, GuideSpec, Plan};
 
 use super::view3d::{GpuMesh, SceneItem};
 use super::{free_name, hash_of, marker, GuidesmithApp, Outcome, Tool};
@@ -64,6 +62,8 @@ pub struct GuideDesign {
     pub gap_map: bool,
     /// The next click on the bone puts this guide's label there.
     pub label_pick: Option<String>,
+    /// The open plan's content hash, computed once a frame (what a build is compared against).
+    pub plan_key: Option<String>,
 }
 
 impl Default for GuideDesign {
@@ -84,6 +84,7 @@ impl Default for GuideDesign {
             clip_depth_mm: 0.0,
             gap_map: true,
             label_pick: None,
+            plan_key: None,
         }
     }
 }
@@ -99,8 +100,9 @@ pub struct Contact {
 
 /// Guides built and checked, with what the 3D view draws of them.
 pub struct BuiltGuides {
-    /// Hash of the plan's JSON they were built from (another plan: they are out of date).
-    pub plan_hash: u64,
+    /// The content hash of the plan they were built from (`plan::plan_content_sha256`: approvals and path hints left
+    /// out, so a review does not put them out of date; any other change does).
+    pub plan_key: String,
     pub guides: CaseGuides,
     /// Each guide plain, and with its underside coloured by the gap to the bone.
     pub meshes: Vec<(String, Arc<GpuMesh>, Arc<GpuMesh>)>,
@@ -121,9 +123,35 @@ pub struct VertexDrag {
     pub outline: Vec<[f64; 3]>,
 }
 
-/// The plan's JSON hash (what a build is compared against).
-pub fn plan_hash(plan: &Plan) -> u64 {
-    hash_of(&plan.to_json())
+/// The centre of a guide's footprint (the mean of its points), patient mm.
+pub fn footprint_centre(g: &GuideSpec) -> [f64; 3] {
+    let n = g.footprint.outline_mm.len().max(1) as f64;
+    [0, 1, 2].map(|k| g.footprint.outline_mm.iter().map(|p| p[k]).sum::<f64>() / n)
+}
+
+/// One line on a seating play: how far the guide slides and turns.
+pub fn play_text(p: &guidesmith::guide::seating::SeatingPlay) -> String {
+    format!(
+        "slides {}, turns {}",
+        p.translation_mm
+            .map_or("without limit".into(), |t| format!("{t:.2} mm")),
+        p.rotation_deg.map_or("without limit".into(), |r| format!("{r:.2} deg"))
+    )
+}
+
+/// Writes `bytes` to `path` atomically; the line the window says.
+pub fn write_file(path: &Path, bytes: &[u8]) -> Result<String, String> {
+    guidesmith::atomic::write_atomic(path, |w| std::io::Write::write_all(w, bytes))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(format!("wrote {} ({} bytes)", path.display(), bytes.len()))
+}
+
+impl GuideDesign {
+    /// Whether the last build is of the plan as it is now (`None`: nothing built).
+    pub fn built_is_current(&self) -> Option<bool> {
+        let b = self.built.as_ref()?;
+        Some(self.plan_key.as_deref() == Some(b.plan_key.as_str()))
+    }
 }
 
 impl GuidesmithApp {
@@ -131,15 +159,15 @@ impl GuidesmithApp {
     pub(super) fn guides_ui(&mut self, ui: &mut egui::Ui) {
         let Some(doc) = &self.doc else { return };
         ui.strong("Guides");
-        let hash = plan_hash(&doc.plan);
+        let current = self.guides.built_is_current();
         let specs = doc.plan.guides.clone();
         let mut clicked = None;
         let mut remove = None;
         for g in &specs {
-            let state = match &self.guides.built {
-                None => "not built".to_string(),
-                Some(b) if b.plan_hash != hash => "changed since the build".to_string(),
-                Some(b) => match b.guides.guides.iter().find(|p| p.name == g.name) {
+            let state = match (&self.guides.built, current) {
+                (Some(_), Some(false)) => "changed since the build".to_string(),
+                (None, _) | (_, None) => "not built".to_string(),
+                (Some(b), Some(true)) => match b.guides.guides.iter().find(|p| p.name == g.name) {
                     Some(p) if p.findings().is_empty() => "all checks passed".to_string(),
                     Some(p) => format!("FAILED ({} finding(s))", p.findings().len()),
                     None => "not built".to_string(),
@@ -181,20 +209,8 @@ impl GuidesmithApp {
                     )
                     .changed()
                 {
-                    let value = if labelled {
-                        serde_json::json!({ "text": [], "cap_height_mm": default_label_cap_height_mm() })
-                    } else {
-                        serde_json::Value::Null
-                    };
-                    self.apply(Edit::Set {
-                        kind: ElementKind::Guide,
-                        name: name.clone(),
-                        field: "label".into(),
-                        value,
-                    });
+                    self.set_label(&name, labelled.then(GuideLabel::default).as_ref());
                 }
-            }
-            if let Some(g) = specs.iter().find(|g| g.name == name) {
                 let d = g.seating_direction;
                 ui.horizontal(|ui| {
                     ui.label(format!("seating ({:.3}, {:.3}, {:.3})", d[0], d[1], d[2]));
@@ -231,7 +247,7 @@ impl GuidesmithApp {
                         if label.near_mm.is_some() && ui.button("Automatic place").clicked() {
                             let mut l = label.clone();
                             l.near_mm = None;
-                            self.set_label(&name, &l);
+                            self.set_label(&name, Some(&l));
                         }
                     });
                 }
@@ -260,7 +276,7 @@ impl GuidesmithApp {
             ui.add(egui::Slider::new(&mut self.guides.opacity, 0.1..=1.0).show_value(false))
                 .labelled_by(l.id);
         });
-        self.checks_ui(ui, hash);
+        self.checks_ui(ui);
     }
 
     /// The selected guide's printer and every parameter of its template: its value with its unit and allowed range,
@@ -374,9 +390,9 @@ impl GuidesmithApp {
     }
 
     /// Every check of every built guide, and its findings; a click on a finding marks its place.
-    fn checks_ui(&mut self, ui: &mut egui::Ui, hash: u64) {
+    fn checks_ui(&mut self, ui: &mut egui::Ui) {
         let Some(built) = &self.guides.built else { return };
-        if built.plan_hash != hash {
+        if self.guides.built_is_current() == Some(false) {
             ui.label(RichText::new("The plan changed since the build: build again.").color(Color32::YELLOW));
         }
         let mut show_place = None;
@@ -487,11 +503,7 @@ impl GuidesmithApp {
             drills: self.guides.drills.iter().cloned().collect(),
             seating_direction: [0.0, 0.0, -1.0],
             footprint: Footprint { outline_mm: vec![] },
-            label: Some(GuideLabel {
-                text: vec![],
-                cap_height_mm: default_label_cap_height_mm(),
-                near_mm: None,
-            }),
+            label: Some(GuideLabel::default()),
         };
         let plan = doc.plan.clone();
         let query = Arc::clone(&bone.query);
@@ -514,7 +526,7 @@ impl GuidesmithApp {
         let plan = doc.plan.clone();
         let query = Arc::clone(&bone.query);
         self.start_job(ctx, "building the guides", move |progress| {
-            let hash = plan_hash(&plan);
+            let plan_key = guidesmith::plan::plan_content_sha256(&plan);
             let built = case::build_guides(&plan, query.mesh(), None, progress).map(|guides| {
                 let meshes = guides
                     .guides
@@ -536,7 +548,7 @@ impl GuidesmithApp {
                     })
                     .collect();
                 Box::new(BuiltGuides {
-                    plan_hash: hash,
+                    plan_key,
                     guides,
                     meshes,
                 })
@@ -587,6 +599,10 @@ impl GuidesmithApp {
 
     /// The contact of every guide's footprint, measured again where the footprint (or the drag) changed.
     pub(super) fn update_contacts(&mut self) {
+        self.guides.plan_key = self
+            .doc
+            .as_ref()
+            .map(|d| guidesmith::plan::plan_content_sha256(&d.plan));
         let (Some(doc), Some(bone)) = (&self.doc, &self.bone) else {
             return;
         };
@@ -606,15 +622,19 @@ impl GuidesmithApp {
                 }
                 _ => {
                     let t = Instant::now();
-                    let offset_mm = bone_offset_mm(&doc.plan, g);
-                    let result = footprint_contact(
-                        bone.query.mesh(),
-                        g.seating_direction,
-                        &outline,
-                        offset_mm,
-                        CONTACT_GRID_MM,
-                    )
-                    .map_err(|e| e.to_string());
+                    // The pad's gap to the bone, from the guide's template and printer.
+                    let result = case::guide_request(&doc.plan, g, None)
+                        .map_err(|f| f.message)
+                        .and_then(|r| {
+                            footprint_contact(
+                                bone.query.mesh(),
+                                g.seating_direction,
+                                &outline,
+                                r.params.tolerance.bone_offset_mm,
+                                CONTACT_GRID_MM,
+                            )
+                            .map_err(|e| e.to_string())
+                        });
                     let ms = t.elapsed().as_secs_f64() * 1e3;
                     fresh.insert(g.name.clone(), Contact { key, result, ms });
                 }
@@ -640,7 +660,7 @@ impl GuidesmithApp {
                 match (pos.and_then(|p| self.pick(p)), label) {
                     (Some((point, _)), Some(mut l)) => {
                         l.near_mm = Some(point);
-                        self.set_label(&name, &l);
+                        self.set_label(&name, Some(&l));
                         self.info(format!(
                             "{name}: the label goes to the free place nearest the click; build to see it"
                         ));
@@ -722,8 +742,8 @@ impl GuidesmithApp {
         false
     }
 
-    /// Replaces a guide's label (one edit).
-    fn set_label(&mut self, guide: &str, label: &GuideLabel) {
+    /// Replaces a guide's label, or takes it out with `None` (one edit).
+    fn set_label(&mut self, guide: &str, label: Option<&GuideLabel>) {
         match serde_json::to_value(label) {
             Ok(value) => {
                 self.apply(Edit::Set {
@@ -751,17 +771,23 @@ impl GuidesmithApp {
     pub(super) fn guide_scene(&self, scene: &mut Vec<SceneItem>) {
         let Some(doc) = &self.doc else { return };
         if let (true, Some(b)) = (self.guides.show, &self.guides.built) {
-            let current = b.plan_hash == plan_hash(&doc.plan);
+            let current = self.guides.built_is_current() == Some(true);
+            let version = hash_of(&b.plan_key);
             for (name, plain, mapped) in &b.meshes {
-                let mesh = if self.guides.gap_map && current { mapped } else { plain };
+                // Two keys: the view keeps one GPU copy per key and version, and the two meshes differ.
+                let (key, mesh) = if self.guides.gap_map && current {
+                    (format!("guide:{name}:gap"), mapped)
+                } else {
+                    (format!("guide:{name}"), plain)
+                };
                 let colour = if current {
                     [0.0, 0.55, 0.63, self.guides.opacity]
                 } else {
                     [0.45, 0.5, 0.55, self.guides.opacity.min(0.5)]
                 };
                 scene.push(SceneItem {
-                    key: format!("guide:{name}"),
-                    version: b.plan_hash,
+                    key,
+                    version,
                     mesh: Arc::clone(mesh),
                     coarse: None,
                     color: colour,
@@ -808,19 +834,7 @@ fn toggle(set: &mut BTreeSet<String>, name: &str, on: bool) {
 
 /// The guide's template parameters as resolved for its printer and the plan's values (`None`: the plan refuses it).
 fn resolved_parameters(plan: &Plan, g: &GuideSpec) -> Option<Vec<guidesmith::template::ResolvedParameter>> {
-    request_of(plan, g).map(|r| r.params.parameters)
-}
-
-/// The build request of guide `g` alone.
-fn request_of(plan: &Plan, g: &GuideSpec) -> Option<guidesmith::guide::build::GuideRequest> {
-    let mut one = plan.clone();
-    one.guides = vec![g.clone()];
-    case::guide_requests(&one, None).into_iter().next().and_then(Result::ok)
-}
-
-/// The bone offset the guide's template and printer give (the pad's gap to the bone), mm.
-fn bone_offset_mm(plan: &Plan, g: &GuideSpec) -> f64 {
-    request_of(plan, g).map_or(0.25, |r| r.params.tolerance.bone_offset_mm)
+    case::guide_request(plan, g, None).ok().map(|r| r.params.parameters)
 }
 
 /// The edge of `outline` (by its first point) nearest `p`.
@@ -851,15 +865,7 @@ fn contact_text(c: &Contact) -> String {
     match &c.result {
         Err(e) => format!("footprint: {e}"),
         Ok(f) => {
-            let play = match &f.play {
-                None => "no contact".to_string(),
-                Some(p) => format!(
-                    "slides {}, turns {}",
-                    p.translation_mm
-                        .map_or("without limit".into(), |t| format!("{t:.2} mm")),
-                    p.rotation_deg.map_or("without limit".into(), |r| format!("{r:.2} deg"))
-                ),
-            };
+            let play = f.play.as_ref().map_or("no contact".to_string(), play_text);
             format!("contact {:.0} of {:.0} mm^2, {play}", f.contact_area_mm2, f.area_mm2)
         }
     }
@@ -887,12 +893,7 @@ fn check_rows(c: &guidesmith::guide::check::GuideCheck) -> Vec<String> {
         c.mesh.is_valid()
     ));
     if let Some(p) = &c.seating {
-        rows.push(format!(
-            "seating: slides {}, turns {}",
-            p.translation_mm
-                .map_or("without limit".into(), |t| format!("{t:.2} mm")),
-            p.rotation_deg.map_or("without limit".into(), |r| format!("{r:.2} deg"))
-        ));
+        rows.push(format!("seating: {}", play_text(p)));
     }
     if let Some(l) = &c.label {
         rows.push(format!("label {}", l.summary()));
@@ -958,9 +959,7 @@ fn export_to(
             let guides = case::build_guides(plan, bone, None, progress).map_err(text)?;
             let models = case::make_models(plan, bone, case::DEFAULT_MODEL_MARGIN_MM, progress).map_err(text)?;
             let bytes = case::plan_glb(plan, bone, &guides, &models).map_err(text)?;
-            guidesmith::atomic::write_atomic(path, |w| std::io::Write::write_all(w, &bytes))
-                .map_err(|e| format!("{}: {e}", path.display()))?;
-            Ok(format!("wrote {} ({} bytes)", path.display(), bytes.len()))
+            write_file(path, &bytes)
         }
     }
 }
@@ -982,16 +981,10 @@ fn write_bundle(
         ));
     }
     let bytes = case::make_bundle(plan, bone, &guides, &release, progress).map_err(|e| e.to_string())?;
-    guidesmith::atomic::write_atomic(path, |w| std::io::Write::write_all(w, &bytes))
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let line = write_file(path, &bytes)?;
     Ok(format!(
-        "wrote {} ({}, {} bytes)",
-        path.display(),
-        match release {
-            Release::Approved { .. } => "released",
-            Release::Draft { .. } => "DRAFT",
-        },
-        bytes.len()
+        "{line}, {}",
+        if release.is_draft() { "DRAFT" } else { "released" }
     ))
 }
 
@@ -1009,21 +1002,7 @@ pub(super) fn gap_tints(
         .sqrt()
         .max(1e-12);
     let d = seating.map(|x| x / len);
-    let mut normals = vec![[0.0f64; 3]; mesh.positions.len()];
-    for t in &mesh.triangles {
-        let [a, b, c] = t.map(|v| mesh.positions[v as usize]);
-        let (e1, e2) = ([0, 1, 2].map(|k| b[k] - a[k]), [0, 1, 2].map(|k| c[k] - a[k]));
-        let n = [
-            e1[1] * e2[2] - e1[2] * e2[1],
-            e1[2] * e2[0] - e1[0] * e2[2],
-            e1[0] * e2[1] - e1[1] * e2[0],
-        ];
-        for &v in t {
-            for k in 0..3 {
-                normals[v as usize][k] += n[k];
-            }
-        }
-    }
+    let normals = super::view3d::vertex_normals(mesh);
     mesh.positions
         .par_iter()
         .zip(&normals)

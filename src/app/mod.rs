@@ -2513,10 +2513,8 @@ impl GuidesmithApp {
                 .and_then(|d| d.plan.guides.iter().find(|g| g.name == name).cloned());
             match guide {
                 Some(g) => {
-                    let n = g.footprint.outline_mm.len().max(1) as f64;
-                    let c = [0, 1, 2].map(|k| g.footprint.outline_mm.iter().map(|p| p[k]).sum::<f64>() / n);
                     self.layout = Layout::Only3d;
-                    self.look_along(c, g.seating_direction);
+                    self.look_along(guides::footprint_centre(&g), g.seating_direction);
                     if let Some(camera) = &mut self.camera {
                         camera.distance_mm = camera.distance_mm.min(180.0);
                     }

@@ -13,7 +13,7 @@ use eframe::egui::{self, Color32, RichText};
 use guidesmith::case;
 use guidesmith::plan::{release_approval, ApprovalState, Decision, DesignBinding, Role};
 
-use super::guides::plan_hash;
+use super::guides::{footprint_centre, play_text, write_file};
 use super::{GuidesmithApp, Outcome, Tool};
 
 /// The "Approve" window's fields.
@@ -50,10 +50,8 @@ impl GuidesmithApp {
                 }
             }
             for g in &plan.guides {
-                let n = g.footprint.outline_mm.len().max(1) as f64;
-                let c = [0, 1, 2].map(|k| g.footprint.outline_mm.iter().map(|p| p[k]).sum::<f64>() / n);
                 if ui.button(format!("Guide {}", g.name)).clicked() {
-                    self.look_along(c, g.seating_direction);
+                    self.look_along(footprint_centre(g), g.seating_direction);
                 }
             }
         });
@@ -80,21 +78,13 @@ impl GuidesmithApp {
         }
         ui.separator();
         ui.strong("Guides");
-        let hash = plan_hash(&plan);
-        match &self.guides.built {
-            Some(b) if b.plan_hash == hash => {
+        match (&self.guides.built, self.guides.built_is_current()) {
+            (Some(b), Some(true)) => {
                 for g in &b.guides.guides {
-                    let seating =
-                        g.built()
-                            .and_then(|(_, c)| c.seating.as_ref())
-                            .map_or("not measured".to_string(), |p| {
-                                format!(
-                                    "slides {}, turns {}",
-                                    p.translation_mm
-                                        .map_or("without limit".into(), |t| format!("{t:.2} mm")),
-                                    p.rotation_deg.map_or("without limit".into(), |r| format!("{r:.2} deg"))
-                                )
-                            });
+                    let seating = g
+                        .built()
+                        .and_then(|(_, c)| c.seating.as_ref())
+                        .map_or("not measured".to_string(), play_text);
                     let state = if g.findings().is_empty() {
                         "all checks passed".to_string()
                     } else {
@@ -110,8 +100,11 @@ impl GuidesmithApp {
                     ui.label(format!("{}: {state}; seating play: {seating}", g.name));
                 }
             }
-            _ => {
+            (Some(_), Some(false)) => {
                 ui.label("Not built since the plan changed.");
+            }
+            _ => {
+                ui.label("Not built yet.");
             }
         }
         if ui.button("Build guides").clicked() {
@@ -283,7 +276,5 @@ fn report_to(
 ) -> Result<String, String> {
     let guides = case::build_guides(plan, bone, None, progress).map_err(|e| e.to_string())?;
     let bytes = case::make_report(plan, bone, &guides, progress).map_err(|e| e.to_string())?;
-    guidesmith::atomic::write_atomic(path, |w| std::io::Write::write_all(w, &bytes))
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(format!("wrote {} ({} bytes)", path.display(), bytes.len()))
+    write_file(path, &bytes)
 }

@@ -78,6 +78,14 @@ fn wait(h: &mut Harness<'static, GuidesmithApp>) {
     h.run_steps(3);
 }
 
+/// Opens the demo case and shows the 3D view alone.
+fn open_demo_in_3d(h: &mut Harness<'static, GuidesmithApp>) {
+    h.get_by_label("Open the demo case").click();
+    wait(h);
+    h.get_by_label("3D").click();
+    h.run_steps(2);
+}
+
 /// A press and release at `pos`.
 fn click_at(h: &mut Harness<'static, GuidesmithApp>, pos: egui::Pos2) {
     h.hover_at(pos);
@@ -303,9 +311,7 @@ fn drag(h: &mut Harness<'static, GuidesmithApp>, from: egui::Pos2, to: egui::Pos
 #[test]
 fn the_handles_move_a_plane_in_one_undoable_edit_and_a_drag_beside_them_orbits() {
     let Some((mut h, _config)) = harness() else { return };
-    h.get_by_label("Open the demo case").click();
-    wait(&mut h);
-    h.get_by_label("3D").click();
+    open_demo_in_3d(&mut h);
     h.get_by_label("resection-left").click();
     h.run_steps(3);
     let before = plane_point(&h, "resection-left").expect("the plane");
@@ -418,10 +424,7 @@ fn footprint_of(h: &Harness<'static, GuidesmithApp>, name: &str) -> Vec<[f64; 3]
 fn a_cutting_guide_is_proposed_dragged_built_checked_and_bundled_in_the_window() {
     use egui::accesskit::Role;
     let Some((mut h, _config)) = harness() else { return };
-    h.get_by_label("Open the demo case").click();
-    wait(&mut h);
-    h.get_by_label("3D").click();
-    h.run_steps(2);
+    open_demo_in_3d(&mut h);
     // The demo's own cutting guide out, to design one in its place.
     h.get_by_label("symphysis-cutting").click();
     h.run_steps(2);
@@ -685,9 +688,7 @@ fn a_cutting_guide_is_proposed_dragged_built_checked_and_bundled_in_the_window()
 fn the_plan_is_reviewed_read_only_approved_and_the_approval_goes_stale_when_a_plane_moves() {
     use guidesmith::plan::{ApprovalState, DesignBinding, Edit, ElementKind};
     let Some((mut h, _config)) = harness() else { return };
-    h.get_by_label("Open the demo case").click();
-    wait(&mut h);
-    h.get_by_label("3D").click();
+    open_demo_in_3d(&mut h);
     h.get_by_label("Review").click();
     h.run_steps(2);
     assert!(h.state().review);

@@ -87,19 +87,25 @@ pub struct GpuMesh {
     indices: Vec<u32>,
 }
 
+/// Each vertex's normal, the area-weighted sum of its triangles' normals (not unit length).
+pub fn vertex_normals(mesh: &Mesh) -> Vec<[f64; 3]> {
+    let mut normals = vec![[0.0f64; 3]; mesh.positions.len()];
+    for t in &mesh.triangles {
+        let [a, b, c] = t.map(|v| mesh.positions[v as usize]);
+        let n = cross(sub(b, a), sub(c, a));
+        for &v in t {
+            for k in 0..3 {
+                normals[v as usize][k] += n[k];
+            }
+        }
+    }
+    normals
+}
+
 impl GpuMesh {
     /// A mesh with area-weighted vertex normals (smooth shading of a closed surface).
     pub fn smooth(mesh: &Mesh) -> GpuMesh {
-        let mut normals = vec![[0.0f64; 3]; mesh.positions.len()];
-        for t in &mesh.triangles {
-            let [a, b, c] = t.map(|v| mesh.positions[v as usize]);
-            let n = cross(sub(b, a), sub(c, a));
-            for &v in t {
-                for k in 0..3 {
-                    normals[v as usize][k] += n[k];
-                }
-            }
-        }
+        let normals = vertex_normals(mesh);
         let vertices = mesh
             .positions
             .iter()

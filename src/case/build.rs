@@ -229,7 +229,9 @@ pub fn guide_requests(plan: &Plan, printer_override: Option<&str>) -> Vec<Result
         .collect()
 }
 
-fn guide_request(plan: &Plan, g: &GuideSpec, printer_override: Option<&str>) -> Result<GuideRequest, Finding> {
+/// The build request of guide `g` of `plan` (or one being added to it), or the finding that stops it; see
+/// [`guide_requests`].
+pub fn guide_request(plan: &Plan, g: &GuideSpec, printer_override: Option<&str>) -> Result<GuideRequest, Finding> {
     let el = element("guides", &g.name);
     let refuse = |code, message: String| Finding::error(code, el.clone(), format!("guide '{}': {message}", g.name));
     let template = builtin_template(&g.template).map_err(|e| refuse(FindingCode::UnknownTemplate, e.to_string()))?;

@@ -14,8 +14,8 @@ use crate::export::ExportSummary;
 use crate::measure::BoneQuery;
 use crate::mesh::Mesh;
 use crate::plan::{
-    default_label_cap_height_mm, BoneSource, CaseId, CtReference, CuttingPlane, DrillTrajectory, Footprint, GuideLabel,
-    GuideSpec, Plan, ResectedSide, Segmentation, SCHEMA_VERSION,
+    BoneSource, CaseId, CtReference, CuttingPlane, DrillTrajectory, Footprint, GuideLabel, GuideSpec, Plan,
+    ResectedSide, Segmentation, SCHEMA_VERSION,
 };
 use crate::progress::Progress;
 use crate::segment::{HuRange, Keep, SegmentRecipe};
@@ -157,11 +157,7 @@ pub fn demo_plan_verified(
                 seating_direction: [-1.0, 0.0, 0.0],
                 footprint: Footprint { outline_mm: vec![] },
                 // The case ID, G2 and the side embossed where the pad is free (DRAFT until a surgeon approves).
-                label: Some(GuideLabel {
-                    text: vec![],
-                    cap_height_mm: default_label_cap_height_mm(),
-                    near_mm: None,
-                }),
+                label: Some(GuideLabel::default()),
             },
         ],
         approvals: vec![],

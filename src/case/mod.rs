@@ -27,8 +27,8 @@ pub use bone::{
     BoneOrigin, CaseBone, NewPlan, NewPlanFromStl, OpenCase, StlModel,
 };
 pub use build::{
-    build_guides, build_guides_for, build_guides_reusing, guide_files, guide_requests, propose_guide, render_guides,
-    write_guides, CaseGuides, CaseProposal, GuideOutcome, PlannedGuide, VerifiedGuide,
+    build_guides, build_guides_for, build_guides_reusing, guide_files, guide_request, guide_requests, propose_guide,
+    render_guides, write_guides, CaseGuides, CaseProposal, GuideOutcome, PlannedGuide, VerifiedGuide,
 };
 pub use bundle::{
     make_bundle, shipped_plan, verify_bundle, BundleCheck, BundleReport, CHECKSUMS_FILE, GUIDES_FOLDER, INPUTS_FOLDER,

@@ -473,9 +473,8 @@ fn add_guide(a: &AddGuideArgs, progress: &dyn Progress) -> anyhow::Result<ExitCo
             outline_mm: a.footprint.as_ref().map(|f| f.0.clone()).unwrap_or_default(),
         },
         label: (!a.no_label).then(|| GuideLabel {
-            text: Vec::new(),
             cap_height_mm: a.label_height_mm,
-            near_mm: None,
+            ..GuideLabel::default()
         }),
     };
     if a.footprint.is_none() {

@@ -398,6 +398,17 @@ pub struct GuideLabel {
     pub near_mm: Option<[f64; 3]>,
 }
 
+impl Default for GuideLabel {
+    /// The automatic text at the default letter height, placed automatically.
+    fn default() -> Self {
+        GuideLabel {
+            text: Vec::new(),
+            cap_height_mm: default_label_cap_height_mm(),
+            near_mm: None,
+        }
+    }
+}
+
 /// The default letter height of a guide's label, mm: the smallest that prints legibly in relief.
 pub fn default_label_cap_height_mm() -> f64 {
     2.5
