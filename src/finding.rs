@@ -61,6 +61,18 @@ pub enum FindingCode {
     UnknownPrinter,
     /// A guide's template parameters are refused (out of range, inconsistent, unknown).
     TemplateParameterInvalid,
+    /// A flap segment is shorter than the reconstruction's minimum.
+    FlapSegmentTooShort,
+    /// Two neighbouring donor cuts meet inside the donor bone.
+    FlapCutsMeet,
+    /// Less donor than the reconstruction keeps is left at a tip.
+    FlapDonorEndShort,
+    /// Bone ends on the mandible (segment to segment, segment to stump) are farther apart than the limit.
+    FlapGapOverLimit,
+    /// The segments lie farther from the target contour than the limits.
+    FlapDeviationOverLimit,
+    /// The segments no longer end on the resection planes (a plane moved since the proposal).
+    FlapOutOfDate,
 
     // --- a guide that cannot be built as planned ---
     /// The seating direction is zero or not finite.
@@ -123,7 +135,7 @@ pub enum FindingCode {
 
 impl FindingCode {
     /// Every code, in declaration order.
-    pub const ALL: [FindingCode; 44] = [
+    pub const ALL: [FindingCode; 50] = [
         FindingCode::PlaneMissesBone,
         FindingCode::PlaneSectionOpen,
         FindingCode::PlaneCrossesOtherBone,
@@ -141,6 +153,12 @@ impl FindingCode {
         FindingCode::UnknownTemplate,
         FindingCode::UnknownPrinter,
         FindingCode::TemplateParameterInvalid,
+        FindingCode::FlapSegmentTooShort,
+        FindingCode::FlapCutsMeet,
+        FindingCode::FlapDonorEndShort,
+        FindingCode::FlapGapOverLimit,
+        FindingCode::FlapDeviationOverLimit,
+        FindingCode::FlapOutOfDate,
         FindingCode::SeatingDirectionInvalid,
         FindingCode::FootprintInvalid,
         FindingCode::FootprintOffBone,
@@ -191,6 +209,12 @@ impl FindingCode {
             UnknownTemplate => "unknown_template",
             UnknownPrinter => "unknown_printer",
             TemplateParameterInvalid => "template_parameter_invalid",
+            FlapSegmentTooShort => "flap_segment_too_short",
+            FlapCutsMeet => "flap_cuts_meet",
+            FlapDonorEndShort => "flap_donor_end_short",
+            FlapGapOverLimit => "flap_gap_over_limit",
+            FlapDeviationOverLimit => "flap_deviation_over_limit",
+            FlapOutOfDate => "flap_out_of_date",
             SeatingDirectionInvalid => "seating_direction_invalid",
             FootprintInvalid => "footprint_invalid",
             FootprintOffBone => "footprint_off_bone",

@@ -12,6 +12,7 @@ pub mod case;
 pub mod catalogue;
 pub mod export;
 pub mod finding;
+pub mod flap;
 pub mod font;
 pub mod grid;
 pub mod guide;

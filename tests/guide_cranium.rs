@@ -71,6 +71,7 @@ fn cranium_plan(volume: &guidesmith::volume::Volume, recipe: &SegmentRecipe, bon
     let right_outline = [[-40.0, -18.0], [-25.5, -18.0], [-25.5, -35.0], [-40.0, -35.0]]
         .map(|[x, z]| first_entry(&query, [x, -90.0, z], right_seat));
     Plan {
+        reconstruction: None,
         schema_version: SCHEMA_VERSION,
         case_id: CaseId::new("CRANIUM-0051").expect("case id"),
         ct: Some(CtReference::from_volume(volume, "ct")),
@@ -94,6 +95,7 @@ fn cranium_plan(volume: &guidesmith::volume::Volume, recipe: &SegmentRecipe, bon
         drills,
         guides: vec![
             GuideSpec {
+                bone: Default::default(),
                 name: "le-fort-left-cutting".into(),
                 template: "cutting_guide".into(),
                 printer: "sla".into(),
@@ -107,6 +109,7 @@ fn cranium_plan(volume: &guidesmith::volume::Volume, recipe: &SegmentRecipe, bon
                 label: None,
             },
             GuideSpec {
+                bone: Default::default(),
                 name: "right-buttress-drilling".into(),
                 template: "drill_guide".into(),
                 printer: "sla".into(),

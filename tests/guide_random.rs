@@ -297,6 +297,7 @@ fn one_guide_plan(
 ) -> Plan {
     let (parameters, printer) = random_parameters(rng, template);
     Plan {
+        reconstruction: None,
         schema_version: SCHEMA_VERSION,
         case_id: CaseId::new(&ids[0]).expect("case id"),
         ct: None,
@@ -307,6 +308,7 @@ fn one_guide_plan(
         landmarks: vec![],
         structures: vec![],
         guides: vec![GuideSpec {
+            bone: Default::default(),
             name: ids[1].clone(),
             template: template.to_string(),
             printer,

@@ -32,6 +32,7 @@ fn full_plan() -> Plan {
         max_mm: [80.0, 90.5, 1.0 / 3.0],
     });
     Plan {
+        reconstruction: None,
         schema_version: SCHEMA_VERSION,
         case_id: CaseId::new("case-0007").expect("valid id"),
         ct: Some(CtReference {
@@ -108,6 +109,7 @@ fn full_plan() -> Plan {
             },
         ],
         guides: vec![GuideSpec {
+            bone: Default::default(),
             name: "maxilla guide".into(),
             template: "cutting_slot".into(),
             printer: "sla".into(),

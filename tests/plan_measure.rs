@@ -156,6 +156,7 @@ fn across(f: &Frame, name: &str, s: f64, v_mm: f64, extra_mm: f64) -> DrillTraje
 
 fn clean_plan(f: &Frame) -> Plan {
     Plan {
+        reconstruction: None,
         schema_version: SCHEMA_VERSION,
         case_id: CaseId::new("TUBE").expect("case"),
         ct: None,
@@ -182,6 +183,7 @@ fn clean_plan(f: &Frame) -> Plan {
             across(f, "offset", -DRILL_S, OFFSET_V_MM, 0.0),
         ],
         guides: vec![GuideSpec {
+            bone: Default::default(),
             name: "guide".into(),
             template: "cutting_guide".into(),
             printer: "sla".into(),

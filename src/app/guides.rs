@@ -495,6 +495,7 @@ impl GuidesmithApp {
         };
         let taken: Vec<&str> = doc.plan.guides.iter().map(|g| g.name.as_str()).collect();
         let spec = GuideSpec {
+            bone: Default::default(),
             name: free_name(&taken, "guide"),
             template: self.guides.template.clone(),
             printer: self.guides.printer.clone(),

@@ -82,8 +82,22 @@ pub fn open_case(
     ct_override: Option<&Path>,
     progress: &dyn Progress,
 ) -> Result<OpenCase, CaseError> {
-    if let (Some(reference), Some(seg)) = (&plan.ct, &plan.bone.segmentation) {
-        let path = plan_ct_path(plan, plan_path, ct_override).unwrap_or_default();
+    let ct_path = plan_ct_path(plan, plan_path, ct_override).unwrap_or_default();
+    open_source(plan.ct.as_ref(), &plan.bone, &ct_path, plan_path, progress)
+}
+
+/// The bone of one source: `bone`'s segmentation re-run on the CT at `ct_path` (hash checked against `reference`),
+/// or else its STL models (relative to the folder of `plan_path`) merged. The plan's own bone and a reconstruction's
+/// donor are both made here.
+pub(crate) fn open_source(
+    ct: Option<&CtReference>,
+    bone: &BoneSource,
+    ct_path: &Path,
+    plan_path: &Path,
+    progress: &dyn Progress,
+) -> Result<OpenCase, CaseError> {
+    if let (Some(reference), Some(seg)) = (ct, &bone.segmentation) {
+        let path = ct_path.to_path_buf();
         let series = (!reference.series_uid.is_empty()).then_some(reference.series_uid.as_str());
         let options = LoadOptions {
             rescale_intercept_override: reference.rescale_intercept_override_hu,
@@ -113,8 +127,8 @@ pub fn open_case(
     }
     let base = plan_path.parent().unwrap_or(Path::new(""));
     let mut mesh = Mesh::default();
-    let mut paths = Vec::with_capacity(plan.bone.models.len());
-    for model in &plan.bone.models {
+    let mut paths = Vec::with_capacity(bone.models.len());
+    for model in &bone.models {
         progress.checkpoint()?;
         let path = base.join(&model.path);
         let part = read_bone_model(&model.name, &path, Some(&model.sha256))?;

@@ -26,10 +26,64 @@ use crate::guide::propose::{propose_footprint, Proposal, PROPOSAL_MARGINS};
 use crate::label::MIN_CAP_HEIGHT_MM;
 use crate::measure::BoneQuery;
 use crate::mesh::{BoundingBox, Mesh};
-use crate::plan::{plan_content_sha256, GuideSpec, Plan, ResectedSide};
+use crate::plan::{plan_content_sha256, GuideBone, GuideSpec, Plan, ResectedSide, FIXATION_DIAMETER_MM};
 use crate::progress::{NoProgress, Progress};
 use crate::render::{encode_png, grown, render, render_views, RgbImage, Scene, View, BONE_COLOUR, GUIDE_COLOUR};
 use crate::template::{builtin_printers, builtin_template};
+
+/// The bones a plan's guides seat on: the plan's own and, for a reconstruction, its donor. A `&Mesh` converts into
+/// the plan's own bone alone (a plan without a donor guide).
+#[derive(Clone, Debug)]
+pub struct GuideBones<'a> {
+    /// The plan's own bone.
+    pub recipient: &'a Mesh,
+    /// The reconstruction's donor bone, when opened.
+    pub donor: Option<&'a Mesh>,
+    /// The names of the guides that seat on the donor (their renders show the donor).
+    pub donor_guides: Vec<String>,
+}
+
+impl<'a> From<&'a Mesh> for GuideBones<'a> {
+    fn from(recipient: &'a Mesh) -> Self {
+        GuideBones {
+            recipient,
+            donor: None,
+            donor_guides: Vec::new(),
+        }
+    }
+}
+
+impl<'a> GuideBones<'a> {
+    /// The bones of `plan`'s guides: its own bone and its reconstruction's donor.
+    pub fn of(plan: &Plan, recipient: &'a Mesh, donor: Option<&'a Mesh>) -> GuideBones<'a> {
+        GuideBones {
+            recipient,
+            donor,
+            donor_guides: plan
+                .guides
+                .iter()
+                .filter(|g| g.bone == GuideBone::Donor)
+                .map(|g| g.name.clone())
+                .collect(),
+        }
+    }
+
+    /// The bone the built guide `name` seats on (the donor for a donor guide when it is open).
+    pub fn for_name(&self, name: &str) -> &'a Mesh {
+        match self.donor {
+            Some(d) if self.donor_guides.iter().any(|n| n == name) => d,
+            _ => self.recipient,
+        }
+    }
+
+    /// The bone guide `g` seats on, or `None` for a donor guide when the donor is not open.
+    pub fn for_guide(&self, g: &GuideSpec) -> Option<&'a Mesh> {
+        match g.bone {
+            GuideBone::Recipient => Some(self.recipient),
+            GuideBone::Donor => self.donor,
+        }
+    }
+}
 
 /// What became of one guide of the plan.
 #[derive(Clone, Debug)]
@@ -106,6 +160,16 @@ pub struct VerifiedGuide {
 }
 
 impl VerifiedGuide {
+    /// The guide `built` from `request` on `bone`, with its checks, for [`build_guides_reusing`].
+    pub(super) fn new(request: GuideRequest, bone: &Mesh, built: BuiltGuide, check: GuideCheck) -> VerifiedGuide {
+        VerifiedGuide {
+            request,
+            bone_sha256: mesh_sha256(bone),
+            built: Box::new(built),
+            check: Box::new(check),
+        }
+    }
+
     /// The guide's name.
     pub fn name(&self) -> &str {
         &self.request.name
@@ -249,45 +313,88 @@ pub fn guide_request(plan: &Plan, g: &GuideSpec, printer_override: Option<&str>)
             format!("references {what} '{name}', which the plan does not have"),
         )
     };
-    let slots = g
-        .planes
-        .iter()
-        .map(|name| {
-            let p = plan
-                .planes
-                .iter()
-                .find(|p| &p.name == name)
-                .ok_or_else(|| missing("cutting plane", name))?;
-            Ok(SlotSpec {
-                name: p.name.clone(),
-                point_mm: p.point_mm,
-                normal: p.normal,
-                blade_thickness_mm: p.blade_thickness_mm,
-                removes: match p.resected_side {
-                    ResectedSide::Positive => Some(p.normal),
-                    ResectedSide::Negative => Some(p.normal.map(|c| -c)),
-                    ResectedSide::None => None,
-                },
+    let (slots, channels) = if g.bone == GuideBone::Donor {
+        let Some(r) = &plan.reconstruction else {
+            return Err(missing("the reconstruction's donor", "donor"));
+        };
+        let cuts = r.donor_cuts(plan);
+        let fixations = r.fixations();
+        let slots = g
+            .planes
+            .iter()
+            .map(|name| {
+                let c = cuts
+                    .iter()
+                    .find(|c| &c.name == name)
+                    .ok_or_else(|| missing("donor cut", name))?;
+                Ok(SlotSpec {
+                    name: c.name.clone(),
+                    point_mm: c.cut.plane.point_mm,
+                    normal: c.cut.plane.normal,
+                    blade_thickness_mm: r.parameters.blade_thickness_mm,
+                    removes: Some(c.cut.plane.normal),
+                })
             })
-        })
-        .collect::<Result<Vec<_>, Finding>>()?;
-    let channels = g
-        .drills
-        .iter()
-        .map(|name| {
-            let d = plan
-                .drills
-                .iter()
-                .find(|d| &d.name == name)
-                .ok_or_else(|| missing("drill", name))?;
-            Ok(ChannelSpec {
-                name: d.name.clone(),
-                entry_mm: d.entry_mm,
-                direction: d.direction,
-                drill_diameter_mm: d.diameter_mm,
+            .collect::<Result<Vec<_>, Finding>>()?;
+        let channels = g
+            .drills
+            .iter()
+            .map(|name| {
+                let f = fixations
+                    .iter()
+                    .find(|f| &f.name == name)
+                    .ok_or_else(|| missing("donor fixation hole", name))?;
+                Ok(ChannelSpec {
+                    name: f.name.clone(),
+                    entry_mm: f.entry_mm,
+                    direction: f.direction,
+                    drill_diameter_mm: FIXATION_DIAMETER_MM,
+                })
             })
-        })
-        .collect::<Result<Vec<_>, Finding>>()?;
+            .collect::<Result<Vec<_>, Finding>>()?;
+        (slots, channels)
+    } else {
+        let slots = g
+            .planes
+            .iter()
+            .map(|name| {
+                let p = plan
+                    .planes
+                    .iter()
+                    .find(|p| &p.name == name)
+                    .ok_or_else(|| missing("cutting plane", name))?;
+                Ok(SlotSpec {
+                    name: p.name.clone(),
+                    point_mm: p.point_mm,
+                    normal: p.normal,
+                    blade_thickness_mm: p.blade_thickness_mm,
+                    removes: match p.resected_side {
+                        ResectedSide::Positive => Some(p.normal),
+                        ResectedSide::Negative => Some(p.normal.map(|c| -c)),
+                        ResectedSide::None => None,
+                    },
+                })
+            })
+            .collect::<Result<Vec<_>, Finding>>()?;
+        let channels = g
+            .drills
+            .iter()
+            .map(|name| {
+                let d = plan
+                    .drills
+                    .iter()
+                    .find(|d| &d.name == name)
+                    .ok_or_else(|| missing("drill", name))?;
+                Ok(ChannelSpec {
+                    name: d.name.clone(),
+                    entry_mm: d.entry_mm,
+                    direction: d.direction,
+                    drill_diameter_mm: d.diameter_mm,
+                })
+            })
+            .collect::<Result<Vec<_>, Finding>>()?;
+        (slots, channels)
+    };
     Ok(GuideRequest {
         name: g.name.clone(),
         params,
@@ -304,9 +411,9 @@ pub fn guide_request(plan: &Plan, g: &GuideSpec, printer_override: Option<&str>)
 
 /// Builds and checks every guide of `plan` on `bone`. A guide that cannot be built is a [`GuideOutcome::Refused`]
 /// with its finding, not an error; errors are a bone that cannot be queried and a cancel.
-pub fn build_guides(
+pub fn build_guides<'a>(
     plan: &Plan,
-    bone: &Mesh,
+    bone: impl Into<GuideBones<'a>>,
     printer_override: Option<&str>,
     progress: &dyn Progress,
 ) -> Result<CaseGuides, CaseError> {
@@ -315,16 +422,16 @@ pub fn build_guides(
 
 /// [`build_guides`], taking a guide from `verified` instead of building it again where its request and bone are
 /// exactly those it was built from (a guide whose proposal was just verified by [`propose_guide`]).
-pub fn build_guides_reusing(
+pub fn build_guides_reusing<'a>(
     plan: &Plan,
-    bone: &Mesh,
+    bone: impl Into<GuideBones<'a>>,
     printer_override: Option<&str>,
     verified: &[VerifiedGuide],
     progress: &dyn Progress,
 ) -> Result<CaseGuides, CaseError> {
     build_guides_marked(
         plan,
-        bone,
+        bone.into(),
         printer_override,
         verified,
         unreleased(plan, printer_override),
@@ -339,14 +446,14 @@ fn unreleased(plan: &Plan, printer_override: Option<&str>) -> bool {
 
 /// [`build_guides`] for `release`: the guides' labels say DRAFT exactly when the release is a draft (an approved plan
 /// built with `--draft` too), as the file names and the manifest do.
-pub fn build_guides_for(
+pub fn build_guides_for<'a>(
     plan: &Plan,
-    bone: &Mesh,
+    bone: impl Into<GuideBones<'a>>,
     printer_override: Option<&str>,
     release: &crate::export::Release,
     progress: &dyn Progress,
 ) -> Result<CaseGuides, CaseError> {
-    build_guides_marked(plan, bone, printer_override, &[], release.is_draft(), progress)
+    build_guides_marked(plan, bone.into(), printer_override, &[], release.is_draft(), progress)
 }
 
 /// A guide is on the patient's left (L), right (R) or across the middle (MID) when its footprint's centre lies this
@@ -404,7 +511,7 @@ fn label_request(plan: &Plan, index: usize, g: &GuideSpec, bone: &Mesh, draft: b
 
 fn build_guides_marked(
     plan: &Plan,
-    bone: &Mesh,
+    bones: GuideBones<'_>,
     printer_override: Option<&str>,
     verified: &[VerifiedGuide],
     draft: bool,
@@ -412,6 +519,18 @@ fn build_guides_marked(
 ) -> Result<CaseGuides, CaseError> {
     let mut requests = guide_requests(plan, printer_override);
     for (index, (request, g)) in requests.iter_mut().zip(&plan.guides).enumerate() {
+        let Some(bone) = bones.for_guide(g) else {
+            *request = Err(Finding::error(
+                FindingCode::GuideReferenceMissing,
+                element("guides", &g.name),
+                format!(
+                    "guide '{}' seats on the reconstruction's donor, which was not opened: build it with the plan's \
+                     donor CT",
+                    g.name
+                ),
+            ));
+            continue;
+        };
         if let Ok(r) = request {
             r.label = label_request(plan, index + 1, g, bone, draft);
             if let Some(l) = r.label.as_ref().filter(|l| l.cap_height_mm < MIN_CAP_HEIGHT_MM) {
@@ -426,20 +545,37 @@ fn build_guides_marked(
             }
         }
     }
-    let query = BoneQuery::new(bone)?;
-    let bone_sha256 = (!verified.is_empty()).then(|| mesh_sha256(bone));
-    let reusable = |request: &GuideRequest| {
+    let query = BoneQuery::new(bones.recipient)?;
+    let donor_query = match bones.donor {
+        Some(d) if plan.guides.iter().any(|g| g.bone == GuideBone::Donor) => Some(BoneQuery::new(d)?),
+        _ => None,
+    };
+    // The identity of each bone, when a verified guide could be taken.
+    let bone_sha256 = (!verified.is_empty()).then(|| mesh_sha256(bones.recipient));
+    let donor_sha256 = bones.donor.filter(|_| !verified.is_empty()).map(mesh_sha256);
+    let reusable = |request: &GuideRequest, on: GuideBone| {
+        let sha = match on {
+            GuideBone::Recipient => bone_sha256.as_deref(),
+            GuideBone::Donor => donor_sha256.as_deref(),
+        };
         verified
             .iter()
-            .find(|v| &v.request == request && bone_sha256.as_deref() == Some(v.bone_sha256.as_str()))
+            .find(|v| &v.request == request && sha == Some(v.bone_sha256.as_str()))
     };
+    let requests: Vec<(Result<GuideRequest, Finding>, GuideBone)> =
+        requests.into_iter().zip(plan.guides.iter().map(|g| g.bone)).collect();
     progress.begin("building guides", requests.len() as u64);
     let reported = std::sync::Mutex::new(());
     // Guides are independent: each is built and checked on its own thread (most of a build, the booleans, runs on
     // one core), and collected in the plan's order, so the result does not depend on which finishes first.
     let outcomes: Vec<Result<GuideOutcome, CaseError>> = requests
         .into_par_iter()
-        .map(|request| {
+        .map(|(request, on)| {
+            let (bone, query): (&Mesh, &BoneQuery) = match (on, bones.donor, &donor_query) {
+                (GuideBone::Donor, Some(d), Some(q)) => (d, q),
+                _ => (bones.recipient, &query),
+            };
+            let reusable = |r: &GuideRequest| reusable(r, on);
             let outcome = match request {
                 Err(finding) => GuideOutcome::Refused(finding),
                 Ok(request) => match reusable(&request) {
@@ -450,8 +586,8 @@ fn build_guides_marked(
                     None => match build_guide(bone, &request, progress) {
                         Ok(built) => {
                             progress.checkpoint()?;
-                            let mut check = check_guide(&built, &query);
-                            suggest_wall_fix(bone, &query, &request, &built, &mut check, progress)?;
+                            let mut check = check_guide(&built, query);
+                            suggest_wall_fix(bone, query, &request, &built, &mut check, progress)?;
                             GuideOutcome::Built {
                                 guide: Box::new(built),
                                 check: Box::new(check),
@@ -569,25 +705,31 @@ fn suggest_wall_fix(
 /// Review images are not print files: `renders/<case>_<guide>.png` is a labelled contact sheet of the guide seated
 /// on the bone (along its seating direction, oblique, from above) and of its contact side alone, and
 /// `renders/<case>_overview.png` shows every guide on the bone. The manifest lists them with the print files.
-pub fn write_guides(
+pub fn write_guides<'a>(
     out_dir: &Path,
     plan: &Plan,
-    bone: &Mesh,
+    bone: impl Into<GuideBones<'a>>,
     guides: &CaseGuides,
     release: &Release,
     progress: &dyn Progress,
 ) -> Result<ExportSummary, CaseError> {
-    with_export(plan, bone, guides, release, None, progress, |info, exports, renders| {
-        export_guides(out_dir, info, exports, renders)
-    })
+    with_export(
+        plan,
+        bone.into(),
+        guides,
+        release,
+        None,
+        progress,
+        |info, exports, renders| export_guides(out_dir, info, exports, renders),
+    )
 }
 
 /// The files [`write_guides`] writes, in memory (for a bundle), under the same rules: only if every guide passed.
 /// `renders` are the guides' review images as [`render_guides`] made them (a bundle renders them while it makes the
 /// models); `extra` files (anatomical models) are listed in the manifest with them.
-pub fn guide_files(
+pub fn guide_files<'a>(
     plan: &Plan,
-    bone: &Mesh,
+    bone: impl Into<GuideBones<'a>>,
     guides: &CaseGuides,
     release: &Release,
     renders: &[Attachment],
@@ -596,7 +738,7 @@ pub fn guide_files(
 ) -> Result<Vec<Attachment>, CaseError> {
     with_export(
         plan,
-        bone,
+        bone.into(),
         guides,
         release,
         Some(renders),
@@ -614,7 +756,7 @@ pub fn guide_files(
 /// which is the same in the engineer's plan file and in a bundle's plan.
 fn with_export<T>(
     plan: &Plan,
-    bone: &Mesh,
+    bone: GuideBones<'_>,
     guides: &CaseGuides,
     release: &Release,
     rendered: Option<&[Attachment]>,
@@ -676,12 +818,13 @@ const RENDERS_FOLDER: &str = "renders";
 
 /// The review images of `guides` on `bone` as PNG files (one contact sheet per guide and an overview), in memory.
 /// Cancellable between images.
-pub fn render_guides(
+pub fn render_guides<'a>(
     case_id: &str,
-    bone: &Mesh,
+    bones: impl Into<GuideBones<'a>>,
     guides: &[&BuiltGuide],
     progress: &dyn Progress,
 ) -> Result<Vec<Attachment>, CaseError> {
+    let bones = bones.into();
     progress.begin("rendering", guides.len() as u64 + 1);
     let png = |image: &RgbImage, name: String| -> Result<Attachment, CaseError> {
         let name = format!("{RENDERS_FOLDER}/{name}");
@@ -693,12 +836,16 @@ pub fn render_guides(
     let mut all: Option<BoundingBox> = None;
     for g in guides {
         progress.checkpoint()?;
-        overview.add(&g.mesh, GUIDE_COLOUR, 1.0);
+        let on = bones.for_name(&g.name);
         let Some(bb) = g.mesh.bounding_box() else { continue };
-        all = Some(all.map_or(bb, |a| a.union(&bb)));
+        // The overview shows the guides on the plan's own bone; a donor guide has its own sheet only.
+        if std::ptr::eq(on, bones.recipient) {
+            overview.add(&g.mesh, GUIDE_COLOUR, 1.0);
+            all = Some(all.map_or(bb, |a| a.union(&bb)));
+        }
         let focus = Some(grown(bb, RENDER_MARGIN_MM));
         // Only the bone around the guide: the rest of a skull would hide it in some views.
-        let bone = &bone.triangles_touching(&grown(bb, RENDER_BONE_MARGIN_MM));
+        let bone = &on.triangles_touching(&grown(bb, RENDER_BONE_MARGIN_MM));
         let seat = g.frame.w();
         let up = pick_up(&seat);
         let toward_bone: [f64; 3] = (-seat).into();
@@ -733,7 +880,7 @@ pub fn render_guides(
     progress.checkpoint()?;
     if let Some(all) = all {
         overview.add(
-            bone.triangles_touching(&grown(all, OVERVIEW_MARGIN_MM)),
+            bones.recipient.triangles_touching(&grown(all, OVERVIEW_MARGIN_MM)),
             BONE_COLOUR,
             1.0,
         );

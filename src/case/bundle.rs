@@ -41,13 +41,15 @@ pub const CHECKSUMS_FILE: &str = "checksums.sha256";
 pub const PATH_NOT_SHIPPED: &str = "not-in-bundle";
 
 /// The bundle of `plan`'s guides (built and all passed) as zip bytes. Deterministic.
-pub fn make_bundle(
+pub fn make_bundle<'a>(
     plan: &Plan,
-    bone: &crate::mesh::Mesh,
+    bones: impl Into<super::GuideBones<'a>>,
     guides: &CaseGuides,
     release: &Release,
     progress: &dyn Progress,
 ) -> Result<Vec<u8>, CaseError> {
+    let bones = bones.into();
+    let bone = bones.recipient;
     // The anatomical models of the case travel with the guides, listed in the manifest; they are made while the
     // guides' review images render, and the report is written while the export is packed (each half is mostly
     // single-threaded).
@@ -58,8 +60,8 @@ pub fn make_bundle(
     }
     let built: Vec<&BuiltGuide> = guides.guides.iter().filter_map(|g| g.built().map(|(b, _)| b)).collect();
     let (models, renders) = rayon::join(
-        || make_models(plan, bone, DEFAULT_MODEL_MARGIN_MM, progress),
-        || render_guides(case_id, bone, &built, progress),
+        || make_models(plan, bones.clone(), DEFAULT_MODEL_MARGIN_MM, progress),
+        || render_guides(case_id, bones.clone(), &built, progress),
     );
     let (models, renders) = (models?, renders?);
     let mut extra = Vec::new();
@@ -72,10 +74,10 @@ pub fn make_bundle(
     // The whole plan for viewing (bone, planes, drills, guides, models), listed in the manifest like the models.
     extra.push(Attachment {
         name: glb_file_name(case_id),
-        bytes: plan_glb(plan, bone, guides, &models)?,
+        bytes: plan_glb(plan, bones.clone(), guides, &models)?,
     });
     let (files, report) = rayon::join(
-        || guide_files(plan, bone, guides, release, &renders, &extra, progress),
+        || guide_files(plan, bones.clone(), guides, release, &renders, &extra, progress),
         || report_pdf(plan, bone, guides, &renders, progress),
     );
     let mut entries: Vec<(String, Vec<u8>)> = files?
@@ -135,6 +137,15 @@ pub fn shipped_plan(plan: &Plan) -> Plan {
     }
     for m in &mut shipped.bone.models {
         m.path = PATH_NOT_SHIPPED.to_string();
+    }
+    if let Some(r) = &mut shipped.reconstruction {
+        if let Some(ct) = &mut r.donor.ct {
+            ct.path = PATH_NOT_SHIPPED.to_string();
+            ct.series_uid.clear();
+        }
+        for m in &mut r.donor.bone.models {
+            m.path = PATH_NOT_SHIPPED.to_string();
+        }
     }
     shipped
 }

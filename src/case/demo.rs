@@ -111,6 +111,7 @@ pub fn demo_plan_verified(
         outline_mm: pts.to_vec(),
     };
     let mut plan = Plan {
+        reconstruction: None,
         schema_version: SCHEMA_VERSION,
         case_id: CaseId::new(DEMO_CASE_ID)?,
         ct,
@@ -127,6 +128,7 @@ pub fn demo_plan_verified(
         drills,
         guides: vec![
             GuideSpec {
+                bone: Default::default(),
                 name: "symphysis-cutting".into(),
                 template: "cutting_guide".into(),
                 printer: DEMO_PRINTER.into(),
@@ -148,6 +150,7 @@ pub fn demo_plan_verified(
             },
             // Seating direction and footprint proposed below (on the straight arm of the jaw a drawn strip slides).
             GuideSpec {
+                bone: Default::default(),
                 name: "left-body-drilling".into(),
                 template: "drill_guide".into(),
                 printer: DEMO_PRINTER.into(),

@@ -84,6 +84,9 @@ pub enum CaseError {
     /// The plan has no bone: neither a CT segmentation nor a model.
     #[error("the plan has no bone: bone.segmentation is null and bone.models is empty")]
     NoBone,
+    /// The reconstruction cannot be proposed as asked; the message says what to change.
+    #[error("reconstruction: {0}")]
+    Flap(String),
     /// The case ID is not valid.
     #[error(transparent)]
     CaseId(#[from] CaseIdError),

@@ -17,6 +17,7 @@ mod build;
 mod bundle;
 pub mod demo;
 mod error;
+mod flap;
 mod model;
 mod report;
 mod scene;
@@ -28,13 +29,17 @@ pub use bone::{
 };
 pub use build::{
     build_guides, build_guides_for, build_guides_reusing, guide_files, guide_request, guide_requests, propose_guide,
-    render_guides, write_guides, CaseGuides, CaseProposal, GuideOutcome, PlannedGuide, VerifiedGuide,
+    render_guides, write_guides, CaseGuides, CaseProposal, GuideBones, GuideOutcome, PlannedGuide, VerifiedGuide,
 };
 pub use bundle::{
     make_bundle, shipped_plan, verify_bundle, BundleCheck, BundleReport, CHECKSUMS_FILE, GUIDES_FOLDER, INPUTS_FOLDER,
     PATH_NOT_SHIPPED, PLAN_FILE, REPORT_FILE,
 };
 pub use error::CaseError;
+pub use flap::{
+    donor_segmentation, open_donor, propose_reconstruction, DonorBone, FlapProposal, FlapRequest, DONOR_GUIDE_NAME,
+    DONOR_GUIDE_TEMPLATE,
+};
 pub use model::{
     make_models, make_models_with, write_models, AnatomicalModel, ModelBase, ModelLabel, ModelOptions,
     DEFAULT_MODEL_MARGIN_MM,

@@ -21,10 +21,11 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 
 use super::CaseError;
+use super::GuideBones;
 use crate::mesh::boolean::{fold, BoolOp, Operand};
 use crate::mesh::crop::{box_mesh, crop_to_box};
 use crate::mesh::{grown, write_stl_binary, BoundingBox, Mesh, MeshReport};
-use crate::plan::{Plan, ResectedSide};
+use crate::plan::{GuideBone, Plan, ResectedSide};
 use crate::progress::Progress;
 
 /// Bone kept around everything the plan places, mm (default of `guidesmith model --margin-mm`).
@@ -84,7 +85,7 @@ pub struct ModelBase {
 /// One printable model.
 #[derive(Clone, Debug)]
 pub struct AnatomicalModel {
-    /// `anatomy`, `planned` or `resected`.
+    /// `anatomy`, `planned`, `neomandible` or `resected`.
     pub name: &'static str,
     /// What it shows.
     pub description: &'static str,
@@ -109,9 +110,9 @@ pub struct ModelLabel {
 
 /// The models of `plan` on `bone`: the bone in the planned region (`anatomy`), and when the plan resects, the bone
 /// after the resection (`planned`) and the resected segment (`resected`). Every model passed its checks.
-pub fn make_models(
+pub fn make_models<'a>(
     plan: &Plan,
-    bone: &Mesh,
+    bone: impl Into<GuideBones<'a>>,
     margin_mm: f64,
     progress: &dyn Progress,
 ) -> Result<Vec<AnatomicalModel>, CaseError> {
@@ -128,12 +129,14 @@ pub fn make_models(
 
 /// [`make_models`] with every option: with `base_mm`, the region and the planned state stand on a flat base that
 /// carries the case label.
-pub fn make_models_with(
+pub fn make_models_with<'a>(
     plan: &Plan,
-    bone: &Mesh,
+    bone: impl Into<GuideBones<'a>>,
     options: &ModelOptions,
     progress: &dyn Progress,
 ) -> Result<Vec<AnatomicalModel>, CaseError> {
+    let bones = bone.into();
+    let bone = bones.recipient;
     let margin_mm = options.margin_mm;
     if let Some(t) = options.base_mm {
         let (lo, hi) = BASE_THICKNESS_RANGE_MM;
@@ -205,6 +208,24 @@ pub fn make_models_with(
             })
         };
         let planned = with_segment(BoolOp::Difference, "removing the resected segment")?;
+        // The reconstruction in place: the stumps and the donor's segments where the plan puts them, one solid.
+        if let (Some(donor), Some(_)) = (bones.donor, &plan.reconstruction) {
+            let pieces = super::flap::placed_segments(plan, donor)?;
+            let operands: Vec<Operand<'_>> = pieces.iter().map(|m| Operand::new("flap segment", m)).collect();
+            let neomandible = fold(
+                Operand::new("bone after the resection", &planned),
+                &operands,
+                BoolOp::Union,
+            )
+            .map_err(|e| CaseError::AnatomicalModel {
+                detail: format!("joining the flap's segments to the stumps: {e}"),
+            })?;
+            models.push(checked(
+                "neomandible",
+                "the stumps and the flap's segments in place, for bending the reconstruction plate",
+                neomandible,
+            )?);
+        }
         models.push(checked("planned", "the bone after the planned resection", planned)?);
         progress.advance(1);
         let resected = with_segment(BoolOp::Intersection, "the resected segment")?;
@@ -243,7 +264,12 @@ fn plan_region(plan: &Plan, bone: &Mesh) -> Result<BoundingBox, CaseError> {
         points.push(d.entry_mm);
         points.push(std::array::from_fn(|a| d.entry_mm[a] + d.length_mm * d.direction[a]));
     }
-    for g in &plan.guides {
+    // The reconstruction's target contour: the whole of the removed bone and of the segments that replace it.
+    if let Some(r) = &plan.reconstruction {
+        points.extend(r.contour.points_mm.iter().copied());
+    }
+    // A donor guide lies on the donor, in its own CT's frame.
+    for g in plan.guides.iter().filter(|g| g.bone == GuideBone::Recipient) {
         points.extend(g.footprint.outline_mm.iter().copied());
     }
     let Some(first) = points.first() else {

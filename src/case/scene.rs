@@ -8,7 +8,7 @@ use std::borrow::Cow;
 
 use serde_json::json;
 
-use super::build::CaseGuides;
+use super::build::{CaseGuides, GuideBones};
 use super::model::AnatomicalModel;
 use super::CaseError;
 use crate::export::gltf::{glb_bytes, linear_rgba, GltfPart};
@@ -19,16 +19,20 @@ use crate::render::{BONE_COLOUR, GUIDE_COLOUR};
 
 /// Sides of the cylinders that show drills and structures.
 const SIDES: u32 = 24;
+/// Donor bone shown around a donor guide, and the space between it and the plan's bone, mm.
+const DONOR_MARGIN_MM: f64 = 20.0;
 /// Reach of a plane's patch beyond the bone's box, mm.
 const PLANE_MARGIN_MM: f64 = 5.0;
 
 /// The `.glb` of `plan` on `bone` with the guides that were built and passed and the given `models`.
-pub fn plan_glb(
+pub fn plan_glb<'a>(
     plan: &Plan,
-    bone: &Mesh,
+    bones: impl Into<GuideBones<'a>>,
     guides: &CaseGuides,
     models: &[AnatomicalModel],
 ) -> Result<Vec<u8>, CaseError> {
+    let bones = bones.into();
+    let bone = bones.recipient;
     let shape = |what: &str, r: Result<Mesh, crate::mesh::MeshError>| {
         r.map_err(|e| CaseError::Document {
             what: format!("the glTF's shape of {what}"),
@@ -81,9 +85,41 @@ pub fn plan_glb(
             linear_rgba([40, 90, 220], 1.0),
         ));
     }
+    // A donor guide is shown on the part of the donor it seats on, moved beside the plan's bone (the two CTs'
+    // frames overlap); the part's name says by how much.
+    let mut donor_parts: Vec<(String, Mesh)> = Vec::new();
     for g in &guides.guides {
         if let Some((built, check)) = g.built() {
-            if check.findings.is_empty() {
+            let on_donor = bones.donor_guides.contains(&g.name);
+            if let (true, Some(donor), true) = (on_donor, bones.donor, check.findings.is_empty()) {
+                if let (Some(gb), Some(bb)) = (built.mesh.bounding_box(), bone.bounding_box()) {
+                    let near = donor.triangles_touching(&crate::mesh::grown(gb, DONOR_MARGIN_MM));
+                    let shift: [f64; 3] = std::array::from_fn(|k| {
+                        if k == 0 {
+                            bb.max_mm[0] + DONOR_MARGIN_MM - gb.min_mm[0]
+                        } else {
+                            0.5 * (bb.min_mm[k] + bb.max_mm[k]) - 0.5 * (gb.min_mm[k] + gb.max_mm[k])
+                        }
+                    });
+                    let moved = |m: &Mesh| {
+                        Mesh::new(
+                            m.positions
+                                .iter()
+                                .map(|p| std::array::from_fn(|k| p[k] + shift[k]))
+                                .collect(),
+                            m.triangles.clone(),
+                        )
+                    };
+                    let note = format!("moved by ({:.1}, {:.1}, {:.1}) mm", shift[0], shift[1], shift[2]);
+                    donor_parts.push((format!("donor bone ({note})"), shape("the donor", moved(&near))?));
+                    donor_parts.push((
+                        format!("guide {} ({note})", built.name),
+                        shape(&g.name, moved(&built.mesh))?,
+                    ));
+                }
+                continue;
+            }
+            if check.findings.is_empty() && !on_donor {
                 parts.push(part(
                     "guides",
                     format!("guide {}", built.name),
@@ -105,6 +141,14 @@ pub fn plan_glb(
             Cow::Borrowed(&m.mesh),
             colour,
         ));
+    }
+    for (name, mesh) in donor_parts {
+        let colour = if name.starts_with("guide") {
+            linear_rgba(GUIDE_COLOUR, 1.0)
+        } else {
+            linear_rgba(BONE_COLOUR, 1.0)
+        };
+        parts.push(part("donor", name, Cow::Owned(mesh), colour));
     }
     let extras = json!({
         "case_id": plan.case_id.as_str(),

@@ -4,7 +4,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use guidesmith::case::{build_guides_for, open_bone, release_for, write_guides, CaseGuides, GuideOutcome};
+use guidesmith::case::{
+    build_guides_for, open_bone, open_donor, release_for, write_guides, CaseGuides, GuideBones, GuideOutcome,
+};
 use guidesmith::export::Release;
 use guidesmith::finding::Finding;
 use guidesmith::plan::Plan;
@@ -140,13 +142,15 @@ pub fn run_build(args: &BuildArgs, progress: &dyn Progress) -> anyhow::Result<Ex
         }
     }
     let bone = open_bone(&plan, &args.plan, args.source.ct.as_deref(), progress)?.mesh;
-    let result = build_guides_for(&plan, &bone, args.printer.as_deref(), &release, progress)?;
+    let donor = open_donor(&plan, &args.plan, None, progress)?;
+    let bones = GuideBones::of(&plan, &bone, donor.as_ref());
+    let result = build_guides_for(&plan, bones.clone(), args.printer.as_deref(), &release, progress)?;
     print_summary(&result);
     if !result.all_passed() {
         eprintln!("error: guides were refused or failed their checks; nothing was written");
         return Ok(ExitCode::from(FAILED));
     }
-    let summary = write_guides(&args.output, &plan, &bone, &result, &release, progress)?;
+    let summary = write_guides(&args.output, &plan, bones, &result, &release, progress)?;
     println!(
         "wrote {} files and manifest.json to {}",
         summary.files.len(),

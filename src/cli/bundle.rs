@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Args;
-use guidesmith::case::{build_guides_for, make_bundle, open_bone, release_for, verify_bundle};
+use guidesmith::case::{build_guides_for, make_bundle, open_bone, open_donor, release_for, verify_bundle, GuideBones};
 use guidesmith::export::Release;
 use guidesmith::plan::Plan;
 use guidesmith::progress::Progress;
@@ -37,13 +37,15 @@ pub fn run_bundle(args: &BundleArgs, progress: &dyn Progress) -> anyhow::Result<
     let plan = Plan::load(&args.plan)?;
     let release = release_for(&plan, None, args.source.draft)?;
     let bone = open_bone(&plan, &args.plan, args.source.ct.as_deref(), progress)?.mesh;
-    let result = build_guides_for(&plan, &bone, None, &release, progress)?;
+    let donor = open_donor(&plan, &args.plan, None, progress)?;
+    let bones = GuideBones::of(&plan, &bone, donor.as_ref());
+    let result = build_guides_for(&plan, bones.clone(), None, &release, progress)?;
     print_summary(&result);
     if !result.all_passed() {
         eprintln!("error: guides were refused or failed their checks; no bundle was written");
         return Ok(ExitCode::from(FAILED));
     }
-    let bytes = make_bundle(&plan, &bone, &result, &release, progress)?;
+    let bytes = make_bundle(&plan, bones, &result, &release, progress)?;
     guidesmith::atomic::write_atomic(&args.output, |w| w.write_all(&bytes))
         .with_context(|| format!("writing {}", args.output.display()))?;
     println!(

@@ -10,6 +10,7 @@ mod approve;
 mod build;
 mod bundle;
 mod demo;
+mod flap;
 mod info;
 mod model;
 mod plan;

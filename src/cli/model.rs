@@ -8,9 +8,10 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 use guidesmith::case::{
-    build_guides, make_models, make_models_with, make_report, open_bone, plan_glb, write_models, ModelOptions,
-    DEFAULT_MODEL_MARGIN_MM,
+    build_guides, make_models, make_models_with, make_report, open_bone, open_donor, plan_glb, write_models,
+    GuideBones, ModelOptions, DEFAULT_MODEL_MARGIN_MM,
 };
+use guidesmith::mesh::Mesh;
 use guidesmith::plan::Plan;
 use guidesmith::progress::Progress;
 
@@ -36,11 +37,12 @@ pub struct ModelArgs {
 pub fn run_model(args: &ModelArgs, progress: &dyn Progress) -> anyhow::Result<ExitCode> {
     let plan = Plan::load(&args.plan)?;
     let bone = open_bone(&plan, &args.plan, args.ct.as_deref(), progress)?.mesh;
+    let donor = open_donor(&plan, &args.plan, None, progress)?;
     let options = ModelOptions {
         margin_mm: args.margin_mm,
         base_mm: args.base_mm,
     };
-    let models = make_models_with(&plan, &bone, &options, progress)?;
+    let models = make_models_with(&plan, GuideBones::of(&plan, &bone, donor.as_ref()), &options, progress)?;
     let paths = write_models(&args.output, plan.case_id.as_str(), &models)?;
     for (m, path) in models.iter().zip(&paths) {
         println!(
@@ -87,9 +89,10 @@ pub struct GltfArgs {
 /// `guidesmith gltf PLAN -o FILE.glb`: the bone, structures, planes, drills, the guides that pass their checks and
 /// the anatomical models in one glTF binary.
 pub fn run_gltf(args: &GltfArgs, progress: &dyn Progress) -> anyhow::Result<ExitCode> {
-    let (plan, bone, guides) = built_case(&args.plan, args.ct.as_deref(), progress)?;
-    let models = make_models(&plan, &bone, DEFAULT_MODEL_MARGIN_MM, progress)?;
-    let bytes = plan_glb(&plan, &bone, &guides, &models)?;
+    let (plan, bone, donor, guides) = built_case(&args.plan, args.ct.as_deref(), progress)?;
+    let bones = GuideBones::of(&plan, &bone, donor.as_ref());
+    let models = make_models(&plan, bones.clone(), DEFAULT_MODEL_MARGIN_MM, progress)?;
+    let bytes = plan_glb(&plan, bones, &guides, &models)?;
     guidesmith::atomic::write_atomic(&args.output, |w| w.write_all(&bytes))
         .with_context(|| format!("writing {}", args.output.display()))?;
     let failed = guides
@@ -121,7 +124,7 @@ pub struct ReportArgs {
 /// `guidesmith report PLAN -o report.pdf`: the plan, its numbers, its guides' checks and views, the hashes and the
 /// reviews, as PDF. Guides that fail are reported with their findings (the report is also for plans in design).
 pub fn run_report(args: &ReportArgs, progress: &dyn Progress) -> anyhow::Result<ExitCode> {
-    let (plan, bone, guides) = built_case(&args.plan, args.ct.as_deref(), progress)?;
+    let (plan, bone, _donor, guides) = built_case(&args.plan, args.ct.as_deref(), progress)?;
     let bytes = make_report(&plan, &bone, &guides, progress)?;
     guidesmith::atomic::write_atomic(&args.output, |w| w.write_all(&bytes))
         .with_context(|| format!("writing {}", args.output.display()))?;
@@ -129,15 +132,17 @@ pub fn run_report(args: &ReportArgs, progress: &dyn Progress) -> anyhow::Result<
     Ok(ExitCode::SUCCESS)
 }
 
-/// The plan, its bone and its guides built and checked (their summary printed), for the documents of a case.
+/// The plan, its bone, its reconstruction's donor and its guides built and checked (their summary printed), for the
+/// documents of a case.
 fn built_case(
     plan_path: &std::path::Path,
     ct: Option<&std::path::Path>,
     progress: &dyn Progress,
-) -> anyhow::Result<(Plan, guidesmith::mesh::Mesh, guidesmith::case::CaseGuides)> {
+) -> anyhow::Result<(Plan, Mesh, Option<Mesh>, guidesmith::case::CaseGuides)> {
     let plan = Plan::load(plan_path)?;
     let bone = open_bone(&plan, plan_path, ct, progress)?.mesh;
-    let guides = build_guides(&plan, &bone, None, progress)?;
+    let donor = open_donor(&plan, plan_path, None, progress)?;
+    let guides = build_guides(&plan, GuideBones::of(&plan, &bone, donor.as_ref()), None, progress)?;
     super::build::print_summary(&guides);
-    Ok((plan, bone, guides))
+    Ok((plan, bone, donor, guides))
 }

@@ -60,6 +60,9 @@ enum PlanCommand {
     Show(ShowArgs),
     /// The findings only; exit 1 when any is an error.
     Check(ShowArgs),
+    /// Propose the free-flap reconstruction of the resection between planes (segments on the target contour, laid
+    /// along the donor) and its donor guide, or lay it out again after a setting changed; recorded when it holds.
+    Reconstruct(super::flap::ReconstructArgs),
     /// Print the plan's JSON Schema.
     Schema,
 }
@@ -334,6 +337,11 @@ fn parse_points(text: &str) -> Result<PointList, String> {
     Ok(PointList(points))
 }
 
+/// A list of points parsed from "x,y,z;x,y,z".
+pub(super) fn parse_point_list(text: &str) -> Result<Vec<[f64; 3]>, String> {
+    parse_points(text).map(|p| p.0)
+}
+
 fn parse_param(text: &str) -> Result<(String, f64), String> {
     let (name, value) = text
         .split_once('=')
@@ -390,6 +398,7 @@ pub fn run_plan(args: &PlanArgs, progress: &dyn Progress) -> anyhow::Result<Exit
             add(&a.file.plan, element)
         }
         PlanCommand::AddGuide(a) => add_guide(a, progress),
+        PlanCommand::Reconstruct(a) => super::flap::run_reconstruct(a, progress),
         PlanCommand::Set(a) => {
             let e = &a.element;
             let value = serde_json::from_str(&a.value).unwrap_or_else(|_| serde_json::Value::String(a.value.clone()));
@@ -462,6 +471,7 @@ fn apply(path: &Path, edit: Edit, done: &str) -> anyhow::Result<ExitCode> {
 /// `plan add-guide`: with the seating direction and footprint given, or both proposed on the plan's bone.
 fn add_guide(a: &AddGuideArgs, progress: &dyn Progress) -> anyhow::Result<ExitCode> {
     let mut spec = GuideSpec {
+        bone: Default::default(),
         name: a.name.clone(),
         template: a.template.clone(),
         printer: a.printer.clone(),

@@ -76,6 +76,12 @@ impl Section {
     /// the thin walls of the maxilla on both sides of the nose as many contours up to 2 cm apart, and all of them are
     /// its cut.
     pub fn piece_at(&self, point_mm: [f64; 3]) -> Piece {
+        self.piece_within(point_mm, PIECE_GAP_MM)
+    }
+
+    /// [`Section::piece_at`] with contours `gap_mm` apart or closer taken as one piece (0: only the contour itself,
+    /// with its holes: one bone beside another, such as the fibula beside the tibia).
+    pub fn piece_within(&self, point_mm: [f64; 3], gap_mm: f64) -> Piece {
         let origin = self.plane.point_mm;
         let (u, v) = plane_basis(self.plane.normal);
         let local = |p: [f64; 3]| {
@@ -135,7 +141,7 @@ impl Section {
         while k < piece.len() {
             let a = piece[k];
             for &b in &outer {
-                if !piece.contains(&b) && polyline_gap(&flat[a], &flat[b]) <= PIECE_GAP_MM {
+                if !piece.contains(&b) && polyline_gap(&flat[a], &flat[b]) <= gap_mm {
                     piece.push(b);
                 }
             }
@@ -171,7 +177,7 @@ impl Section {
             while k < group.len() {
                 let a = group[k];
                 for &b in &others {
-                    if !group.contains(&b) && polyline_gap(&flat[a], &flat[b]) <= PIECE_GAP_MM {
+                    if !group.contains(&b) && polyline_gap(&flat[a], &flat[b]) <= gap_mm {
                         group.push(b);
                     }
                 }

@@ -225,6 +225,15 @@ fn plan_content(plan: &Plan) -> Plan {
     for m in &mut content.bone.models {
         m.path.clear();
     }
+    if let Some(r) = &mut content.reconstruction {
+        if let Some(ct) = &mut r.donor.ct {
+            ct.path.clear();
+            ct.series_uid.clear();
+        }
+        for m in &mut r.donor.bone.models {
+            m.path.clear();
+        }
+    }
     content
 }
 
@@ -253,6 +262,9 @@ pub fn plan_part_hashes(plan: &Plan) -> BTreeMap<String, String> {
     }
     for g in &plan.guides {
         out.insert(format!("guides/{}", g.name), hash(g));
+    }
+    if let Some(r) = &content.reconstruction {
+        out.insert("reconstruction".to_string(), hash(r));
     }
     out
 }
@@ -392,6 +404,7 @@ mod tests {
             resected_side: ResectedSide::Positive,
         });
         plan.guides.push(GuideSpec {
+            bone: Default::default(),
             name: "g".into(),
             template: "cutting_guide".into(),
             printer: "sla".into(),

@@ -127,6 +127,9 @@ pub enum Edit {
     },
     /// Changes the case ID.
     SetCaseId(CaseId),
+    /// Replaces the reconstruction (`None` removes it) as one edit: a proposal, or its settings changed and the
+    /// segments laid out again.
+    SetReconstruction(Option<Box<super::Reconstruction>>),
 }
 
 /// What an applied edit needs to be undone exactly; produced by [`Plan::apply`] and by [`Undo::apply_to`] (which
@@ -147,6 +150,8 @@ enum Step {
     Replace { index: usize, element: Element },
     /// Put the case ID back.
     CaseId(CaseId),
+    /// Put the reconstruction back.
+    Reconstruction(Option<Box<super::Reconstruction>>),
 }
 
 impl Element {
@@ -348,6 +353,9 @@ impl Plan {
                 value,
             } => self.set_field(kind, &name, &field, value),
             Edit::SetCaseId(case_id) => Ok(vec![Step::CaseId(std::mem::replace(&mut self.case_id, case_id))]),
+            Edit::SetReconstruction(r) => Ok(vec![Step::Reconstruction(
+                std::mem::replace(&mut self.reconstruction, r.map(|b| *b)).map(Box::new),
+            )]),
         }
     }
 
@@ -578,6 +586,9 @@ impl Plan {
                 Ok(self.replace(*index, element.clone()))
             }
             Step::CaseId(id) => Ok(Step::CaseId(std::mem::replace(&mut self.case_id, id.clone()))),
+            Step::Reconstruction(r) => Ok(Step::Reconstruction(
+                std::mem::replace(&mut self.reconstruction, r.clone().map(|b| *b)).map(Box::new),
+            )),
         }
     }
 }

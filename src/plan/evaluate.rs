@@ -20,7 +20,7 @@
 use serde::Serialize;
 use thiserror::Error;
 
-use super::model::{CuttingPlane, DrillTrajectory, GuideSpec, Plan, ResectedSide, Structure};
+use super::model::{CuttingPlane, DrillTrajectory, GuideBone, GuideSpec, Plan, ResectedSide, Structure};
 use crate::catalogue::Catalogue;
 use crate::finding::{element, Finding, FindingCode, Severity};
 use crate::measure::{
@@ -319,6 +319,9 @@ pub struct Evaluation {
     pub drill_pairs: Vec<DrillPairEvaluation>,
     /// Each guide, in plan order.
     pub guides: Vec<GuideEvaluation>,
+    /// The reconstruction's measurements (absent when the plan has none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reconstruction: Option<crate::flap::FlapMeasures>,
     /// Every check that fired, in the order above.
     pub findings: Vec<Finding>,
 }
@@ -443,6 +446,10 @@ pub fn evaluate_with(
         .iter()
         .map(|g| guide_evaluation(plan, g, &mut findings))
         .collect();
+    let reconstruction = plan.reconstruction.as_ref().and_then(|r| {
+        findings.0.extend(r.findings(plan));
+        r.measures(plan)
+    });
 
     Ok(Evaluation {
         options: *options,
@@ -455,6 +462,7 @@ pub fn evaluate_with(
         drills,
         drill_pairs,
         guides,
+        reconstruction,
         findings: findings.0,
     })
 }
@@ -892,18 +900,19 @@ fn guide_evaluation(plan: &Plan, g: &GuideSpec, findings: &mut Findings) -> Guid
         },
         _ => false,
     };
-    let missing_planes: Vec<String> = g
-        .planes
-        .iter()
-        .filter(|n| !plan.planes.iter().any(|p| &p.name == *n))
-        .cloned()
-        .collect();
-    let missing_drills: Vec<String> = g
-        .drills
-        .iter()
-        .filter(|n| !plan.drills.iter().any(|d| &d.name == *n))
-        .cloned()
-        .collect();
+    // A donor guide names the reconstruction's donor cuts and fixation holes.
+    let (plane_names, drill_names): (Vec<String>, Vec<String>) = match (g.bone, &plan.reconstruction) {
+        (GuideBone::Donor, Some(r)) => (
+            r.donor_cuts(plan).into_iter().map(|c| c.name).collect(),
+            r.fixations().into_iter().map(|f| f.name).collect(),
+        ),
+        _ => (
+            plan.planes.iter().map(|p| p.name.clone()).collect(),
+            plan.drills.iter().map(|d| d.name.clone()).collect(),
+        ),
+    };
+    let missing_planes: Vec<String> = g.planes.iter().filter(|n| !plane_names.contains(n)).cloned().collect();
+    let missing_drills: Vec<String> = g.drills.iter().filter(|n| !drill_names.contains(n)).cloned().collect();
     for (what, names) in [("plane", &missing_planes), ("drill", &missing_drills)] {
         for n in names {
             findings.push(
@@ -966,6 +975,7 @@ mod tests {
 
     fn plan() -> Plan {
         Plan {
+            reconstruction: None,
             schema_version: SCHEMA_VERSION,
             case_id: CaseId::new("unit").expect("case id"),
             ct: None,
@@ -990,6 +1000,7 @@ mod tests {
             ],
             drills: vec![drill("D1", 30.0, 14.0, 18.0), drill("D2", 34.0, 14.0, 18.0)],
             guides: vec![GuideSpec {
+                bone: Default::default(),
                 name: "G".into(),
                 template: "cutting_guide".into(),
                 printer: "sla".into(),

@@ -22,6 +22,7 @@ mod error;
 mod evaluate;
 mod io;
 mod model;
+mod reconstruction;
 mod validate;
 
 pub use approval::{
@@ -40,7 +41,11 @@ pub use evaluate::{
 pub use io::{json_schema, sha256_hex};
 pub use model::{
     default_label_cap_height_mm, Approval, BoneModelRef, BoneSource, CaseId, CaseIdError, CtReference, CuttingPlane,
-    Decision, DrillTrajectory, Footprint, GuideLabel, GuideSpec, Landmark, Plan, ResectedSide, Role, Segmentation,
-    Structure, StructureKind, CASE_ID_MAX_CHARS, SCHEMA_VERSION, V1_PRINTER,
+    Decision, DrillTrajectory, Footprint, GuideBone, GuideLabel, GuideSpec, Landmark, Plan, ResectedSide, Role,
+    Segmentation, Structure, StructureKind, CASE_ID_MAX_CHARS, SCHEMA_VERSION, V1_PRINTER,
+};
+pub use reconstruction::{
+    ContourSource, Donor, DonorKind, FlapParameters, FlapSegment, NamedCut, NamedFixation, Reconstruction,
+    TargetContour, FIXATION_DIAMETER_MM, FIXATION_LENGTH_MM,
 };
 pub use validate::{NAME_MAX_CHARS, UNIT_LENGTH_TOLERANCE};

@@ -80,6 +80,9 @@ pub struct Plan {
     pub drills: Vec<DrillTrajectory>,
     /// Guides to generate.
     pub guides: Vec<GuideSpec>,
+    /// The free-flap reconstruction of the resection (absent when the plan has none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconstruction: Option<super::Reconstruction>,
     /// Reviews of this plan.
     pub approvals: Vec<Approval>,
 }
@@ -97,6 +100,7 @@ impl Plan {
             planes: Vec::new(),
             drills: Vec::new(),
             guides: Vec::new(),
+            reconstruction: None,
             approvals: Vec::new(),
         }
     }
@@ -377,6 +381,28 @@ pub struct GuideSpec {
     /// The label embossed on the guide's pad (none when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<GuideLabel>,
+    /// The bone the guide seats on: the plan's own (absent) or the reconstruction's donor, whose cuts and fixation
+    /// holes its `planes` and `drills` then name.
+    #[serde(default, skip_serializing_if = "GuideBone::is_recipient")]
+    pub bone: GuideBone,
+}
+
+/// The bone a guide seats on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum GuideBone {
+    /// The plan's own bone.
+    #[default]
+    Recipient,
+    /// The reconstruction's donor bone.
+    Donor,
+}
+
+impl GuideBone {
+    /// Whether this is the plan's own bone (the field is then left out of the file).
+    pub fn is_recipient(&self) -> bool {
+        *self == GuideBone::Recipient
+    }
 }
 
 /// Text embossed on a guide's pad, placed automatically where the pad is free and gentle.

@@ -6,7 +6,8 @@
 use std::collections::BTreeSet;
 
 use super::error::PlanError;
-use super::model::{Plan, SCHEMA_VERSION};
+use super::model::{GuideBone, Plan, ResectedSide, SCHEMA_VERSION};
+use super::reconstruction::Reconstruction;
 use crate::catalogue::Catalogue;
 use crate::template::{BLADE_THICKNESS_RANGE_MM, DRILL_DIAMETER_RANGE_MM};
 
@@ -132,6 +133,28 @@ impl Plan {
             }
         }
 
+        // The donor's cuts and fixation holes a donor guide names.
+        let (donor_cut_list, donor_fix_list): (Vec<String>, Vec<String>) = match &self.reconstruction {
+            Some(r) => (
+                r.segments
+                    .iter()
+                    .flat_map(|s| [format!("{}-distal", s.name), format!("{}-proximal", s.name)])
+                    .collect(),
+                r.segments
+                    .iter()
+                    .flat_map(|s| (1..=s.fixation_mm.len()).map(move |i| format!("{}-fixation-{i}", s.name)))
+                    .collect(),
+            ),
+            None => (Vec::new(), Vec::new()),
+        };
+        let mut donor_cuts = Names::new("donor cuts");
+        donor_cuts.seen.extend(donor_cut_list.iter().map(String::as_str));
+        let mut donor_fixations = Names::new("donor fixation holes");
+        donor_fixations.seen.extend(donor_fix_list.iter().map(String::as_str));
+        if let Some(r) = &self.reconstruction {
+            self.validate_reconstruction(r)?;
+        }
+
         let mut names = Names::new("guides");
         for (i, g) in self.guides.iter().enumerate() {
             let p = format!("guides[{i}]");
@@ -150,8 +173,27 @@ impl Plan {
                 }
                 finite(&kp, *value)?;
             }
-            references(&format!("{p}.planes"), &g.planes, &plane_names, "plane")?;
-            references(&format!("{p}.drills"), &g.drills, &drill_names, "drill")?;
+            match g.bone {
+                GuideBone::Recipient => {
+                    references(&format!("{p}.planes"), &g.planes, &plane_names, "plane")?;
+                    references(&format!("{p}.drills"), &g.drills, &drill_names, "drill")?;
+                }
+                GuideBone::Donor => {
+                    if self.reconstruction.is_none() {
+                        return Err(PlanError::invalid(
+                            format!("{p}.bone"),
+                            "a guide on the donor needs the plan's reconstruction (there is none)",
+                        ));
+                    }
+                    references(&format!("{p}.planes"), &g.planes, &donor_cuts, "donor cut")?;
+                    references(
+                        &format!("{p}.drills"),
+                        &g.drills,
+                        &donor_fixations,
+                        "donor fixation hole",
+                    )?;
+                }
+            }
             unit3(&format!("{p}.seating_direction"), &g.seating_direction)?;
             if g.footprint.outline_mm.len() < 3 {
                 return Err(PlanError::invalid(
@@ -191,6 +233,128 @@ impl Plan {
             sha256_hex(&format!("{p}.binding.screws_sha256"), &b.screws_sha256)?;
             for (part, h) in &b.plan_parts {
                 sha256_hex(&format!("{p}.binding.plan_parts.{part}"), h)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Plan {
+    /// The reconstruction's own rules: its planes remove bone, 1 to 4 named segments with proper rotations, settings
+    /// in their ranges, a donor with an axis.
+    fn validate_reconstruction(&self, r: &Reconstruction) -> Result<(), PlanError> {
+        let p = "reconstruction";
+        if r.planes.is_empty() || r.planes.len() > 2 {
+            return Err(PlanError::invalid(
+                format!("{p}.planes"),
+                format!(
+                    "{} planes; a reconstruction bridges one or two resection planes",
+                    r.planes.len()
+                ),
+            ));
+        }
+        for (j, name) in r.planes.iter().enumerate() {
+            match self.planes.iter().find(|q| &q.name == name) {
+                None => {
+                    return Err(PlanError::invalid(
+                        format!("{p}.planes[{j}]"),
+                        format!("no plane named '{name}' in the plan"),
+                    ))
+                }
+                Some(q) if q.resected_side == ResectedSide::None => {
+                    return Err(PlanError::invalid(
+                        format!("{p}.planes[{j}]"),
+                        format!("plane '{name}' removes nothing; a resection plane must remove one side"),
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+        if r.contour.points_mm.len() < 2 {
+            return Err(PlanError::invalid(
+                format!("{p}.contour.points_mm"),
+                "a contour needs at least 2 points",
+            ));
+        }
+        for (j, q) in r.contour.points_mm.iter().enumerate() {
+            finite3(&format!("{p}.contour.points_mm[{j}]"), q)?;
+        }
+        finite3(&format!("{p}.arch_inside_mm"), &r.arch_inside_mm)?;
+        let f = &r.parameters;
+        for (name, v, lo, hi) in [
+            ("min_segment_length_mm", f.min_segment_length_mm, 5.0, 150.0),
+            ("max_mean_deviation_mm", f.max_mean_deviation_mm, 0.01, 20.0),
+            ("max_deviation_mm", f.max_deviation_mm, 0.01, 20.0),
+            ("gap_mm", f.gap_mm, 0.0, 30.0),
+            ("max_gap_mm", f.max_gap_mm, 0.0, 10.0),
+            ("keep_distal_mm", f.keep_distal_mm, 0.0, 200.0),
+            ("keep_proximal_mm", f.keep_proximal_mm, 0.0, 200.0),
+            ("pedicle_deg", f.pedicle_deg, -180.0, 180.0),
+            ("blade_thickness_mm", f.blade_thickness_mm, 0.4, 1.25),
+        ] {
+            if !(v.is_finite() && (lo..=hi).contains(&v)) {
+                return Err(PlanError::invalid(
+                    format!("{p}.parameters.{name}"),
+                    format!("{v} is outside {lo}..{hi}"),
+                ));
+            }
+        }
+        if let Some(o) = f.distal_offset_mm {
+            finite(&format!("{p}.parameters.distal_offset_mm"), o)?;
+        }
+        let d = &r.donor;
+        if let Some(ct) = &d.ct {
+            non_empty(&format!("{p}.donor.ct.path"), &ct.path)?;
+            sha256_hex(&format!("{p}.donor.ct.volume_sha256"), &ct.volume_sha256)?;
+        }
+        if d.bone.segmentation.is_some() && d.ct.is_none() {
+            return Err(PlanError::invalid(
+                format!("{p}.donor.bone.segmentation"),
+                "a segmentation needs the CT it segments (donor.ct is null)",
+            ));
+        }
+        if d.bone.segmentation.is_none() && d.bone.models.is_empty() {
+            return Err(PlanError::invalid(
+                format!("{p}.donor.bone"),
+                "the donor has neither a segmentation nor models",
+            ));
+        }
+        finite3(&format!("{p}.donor.distal_tip_mm"), &d.distal_tip_mm)?;
+        finite3(&format!("{p}.donor.proximal_tip_mm"), &d.proximal_tip_mm)?;
+        unit3(&format!("{p}.donor.lateral"), &d.lateral)?;
+        positive(&format!("{p}.donor.radius_mm"), d.radius_mm)?;
+        if d.axis().length_mm() < 1.0 {
+            return Err(PlanError::invalid(
+                format!("{p}.donor.proximal_tip_mm"),
+                "the donor's tips coincide",
+            ));
+        }
+        if r.segments.is_empty() || r.segments.len() > 4 {
+            return Err(PlanError::invalid(
+                format!("{p}.segments"),
+                format!("{} segments; a reconstruction has 1 to 4", r.segments.len()),
+            ));
+        }
+        let mut names = Names::new("segments");
+        for (k, s) in r.segments.iter().enumerate() {
+            let sp = format!("{p}.segments[{k}]");
+            names.add(&sp, &s.name)?;
+            finite3(&format!("{sp}.start_mm"), &s.start_mm)?;
+            finite3(&format!("{sp}.end_mm"), &s.end_mm)?;
+            finite(&format!("{sp}.donor_start_mm"), s.donor_start_mm)?;
+            finite3(
+                &format!("{sp}.mandible_from_donor.translation_mm"),
+                &s.mandible_from_donor.translation_mm,
+            )?;
+            let e = s.mandible_from_donor.orthonormality_error();
+            if e.is_nan() || e > 1e-9 {
+                return Err(PlanError::invalid(
+                    format!("{sp}.mandible_from_donor.rotation"),
+                    format!("not a rotation (off by {e:.2e})"),
+                ));
+            }
+            for (j, q) in s.fixation_mm.iter().enumerate() {
+                finite3(&format!("{sp}.fixation_mm[{j}]"), q)?;
             }
         }
         Ok(())

@@ -1,0 +1,97 @@
+//! Times a free-flap reconstruction in process: the proposal (`case::propose_reconstruction`: contour, ends, donor
+//! axis, layout, fixation, the donor guide built and checked) and the build of every guide of the plan with it
+//! recorded (the plan's own; the donor guide is the one the proposal verified), on bones already opened.
+//!
+//! `cargo run --release --example flap_timing -- PLAN LEG_CT [SEGMENTS]`: PLAN is a plan with resection planes
+//! `first` and `second` (and any mandible guides); it is not changed.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use guidesmith::case::{
+    build_guides_reusing, donor_segmentation, new_plan_from_ct, open_bone, propose_reconstruction, DonorBone,
+    FlapRequest, GuideBones, DONOR_GUIDE_NAME,
+};
+use guidesmith::plan::{CaseId, Edit, Element, ElementKind, FlapParameters, Plan};
+use guidesmith::progress::NoProgress;
+use guidesmith::volume::LoadOptions;
+
+fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let plan_path = PathBuf::from(args.next().context("PLAN")?);
+    let leg = PathBuf::from(args.next().context("LEG_CT")?);
+    let count: usize = args.next().map_or(Ok(3), |s| s.parse())?;
+    let mut plan = Plan::load(&plan_path)?;
+    // Proposed afresh: a recorded reconstruction and its donor guide are taken out first.
+    if plan.guides.iter().any(|g| g.name == DONOR_GUIDE_NAME) {
+        plan.apply(Edit::Remove {
+            kind: ElementKind::Guide,
+            name: DONOR_GUIDE_NAME.into(),
+        })?;
+    }
+    plan.apply(Edit::SetReconstruction(None))?;
+    // The donor's blade is the first resection plane's, as `plan reconstruct` takes it.
+    let blade_thickness_mm = plan
+        .planes
+        .iter()
+        .find(|p| p.name == "first")
+        .context("the plan has no plane 'first'")?
+        .blade_thickness_mm;
+    let mandible = open_bone(&plan, &plan_path, None, &NoProgress)?.mesh;
+    let t = Instant::now();
+    let segmentation = donor_segmentation();
+    let made = new_plan_from_ct(
+        &leg,
+        None,
+        &LoadOptions::default(),
+        CaseId::new("donor")?,
+        segmentation,
+        &plan_path,
+        &NoProgress,
+    )?;
+    let donor = DonorBone {
+        mesh: made.bone.mesh,
+        ct: made.plan.ct,
+        bone: made.plan.bone,
+    };
+    let load_s = t.elapsed().as_secs_f64();
+    let request = FlapRequest {
+        planes: vec!["first".into(), "second".into()],
+        count: Some(count),
+        parameters: FlapParameters {
+            max_deviation_mm: 3.5,
+            max_mean_deviation_mm: 2.0,
+            blade_thickness_mm,
+            ..FlapParameters::default()
+        },
+        contour_mm: None,
+        ends_mm: None,
+        donor_point_mm: None,
+        printer: "sla".into(),
+    };
+    for run in 0..3 {
+        let t = Instant::now();
+        let proposal = propose_reconstruction(&plan, &mandible, &donor, &request, &NoProgress)?;
+        let propose_s = t.elapsed().as_secs_f64();
+        anyhow::ensure!(proposal.findings.is_empty(), "refused: {:?}", proposal.findings);
+        let mut with = plan.clone();
+        with.apply(Edit::SetReconstruction(Some(Box::new(proposal.reconstruction))))?;
+        with.apply(Edit::Add(Element::Guide(proposal.guide)))?;
+        let t = Instant::now();
+        // The donor guide built while proposing is taken, not built again.
+        let verified: Vec<_> = proposal.verified.into_iter().collect();
+        let reused = verified.len();
+        let bones = GuideBones::of(&with, &mandible, Some(&donor.mesh));
+        let guides = build_guides_reusing(&with, bones, None, &verified, &NoProgress)?;
+        let build_s = t.elapsed().as_secs_f64();
+        println!(
+            "run {run}: donor CT loaded and segmented {load_s:.2} s; proposal {propose_s:.2} s; {} guide(s) built and \
+             checked {build_s:.2} s ({reused} taken from the proposal; all passed: {}); proposal + guides {:.2} s",
+            guides.guides.len(),
+            guides.all_passed(),
+            propose_s + build_s
+        );
+    }
+    Ok(())
+}
