@@ -31,15 +31,16 @@ pub fn report_file_name(case_id: &str) -> String {
 }
 
 /// The report of `plan` on `bone` with its guides (built or refused), rendering the guides' views itself.
-pub fn make_report(
+pub fn make_report<'a>(
     plan: &Plan,
-    bone: &Mesh,
+    bones: impl Into<super::GuideBones<'a>>,
     guides: &CaseGuides,
     progress: &dyn Progress,
 ) -> Result<Vec<u8>, CaseError> {
+    let bones = bones.into();
     let built: Vec<&BuiltGuide> = guides.guides.iter().filter_map(|g| g.built().map(|(b, _)| b)).collect();
-    let renders = render_guides(plan.case_id.as_str(), bone, &built, progress)?;
-    report_pdf(plan, bone, guides, &renders, progress)
+    let renders = render_guides(plan.case_id.as_str(), bones.clone(), &built, progress)?;
+    report_pdf(plan, bones.recipient, guides, &renders, progress)
 }
 
 /// The report of `plan`, with the guides' review images already rendered (`renders`, as
@@ -170,6 +171,7 @@ pub fn report_pdf(
     b.push(Block::Heading("The plan on the bone".into()));
     b.push(plan_views(plan, bone, &evaluation)?);
     plan_tables(&mut b, plan, &evaluation);
+    reconstruction_tables(&mut b, plan, &evaluation);
 
     // Guides.
     for g in &guides.guides {
@@ -405,6 +407,84 @@ fn image(png: &[u8], caption: String, max_height_pt: f32) -> Block {
         max_height_pt,
         caption,
     }
+}
+
+/// The reconstruction: its donor, settings, every segment's measurements and the deviation, gaps and donor left.
+fn reconstruction_tables(b: &mut Vec<Block>, plan: &Plan, e: &Evaluation) {
+    let (Some(r), Some(m)) = (&plan.reconstruction, &e.reconstruction) else {
+        return;
+    };
+    let axis = r.donor.axis();
+    let p = &r.parameters;
+    b.push(Block::Heading("Reconstruction (free fibula flap)".into()));
+    b.push(Block::Paragraph(
+        format!(
+            "Between the resection planes {}; the donor fibula is {:.1} mm long (radius {:.2} mm), seen from its \
+             lateral side {}. Target contour: {} ({} points). Limits: segments at least {:.1} mm, deviation at most \
+             {:.2} mm ({:.2} mm mean), {:.2} mm between segments on the donor, {:.1} / {:.1} mm of fibula kept \
+             distally / proximally; pedicle rotation {:.1} deg.",
+            list(&r.planes),
+            axis.length_mm(),
+            axis.radius_mm,
+            d3(r.donor.lateral),
+            snake(&r.contour.source),
+            r.contour.points_mm.len(),
+            p.min_segment_length_mm,
+            p.max_deviation_mm,
+            p.max_mean_deviation_mm,
+            p.gap_mm,
+            p.keep_distal_mm,
+            p.keep_proximal_mm,
+            p.pedicle_deg
+        ),
+        Tone::Normal,
+    ));
+    b.push(Block::Table {
+        columns: vec![
+            Column::left("segment", 1.0),
+            Column::right("length mm", 1.0),
+            Column::right("buccal mm", 1.0),
+            Column::right("lingual mm", 1.0),
+            Column::right("wedge start deg", 1.1),
+            Column::right("wedge end deg", 1.1),
+            Column::right("from distal tip mm", 1.2),
+            Column::right("from proximal tip mm", 1.2),
+        ],
+        rows: r
+            .segments
+            .iter()
+            .zip(&m.segments)
+            .map(|(s, sm)| {
+                vec![
+                    s.name.clone(),
+                    format!("{:.2}", sm.length_mm),
+                    format!("{:.2}", sm.buccal_length_mm),
+                    format!("{:.2}", sm.lingual_length_mm),
+                    format!("{:.2}", sm.start_wedge_deg),
+                    format!("{:.2}", sm.end_wedge_deg),
+                    format!("{:.2}", sm.from_distal_tip_mm),
+                    format!("{:.2}", sm.from_proximal_tip_mm),
+                ]
+            })
+            .collect(),
+    });
+    let mm = |v: &[f64]| v.iter().map(|g| format!("{g:.2}")).collect::<Vec<_>>().join(", ");
+    b.push(Block::Paragraph(
+        format!(
+            "Deviation of the segments from the target contour: mean {:.2} mm, largest {:.2} mm at {}. Gaps between \
+             segments [{}] mm, at the stumps [{}] mm, between neighbours on the donor [{}] mm. Fibula left: {:.1} mm \
+             distally, {:.1} mm proximally.",
+            m.deviation.mean_mm,
+            m.deviation.max_mm,
+            p3(m.deviation.at_mm),
+            mm(&m.junction_gaps_mm),
+            mm(&m.stump_gaps_mm),
+            mm(&m.donor_gaps_mm),
+            m.left_distal_mm,
+            m.left_proximal_mm
+        ),
+        Tone::Normal,
+    ));
 }
 
 fn plan_tables(b: &mut Vec<Block>, plan: &Plan, e: &Evaluation) {

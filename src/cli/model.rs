@@ -124,8 +124,8 @@ pub struct ReportArgs {
 /// `guidesmith report PLAN -o report.pdf`: the plan, its numbers, its guides' checks and views, the hashes and the
 /// reviews, as PDF. Guides that fail are reported with their findings (the report is also for plans in design).
 pub fn run_report(args: &ReportArgs, progress: &dyn Progress) -> anyhow::Result<ExitCode> {
-    let (plan, bone, _donor, guides) = built_case(&args.plan, args.ct.as_deref(), progress)?;
-    let bytes = make_report(&plan, &bone, &guides, progress)?;
+    let (plan, bone, donor, guides) = built_case(&args.plan, args.ct.as_deref(), progress)?;
+    let bytes = make_report(&plan, GuideBones::of(&plan, &bone, donor.as_ref()), &guides, progress)?;
     guidesmith::atomic::write_atomic(&args.output, |w| w.write_all(&bytes))
         .with_context(|| format!("writing {}", args.output.display()))?;
     println!("wrote {} ({} bytes)", args.output.display(), bytes.len());
