@@ -11,9 +11,9 @@ use std::time::Instant;
 use anyhow::Context;
 use guidesmith::case::{
     build_guides_reusing, donor_segmentation, new_plan_from_ct, open_bone, propose_reconstruction, DonorBone,
-    FlapRequest, GuideBones, DONOR_GUIDE_NAME,
+    FlapRequest, GuideBones,
 };
-use guidesmith::plan::{CaseId, Edit, Element, ElementKind, FlapParameters, Plan};
+use guidesmith::plan::{CaseId, Edit, FlapParameters, Plan};
 use guidesmith::progress::NoProgress;
 use guidesmith::volume::LoadOptions;
 
@@ -24,13 +24,10 @@ fn main() -> anyhow::Result<()> {
     let count: usize = args.next().map_or(Ok(3), |s| s.parse())?;
     let mut plan = Plan::load(&plan_path)?;
     // Proposed afresh: a recorded reconstruction and its donor guide are taken out first.
-    if plan.guides.iter().any(|g| g.name == DONOR_GUIDE_NAME) {
-        plan.apply(Edit::Remove {
-            kind: ElementKind::Guide,
-            name: DONOR_GUIDE_NAME.into(),
-        })?;
-    }
-    plan.apply(Edit::SetReconstruction(None))?;
+    plan.apply(Edit::SetReconstruction {
+        reconstruction: None,
+        donor_guide: None,
+    })?;
     // The donor's blade is the first resection plane's, as `plan reconstruct` takes it.
     let blade_thickness_mm = plan
         .planes
@@ -68,6 +65,7 @@ fn main() -> anyhow::Result<()> {
         contour_mm: None,
         ends_mm: None,
         donor_point_mm: None,
+        donor_right: Some(true),
         printer: "sla".into(),
     };
     for run in 0..3 {
@@ -76,8 +74,10 @@ fn main() -> anyhow::Result<()> {
         let propose_s = t.elapsed().as_secs_f64();
         anyhow::ensure!(proposal.findings.is_empty(), "refused: {:?}", proposal.findings);
         let mut with = plan.clone();
-        with.apply(Edit::SetReconstruction(Some(Box::new(proposal.reconstruction))))?;
-        with.apply(Edit::Add(Element::Guide(proposal.guide)))?;
+        with.apply(Edit::SetReconstruction {
+            reconstruction: Some(Box::new(proposal.reconstruction)),
+            donor_guide: Some(Box::new(proposal.guide)),
+        })?;
         let t = Instant::now();
         // The donor guide built while proposing is taken, not built again.
         let verified: Vec<_> = proposal.verified.into_iter().collect();

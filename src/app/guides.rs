@@ -608,7 +608,8 @@ impl GuidesmithApp {
             return;
         };
         let mut fresh = BTreeMap::new();
-        for g in &doc.plan.guides {
+        // A guide on the reconstruction's donor lies in the donor CT's frame, not on this bone.
+        for g in doc.plan.guides.iter().filter(|g| g.bone.is_recipient()) {
             let outline = match &self.guides.drag {
                 Some(d) if d.guide == g.name => d.outline.clone(),
                 _ => g.footprint.outline_mm.clone(),
@@ -681,7 +682,7 @@ impl GuidesmithApp {
         let Some(outline) = self
             .doc
             .as_ref()
-            .and_then(|d| d.plan.guides.iter().find(|g| g.name == guide))
+            .and_then(|d| d.plan.guides.iter().find(|g| g.name == guide && g.bone.is_recipient()))
             .map(|g| g.footprint.outline_mm.clone())
         else {
             return false;
@@ -798,7 +799,12 @@ impl GuidesmithApp {
         let Some((ElementKind::Guide, name)) = &self.selected else {
             return;
         };
-        let Some(g) = doc.plan.guides.iter().find(|g| &g.name == name) else {
+        let Some(g) = doc
+            .plan
+            .guides
+            .iter()
+            .find(|g| &g.name == name && g.bone.is_recipient())
+        else {
             return;
         };
         let outline = match &self.guides.drag {

@@ -524,8 +524,8 @@ fn build_guides_marked(
                 FindingCode::GuideReferenceMissing,
                 element("guides", &g.name),
                 format!(
-                    "guide '{}' seats on the reconstruction's donor, which was not opened: build it with the plan's \
-                     donor CT",
+                    "guide '{}' seats on the reconstruction's donor, which was not opened (the desktop application \
+                     does not open a donor yet): build it with `guidesmith build`, which opens the plan's donor CT",
                     g.name
                 ),
             ));

@@ -29,6 +29,11 @@ use crate::template::{builtin_printers, builtin_template};
 pub const DONOR_GUIDE_TEMPLATE: &str = "combined_guide";
 /// The donor guide's name in the plan.
 pub const DONOR_GUIDE_NAME: &str = "fibula-guide";
+/// The fibula must lie this far from the centre of the donor's bone across the patient for its lateral side to be
+/// read off it, mm.
+const MIN_SIDE_OFFSET_MM: f64 = 5.0;
+/// Bone left between two kerfs at the least, mm.
+const KERF_MARGIN_MM: f64 = 0.1;
 /// Edge moves tried on the donor guide's footprint when a wall beside a slot housing is too thin.
 const MAX_WALL_FIXES: usize = 3;
 /// The donor guide's pad reaches this far beyond the outermost cuts along the axis, mm.
@@ -38,14 +43,14 @@ const PAD_BEYOND_CUTS_MM: f64 = 10.0;
 const HOUSING_END_MM: f64 = 6.0;
 /// Half the donor guide's pad width across the axis, as a fraction of the donor's radius (the pad stays on the
 /// lateral face seen from the side).
-const PAD_HALF_WIDTH_OF_RADIUS: f64 = 0.6;
+const PAD_HALF_WIDTH_OF_RADIUS: f64 = 0.53;
 /// Segments at least this long get two fixation screws (at a third and two thirds), shorter ones one (in the middle).
 const TWO_SCREWS_FROM_MM: f64 = 30.0;
 /// The seating play the donor guide is checked against, mm and deg. A fibula is nearly a straight cylinder: a pad
 /// seated from the lateral side cannot lock sliding along it and turning about it as tightly as a guide on the
-/// mandible (0.5 mm, 2 deg; measured on `leg-vhf-right`: 0.6-0.7 mm, 2.8-4.1 deg for pads 60-95 % of the radius
-/// wide), so the donor guide is screwed to every segment before the first cut. The values are in the plan's guide
-/// parameters, so the review and the report show them.
+/// mandible (0.5 mm, 2 deg; measured on `leg-vhf-right`: 0.6-0.7 mm, 3.4-4.7 deg), so the donor guide is screwed
+/// to every segment before the first cut. The values are in the plan's guide parameters, so the review and the
+/// report show them.
 pub const DONOR_SEATING_PLAY_MM: f64 = 1.0;
 /// See [`DONOR_SEATING_PLAY_MM`].
 pub const DONOR_SEATING_PLAY_DEG: f64 = 5.0;
@@ -113,6 +118,8 @@ pub struct FlapRequest {
     pub ends_mm: Option<Vec<[f64; 3]>>,
     /// A point on the donor's shaft, when its CT holds another bone of its size.
     pub donor_point_mm: Option<[f64; 3]>,
+    /// The donor is a right (`true`) or left leg; `None`: the side away from the rest of the leg's bone.
+    pub donor_right: Option<bool>,
     /// The printer of the donor guide.
     pub printer: String,
 }
@@ -216,6 +223,15 @@ pub fn propose_reconstruction(
             .ends_mm
         }
     };
+    if let Some(w) = ends
+        .windows(2)
+        .find(|w| (Vector3::from(w[1]) - Vector3::from(w[0])).norm() < 1.0)
+    {
+        return Err(CaseError::Flap(format!(
+            "two segment ends, ({:.1}, {:.1}, {:.1}) and ({:.1}, {:.1}, {:.1}) mm, are less than 1 mm apart",
+            w[0][0], w[0][1], w[0][2], w[1][0], w[1][1], w[1][2]
+        )));
+    }
     if ends.len() < 2 || ends.len() > 5 {
         return Err(CaseError::Flap(format!(
             "{} segment ends give {} segments; a reconstruction has 1 to 4",
@@ -245,7 +261,18 @@ pub fn propose_reconstruction(
         / n;
     let middle = Vector3::from(axis.at(0.5 * axis.length_mm()));
     let away = (middle - centre).x;
-    axis.lateral = [if away < 0.0 { -1.0 } else { 1.0 }, 0.0, 0.0];
+    let right = match request.donor_right {
+        Some(r) => r,
+        None if away.abs() >= MIN_SIDE_OFFSET_MM => away < 0.0,
+        None => {
+            return Err(CaseError::Flap(format!(
+                "the fibula lies {away:.1} mm from the rest of the donor across the patient: cannot tell the lateral \
+                 side; give the leg (--donor-side right or left)"
+            )))
+        }
+    };
+    // LPS: the patient's right is -x.
+    axis.lateral = [if right { -1.0 } else { 1.0 }, 0.0, 0.0];
     let lateral = axis.lateral();
     axis.lateral = [lateral.x, lateral.y, lateral.z];
     // What the donor guide's slots need between them: the template's wall between two slot cavities.
@@ -274,9 +301,10 @@ pub fn propose_reconstruction(
             pedicle_deg: p.pedicle_deg,
             blade_thickness_mm: p.blade_thickness_mm,
             min_gaps: vec![
+                // Two kerfs need two blades between the faces, whatever gap_mm asks.
                 GapRule {
                     radius_mm: axis.radius_mm,
-                    gap_mm: p.gap_mm,
+                    gap_mm: p.gap_mm.max(2.0 * p.blade_thickness_mm + KERF_MARGIN_MM),
                     lateral_half: false,
                 },
                 GapRule {

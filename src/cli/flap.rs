@@ -10,7 +10,7 @@ use guidesmith::case::{
     donor_segmentation, new_plan_from_ct, new_plan_from_stl, open_bone, open_donor, propose_reconstruction, DonorBone,
     FlapProposal, FlapRequest, DONOR_GUIDE_NAME,
 };
-use guidesmith::plan::{CaseId, ContourSource, Edit, Element, ElementKind, FlapParameters, Plan};
+use guidesmith::plan::{CaseId, ContourSource, Edit, FlapParameters, Plan};
 use guidesmith::progress::Progress;
 use guidesmith::volume::LoadOptions;
 
@@ -67,10 +67,14 @@ pub(super) struct ReconstructArgs {
     /// Donor kept at the proximal tip, mm (default 70 or recorded).
     #[arg(long)]
     keep_proximal_mm: Option<f64>,
-    /// Rotation of the segments about their axes from the lateral surface facing buccal, deg (default 0 or
-    /// recorded).
+    /// Rotation of the segments about their axes, deg: at 0 the fibula's lateral surface faces lingual and its
+    /// pedicle buccal (default 0 or recorded).
     #[arg(long, allow_hyphen_values = true)]
     pedicle_deg: Option<f64>,
+    /// The donor leg's side, `right` or `left` (default: the side away from the rest of the leg, refused when unclear,
+    /// as for a fibula-only STL).
+    #[arg(long, value_parser = ["right", "left"])]
+    donor_side: Option<String>,
     /// Donor saw blade, mm (default: the first resection plane's, or recorded).
     #[arg(long)]
     blade_mm: Option<f64>,
@@ -215,6 +219,7 @@ pub(super) fn run_reconstruct(a: &ReconstructArgs, progress: &dyn Progress) -> a
         contour_mm,
         ends_mm,
         donor_point_mm: a.donor_point,
+        donor_right: a.donor_side.as_deref().map(|s| s == "right"),
         printer,
     };
     if !a.json {
@@ -234,6 +239,12 @@ pub(super) fn run_reconstruct(a: &ReconstructArgs, progress: &dyn Progress) -> a
     } else {
         print_proposal(&proposal);
     }
+    if proposal.verified.is_none() {
+        eprintln!(
+            "warning: the fibula guide did not pass every check when it was built here; `guidesmith build` lists \
+             what fails"
+        );
+    }
     if !proposal.findings.is_empty() {
         for f in &proposal.findings {
             eprintln!("error: {f}");
@@ -252,16 +263,12 @@ pub(super) fn run_reconstruct(a: &ReconstructArgs, progress: &dyn Progress) -> a
     Ok(ExitCode::SUCCESS)
 }
 
-/// Writes the proposal into the plan: the old donor guide out, the reconstruction in, the new donor guide in.
+/// Writes the proposal into the plan as one edit: the reconstruction and its donor guide, replacing the old ones.
 fn record(plan: &mut Plan, proposal: FlapProposal) -> anyhow::Result<()> {
-    if plan.guides.iter().any(|g| g.name == DONOR_GUIDE_NAME) {
-        plan.apply(Edit::Remove {
-            kind: ElementKind::Guide,
-            name: DONOR_GUIDE_NAME.to_string(),
-        })?;
-    }
-    plan.apply(Edit::SetReconstruction(Some(Box::new(proposal.reconstruction))))?;
-    plan.apply(Edit::Add(Element::Guide(proposal.guide)))?;
+    plan.apply(Edit::SetReconstruction {
+        reconstruction: Some(Box::new(proposal.reconstruction)),
+        donor_guide: Some(Box::new(proposal.guide)),
+    })?;
     Ok(())
 }
 

@@ -16,6 +16,8 @@ use serde::Serialize;
 use super::FlapError;
 use crate::measure::BoneQuery;
 
+/// Longest target contour, mm (a whole mandible's arch is about 250 mm).
+pub const MAX_CONTOUR_MM: f64 = 400.0;
 /// Step of the section fan along the chord between the resection planes' points, mm.
 const FAN_STEP_MM: f64 = 1.0;
 /// Spacing of candidate segment ends for the dynamic programme, mm.
@@ -344,6 +346,12 @@ pub fn propose_ends(contour: &[[f64; 3]], limits: &ProposeLimits) -> Result<Ends
         });
     }
     let lengths = arc_lengths(contour);
+    let total = lengths[lengths.len() - 1];
+    if !(total.is_finite() && total <= MAX_CONTOUR_MM) {
+        return Err(FlapError::Contour(format!(
+            "the contour is {total:.1} mm long; a mandible's is under {MAX_CONTOUR_MM} mm: check its points"
+        )));
+    }
     let span = Span {
         points: contour,
         lengths: &lengths,

@@ -32,7 +32,8 @@ pub struct DonorAxis {
     pub proximal_tip_mm: [f64; 3],
     /// Unit vector perpendicular to the axis towards the bone's lateral surface.
     pub lateral: [f64; 3],
-    /// Mean radius of the shaft (radius of a disc of its mean cross-section area), mm.
+    /// Radius of the shaft: the median over its sections of the farthest point of the outer contour from the
+    /// section's centroid (its crests), mm.
     pub radius_mm: f64,
 }
 
@@ -111,11 +112,17 @@ pub fn donor_axis(
         None => match outer.len() {
             0 => None,
             1 => middle.centroid_mm,
-            _ => {
+            2 => {
                 // Loops come largest first: the second largest is the donor (the fibula beside the tibia).
                 let l = outer[1];
                 let c = l.points_mm.iter().map(|&p| Vector3::from(p)).sum::<Vector3<f64>>() / l.points_mm.len() as f64;
                 middle.piece_within([c.x, c.y, c.z], 0.0).section.centroid_mm
+            }
+            n => {
+                return Err(FlapError::Donor(format!(
+                    "{n} bones cross the middle of the donor (both legs?): give a point on the fibula's shaft \
+                     (--donor-point)"
+                )))
             }
         },
     };
@@ -125,24 +132,35 @@ pub fn donor_axis(
             start.x, start.y, start.z
         )));
     };
-    let area_at = |p: Vector3<f64>, n: Vector3<f64>| -> Result<Option<(Vector3<f64>, f64)>, FlapError> {
+    // A section's centroid, net area and outer reach (the farthest point of its outer contours from the centroid).
+    let area_at = |p: Vector3<f64>, n: Vector3<f64>| -> Result<Option<(Vector3<f64>, f64, f64)>, FlapError> {
         let s = query.section([p.x, p.y, p.z], [n.x, n.y, n.z])?;
         let piece = s.piece_within([p.x, p.y, p.z], 0.0).section;
-        Ok(piece.centroid_mm.map(|c| (Vector3::from(c), piece.net_area_mm2)))
+        Ok(piece.centroid_mm.map(|c| {
+            let c = Vector3::from(c);
+            let reach = piece
+                .loops
+                .iter()
+                .filter(|l| l.signed_area_mm2 > 0.0)
+                .flat_map(|l| l.points_mm.iter())
+                .map(|&q| (Vector3::from(q) - c).norm())
+                .fold(0.0, f64::max);
+            (c, piece.net_area_mm2, reach)
+        }))
     };
-    let Some((seed, seed_area)) = area_at(Vector3::from(seed), long)? else {
+    let Some((seed, seed_area, seed_reach)) = area_at(Vector3::from(seed), long)? else {
         return Err(FlapError::Donor("the donor's middle section is empty".into()));
     };
     // Follow the shaft both ways.
     let mut centroids = vec![seed];
-    let mut areas = vec![seed_area];
+    let mut reaches = vec![seed_reach];
     let mut ends = [seed, seed];
     for (side, sign) in [(0usize, -1.0f64), (1, 1.0)] {
         let mut previous = seed;
         let mut direction = long * sign;
         loop {
             let predicted = previous + direction * TRACK_STEP_MM;
-            let Some((c, area)) = area_at(predicted, direction)? else {
+            let Some((c, area, reach)) = area_at(predicted, direction)? else {
                 break;
             };
             let plane_offset = (c - predicted) - direction * (c - predicted).dot(&direction);
@@ -154,7 +172,7 @@ pub fn donor_axis(
                 break;
             }
             centroids.push(c);
-            areas.push(area);
+            reaches.push(reach);
             previous = c;
         }
         ends[side] = previous;
@@ -190,11 +208,13 @@ pub fn donor_axis(
         return Err(FlapError::Donor("the lateral side lies along the donor's axis".into()));
     }
     let lateral = lateral.normalize();
-    let mean_area = areas.iter().sum::<f64>() / areas.len() as f64;
+    // The shaft's radius: the median over its sections of the outer contour's reach (its crests, not a mean).
+    reaches.sort_by(f64::total_cmp);
+    let radius_mm = reaches[reaches.len() / 2];
     Ok(DonorAxis {
         distal_tip_mm: [distal_tip.x, distal_tip.y, distal_tip.z],
         proximal_tip_mm: [proximal_tip.x, proximal_tip.y, proximal_tip.z],
         lateral: [lateral.x, lateral.y, lateral.z],
-        radius_mm: (mean_area / std::f64::consts::PI).sqrt(),
+        radius_mm,
     })
 }

@@ -16,7 +16,8 @@
 //! of the two chords between neighbours, so the two faces close on one plane: the closing wedge), its place on the
 //! donor's axis (in contour order from the distal end, a gap between neighbours that keeps both the bone between
 //! the cuts and the guide's wall between its slots), and the rigid transform `mandible_from_donor` that takes the
-//! donor's axis onto the chord and the donor's lateral side onto the buccal side turned by the pedicle angle.
+//! donor's axis onto the chord and the donor's lateral side onto the lingual side turned by the pedicle angle (see
+//! [`LayoutOptions::pedicle_deg`]).
 //!
 //! Measured (`measure`): lengths along the centre line and along the buccal and lingual faces, wedge angles at each
 //! end, the place on the donor, the deviation of the chords from the target contour, the gaps the recorded transforms
@@ -30,7 +31,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use contour::{
-    contour_from_bone, deviation, propose_ends, resample, ContourDeviation, EndsProposal, ProposeLimits,
+    contour_from_bone, deviation, propose_ends, resample, ContourDeviation, EndsProposal, ProposeLimits, MAX_CONTOUR_MM,
 };
 pub use donor::{donor_axis, DonorAxis};
 

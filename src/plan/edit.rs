@@ -127,9 +127,17 @@ pub enum Edit {
     },
     /// Changes the case ID.
     SetCaseId(CaseId),
-    /// Replaces the reconstruction (`None` removes it) as one edit: a proposal, or its settings changed and the
-    /// segments laid out again.
-    SetReconstruction(Option<Box<super::Reconstruction>>),
+    /// Replaces the reconstruction (`None` removes it) and with it the guides on its donor, as one edit: a proposal,
+    /// or its settings changed and the segments laid out again. Every guide on the donor is removed; `donor_guide`,
+    /// when given, is appended.
+    SetReconstruction {
+        /// The new reconstruction.
+        #[serde(deserialize_with = "super::model::present")]
+        reconstruction: Option<Box<super::Reconstruction>>,
+        /// The guide on the new donor.
+        #[serde(deserialize_with = "super::model::present")]
+        donor_guide: Option<Box<super::GuideSpec>>,
+    },
 }
 
 /// What an applied edit needs to be undone exactly; produced by [`Plan::apply`] and by [`Undo::apply_to`] (which
@@ -353,9 +361,34 @@ impl Plan {
                 value,
             } => self.set_field(kind, &name, &field, value),
             Edit::SetCaseId(case_id) => Ok(vec![Step::CaseId(std::mem::replace(&mut self.case_id, case_id))]),
-            Edit::SetReconstruction(r) => Ok(vec![Step::Reconstruction(
-                std::mem::replace(&mut self.reconstruction, r.map(|b| *b)).map(Box::new),
-            )]),
+            Edit::SetReconstruction {
+                reconstruction,
+                donor_guide,
+            } => {
+                // The old donor guides out, last first so the indices hold; put back lowest first.
+                let on_donor: Vec<usize> = (0..self.guides.len())
+                    .filter(|&i| self.guides[i].bone == super::GuideBone::Donor)
+                    .collect();
+                let mut put_back = Vec::with_capacity(on_donor.len());
+                for &index in on_donor.iter().rev() {
+                    let element = self.remove(ElementKind::Guide, index);
+                    put_back.push(Step::Insert { index, element });
+                }
+                put_back.reverse();
+                let old = std::mem::replace(&mut self.reconstruction, reconstruction.map(|b| *b));
+                let mut steps = Vec::with_capacity(put_back.len() + 2);
+                if let Some(g) = donor_guide {
+                    let index = self.len(ElementKind::Guide);
+                    self.insert(index, Element::Guide(*g));
+                    steps.push(Step::Remove {
+                        kind: ElementKind::Guide,
+                        index,
+                    });
+                }
+                steps.push(Step::Reconstruction(old.map(Box::new)));
+                steps.extend(put_back);
+                Ok(steps)
+            }
         }
     }
 

@@ -62,7 +62,7 @@ pub struct Donor {
     pub proximal_tip_mm: [f64; 3],
     /// Unit vector across the axis towards the lateral surface, where the guide seats.
     pub lateral: [f64; 3],
-    /// Mean radius of the shaft, mm.
+    /// Radius of the shaft (the median of its sections' outer reach), mm.
     pub radius_mm: f64,
 }
 
@@ -353,23 +353,27 @@ impl Reconstruction {
             }
         }
         for (k, g) in m.donor_gaps_mm.iter().enumerate() {
-            // Each face's kerf reaches a blade away from it: closer than two blades, the saw cuts meet.
-            if *g < 2.0 * p.blade_thickness_mm {
+            // Each face's kerf reaches a blade away from it: closer than two blades, the saw cuts meet; closer than
+            // gap_mm, the safety gap is not kept.
+            if *g < (2.0 * p.blade_thickness_mm).max(p.gap_mm) - 0.01 {
                 let what = if *g < 0.0 {
                     "the cuts meet inside the bone"
-                } else {
+                } else if *g < 2.0 * p.blade_thickness_mm {
                     "the saw kerfs overlap"
+                } else {
+                    "the safety gap is not kept"
                 };
                 out.push(Finding::error(
                     FindingCode::FlapCutsMeet,
                     seg_el(k + 1),
                     format!(
-                        "between {} and {} on the donor {what} (narrowest {:.2} mm between the faces, two blades are {:.2} mm): raise gap_mm \
-                         or the distance between the segments on the donor",
+                        "between {} and {} on the donor {what} (narrowest {:.2} mm between the faces; two blades are \
+                         {:.2} mm, gap_mm {:.2} mm): lay the segments out again (`plan reconstruct --keep-ends`)",
                         self.segments[k].name,
                         self.segments[k + 1].name,
                         g,
-                        2.0 * p.blade_thickness_mm
+                        2.0 * p.blade_thickness_mm,
+                        p.gap_mm
                     ),
                 ));
             }

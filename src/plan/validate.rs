@@ -279,6 +279,21 @@ impl Plan {
         for (j, q) in r.contour.points_mm.iter().enumerate() {
             finite3(&format!("{p}.contour.points_mm[{j}]"), q)?;
         }
+        let length: f64 = r
+            .contour
+            .points_mm
+            .windows(2)
+            .map(|w| (0..3).map(|i| (w[1][i] - w[0][i]).powi(2)).sum::<f64>().sqrt())
+            .sum();
+        if length > crate::flap::MAX_CONTOUR_MM {
+            return Err(PlanError::invalid(
+                format!("{p}.contour.points_mm"),
+                format!(
+                    "the contour is {length:.1} mm long, over {} mm",
+                    crate::flap::MAX_CONTOUR_MM
+                ),
+            ));
+        }
         finite3(&format!("{p}.arch_inside_mm"), &r.arch_inside_mm)?;
         let f = &r.parameters;
         for (name, v, lo, hi) in [
@@ -355,6 +370,21 @@ impl Plan {
             }
             for (j, q) in s.fixation_mm.iter().enumerate() {
                 finite3(&format!("{sp}.fixation_mm[{j}]"), q)?;
+            }
+            let apart = |a: [f64; 3], b: [f64; 3]| (0..3).map(|i| (a[i] - b[i]).powi(2)).sum::<f64>().sqrt();
+            if apart(s.start_mm, s.end_mm) < 1.0 {
+                return Err(PlanError::invalid(
+                    format!("{sp}.end_mm"),
+                    "a segment's ends must be at least 1 mm apart",
+                ));
+            }
+            if let Some(next) = r.segments.get(k + 1) {
+                if apart(s.end_mm, next.start_mm) > 1e-6 {
+                    return Err(PlanError::invalid(
+                        format!("{p}.segments[{}].start_mm", k + 1),
+                        format!("must be segment {}'s end (the segments follow one another)", s.name),
+                    ));
+                }
             }
         }
         Ok(())
