@@ -181,6 +181,14 @@ fn reconstruct_and_check(d: &Defect) {
         .expect("neomandible");
     assert!(neo.contains("1 piece(s), closed and manifold: true"), "{made}");
     assert!(made.lines().any(|l| l.trim_start().starts_with("resected")), "{made}");
+    // The glTF shows the neomandible, and the fibula guide on its donor beside the mandible.
+    if d.segments == 3 {
+        let glb = dir.path().join("case.glb");
+        run(&["gltf", plan, "-o", glb.to_str().unwrap()], 0);
+        let bytes = std::fs::read(&glb).expect("glb");
+        let has = |s: &str| bytes.windows(s.len()).any(|w| w == s.as_bytes());
+        assert!(has("model neomandible") && has("guide fibula-guide (moved by") && has("donor bone (moved by"));
+    }
 
     // Every measurement again, from the recorded plan alone.
     let recorded = Plan::load(&plan_path).expect("plan");

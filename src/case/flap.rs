@@ -17,8 +17,8 @@ use crate::measure::BoneQuery;
 use crate::mesh::Mesh;
 use crate::plan::Segmentation;
 use crate::plan::{
-    BoneSource, ContourSource, CtReference, Donor, DonorKind, FlapParameters, FlapSegment, Footprint, GuideBone,
-    GuideSpec, Plan, Reconstruction, ResectedSide, TargetContour,
+    resection_plane_along, BoneSource, ContourSource, CtReference, Donor, DonorKind, FlapParameters, FlapSegment,
+    Footprint, GuideBone, GuideSpec, Plan, Reconstruction, TargetContour,
 };
 use crate::progress::NoProgress;
 use crate::progress::Progress;
@@ -144,27 +144,9 @@ fn flap_error(error: flap::FlapError) -> CaseError {
     CaseError::Flap(error.to_string())
 }
 
-/// A resection plane's normal along the contour (see [`Reconstruction::recipient`]).
+/// [`resection_plane_along`], refused as a case error.
 fn plane_along(plan: &Plan, name: &str, first: bool) -> Result<FlapPlane, CaseError> {
-    let p = plan
-        .planes
-        .iter()
-        .find(|p| p.name == name)
-        .ok_or_else(|| CaseError::Flap(format!("the plan has no plane named '{name}'")))?;
-    let into_removed = match p.resected_side {
-        ResectedSide::Positive => 1.0,
-        ResectedSide::Negative => -1.0,
-        ResectedSide::None => {
-            return Err(CaseError::Flap(format!(
-                "plane '{name}' removes nothing: a reconstruction bridges resection planes (set its resected side)"
-            )))
-        }
-    };
-    let sign = if first { into_removed } else { -into_removed };
-    Ok(FlapPlane {
-        point_mm: p.point_mm,
-        normal: p.normal.map(|c| c * sign),
-    })
+    resection_plane_along(plan, name, first).map_err(CaseError::Flap)
 }
 
 /// Proposes a reconstruction of the plan's resection from `donor`, on the plan's bone `mandible`: see the module

@@ -26,7 +26,7 @@
 pub mod contour;
 pub mod donor;
 
-use nalgebra::{Matrix3, Point3, Rotation3, Unit, Vector3};
+use nalgebra::{Matrix3, Rotation3, Unit, Vector3};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -566,11 +566,6 @@ pub fn measure(
         left_distal_mm,
         left_proximal_mm,
     }
-}
-
-/// `p` as a point (for callers that use nalgebra points).
-pub fn point3(p: [f64; 3]) -> Point3<f64> {
-    Point3::from(p)
 }
 
 #[cfg(test)]

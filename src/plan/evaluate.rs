@@ -902,10 +902,7 @@ fn guide_evaluation(plan: &Plan, g: &GuideSpec, findings: &mut Findings) -> Guid
     };
     // A donor guide names the reconstruction's donor cuts and fixation holes.
     let (plane_names, drill_names): (Vec<String>, Vec<String>) = match (g.bone, &plan.reconstruction) {
-        (GuideBone::Donor, Some(r)) => (
-            r.donor_cuts(plan).into_iter().map(|c| c.name).collect(),
-            r.fixations().into_iter().map(|f| f.name).collect(),
-        ),
+        (GuideBone::Donor, Some(r)) => (r.donor_cut_names(), r.fixation_names()),
         _ => (
             plan.planes.iter().map(|p| p.name.clone()).collect(),
             plan.drills.iter().map(|d| d.name.clone()).collect(),

@@ -45,7 +45,7 @@ pub use model::{
     Segmentation, Structure, StructureKind, CASE_ID_MAX_CHARS, SCHEMA_VERSION, V1_PRINTER,
 };
 pub use reconstruction::{
-    ContourSource, Donor, DonorKind, FlapParameters, FlapSegment, NamedCut, NamedFixation, Reconstruction,
-    TargetContour, FIXATION_DIAMETER_MM, FIXATION_LENGTH_MM,
+    resection_plane_along, ContourSource, Donor, DonorKind, FlapParameters, FlapSegment, NamedCut, NamedFixation,
+    Reconstruction, TargetContour, FIXATION_DIAMETER_MM, FIXATION_LENGTH_MM,
 };
 pub use validate::{NAME_MAX_CHARS, UNIT_LENGTH_TOLERANCE};

@@ -193,27 +193,55 @@ pub struct NamedFixation {
     pub direction: [f64; 3],
 }
 
+/// Resection plane `name` of `plan` with its normal along the contour: into the removed bone at the `first` plane,
+/// out of it at the second. Refused (with what to change) when the plan lacks it or it removes nothing.
+pub fn resection_plane_along(plan: &Plan, name: &str, first: bool) -> Result<FlapPlane, String> {
+    let p = plan
+        .planes
+        .iter()
+        .find(|p| p.name == name)
+        .ok_or_else(|| format!("the plan has no plane named '{name}'"))?;
+    let into_removed = match p.resected_side {
+        ResectedSide::Positive => 1.0,
+        ResectedSide::Negative => -1.0,
+        ResectedSide::None => {
+            return Err(format!(
+                "plane '{name}' removes nothing: a reconstruction bridges resection planes (set its resected side)"
+            ))
+        }
+    };
+    let sign = if first { into_removed } else { -into_removed };
+    Ok(FlapPlane {
+        point_mm: p.point_mm,
+        normal: p.normal.map(|c| c * sign),
+    })
+}
+
+/// The name of a segment's donor cut at its start (distal) or end (proximal) face.
+fn cut_name(segment: &str, start: bool) -> String {
+    format!("{segment}-{}", if start { "distal" } else { "proximal" })
+}
+
 impl Reconstruction {
+    /// The names of the donor cuts, as [`Reconstruction::donor_cuts`] names them (no plan needed).
+    pub fn donor_cut_names(&self) -> Vec<String> {
+        self.segments
+            .iter()
+            .flat_map(|s| [cut_name(&s.name, true), cut_name(&s.name, false)])
+            .collect()
+    }
+
+    /// The names of the fixation holes, as [`Reconstruction::fixations`] names them.
+    pub fn fixation_names(&self) -> Vec<String> {
+        self.fixations().into_iter().map(|f| f.name).collect()
+    }
+
     /// The mandible side: the segment ends, the resection planes with normals along the contour, the inside point.
     /// `None` when a named plane is missing or removes nothing.
     pub fn recipient(&self, plan: &Plan) -> Option<RecipientSide> {
-        let along = |name: &str, first: bool| -> Option<FlapPlane> {
-            let p = plan.planes.iter().find(|p| p.name == name)?;
-            let into_removed = match p.resected_side {
-                ResectedSide::Positive => 1.0,
-                ResectedSide::Negative => -1.0,
-                ResectedSide::None => return None,
-            };
-            // Along the contour: into the removed bone at the first plane, out of it at the second.
-            let sign = if first { into_removed } else { -into_removed };
-            Some(FlapPlane {
-                point_mm: p.point_mm,
-                normal: p.normal.map(|c| c * sign),
-            })
-        };
-        let first_plane = along(self.planes.first()?, true)?;
+        let first_plane = resection_plane_along(plan, self.planes.first()?, true).ok()?;
         let second_plane = match self.planes.get(1) {
-            Some(name) => Some(along(name, false)?),
+            Some(name) => Some(resection_plane_along(plan, name, false).ok()?),
             None => None,
         };
         let mut ends_mm: Vec<[f64; 3]> = self.segments.iter().map(|s| s.start_mm).collect();
@@ -247,11 +275,7 @@ impl Reconstruction {
         flap::donor_cuts(&recipient, &self.layouts(), self.parameters.blade_thickness_mm)
             .into_iter()
             .map(|cut| NamedCut {
-                name: format!(
-                    "{}-{}",
-                    self.segments[cut.segment].name,
-                    if cut.start { "distal" } else { "proximal" }
-                ),
+                name: cut_name(&self.segments[cut.segment].name, cut.start),
                 cut,
             })
             .collect()

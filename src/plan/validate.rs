@@ -134,17 +134,8 @@ impl Plan {
         }
 
         // The donor's cuts and fixation holes a donor guide names.
-        let (donor_cut_list, donor_fix_list): (Vec<String>, Vec<String>) = match &self.reconstruction {
-            Some(r) => (
-                r.segments
-                    .iter()
-                    .flat_map(|s| [format!("{}-distal", s.name), format!("{}-proximal", s.name)])
-                    .collect(),
-                r.segments
-                    .iter()
-                    .flat_map(|s| (1..=s.fixation_mm.len()).map(move |i| format!("{}-fixation-{i}", s.name)))
-                    .collect(),
-            ),
+        let (donor_cut_list, donor_fix_list) = match &self.reconstruction {
+            Some(r) => (r.donor_cut_names(), r.fixation_names()),
             None => (Vec::new(), Vec::new()),
         };
         let mut donor_cuts = Names::new("donor cuts");
