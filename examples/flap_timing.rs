@@ -10,12 +10,10 @@ use std::time::Instant;
 
 use anyhow::Context;
 use guidesmith::case::{
-    build_guides_reusing, donor_segmentation, new_plan_from_ct, open_bone, propose_reconstruction, DonorBone,
-    FlapRequest, GuideBones,
+    build_guides_reusing, make_donor, open_bone, propose_reconstruction, DonorInput, FlapRequest, GuideBones,
 };
-use guidesmith::plan::{CaseId, Edit, FlapParameters, Plan};
+use guidesmith::plan::{Edit, Plan};
 use guidesmith::progress::NoProgress;
-use guidesmith::volume::LoadOptions;
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -28,46 +26,30 @@ fn main() -> anyhow::Result<()> {
         reconstruction: None,
         donor_guide: None,
     })?;
-    // The donor's blade is the first resection plane's, as `plan reconstruct` takes it.
-    let blade_thickness_mm = plan
-        .planes
-        .iter()
-        .find(|p| p.name == "first")
-        .context("the plan has no plane 'first'")?
-        .blade_thickness_mm;
     let mandible = open_bone(&plan, &plan_path, None, &NoProgress)?.mesh;
     let t = Instant::now();
-    let segmentation = donor_segmentation();
-    let made = new_plan_from_ct(
-        &leg,
-        None,
-        &LoadOptions::default(),
-        CaseId::new("donor")?,
-        segmentation,
-        &plan_path,
-        &NoProgress,
-    )?;
-    let donor = DonorBone {
-        mesh: made.bone.mesh,
-        ct: made.plan.ct,
-        bone: made.plan.bone,
-    };
+    let donor = make_donor(&DonorInput::Ct(leg), &plan_path, &NoProgress)?;
     let load_s = t.elapsed().as_secs_f64();
-    let request = FlapRequest {
-        planes: vec!["first".into(), "second".into()],
-        count: Some(count),
-        parameters: FlapParameters {
-            max_deviation_mm: 3.5,
-            max_mean_deviation_mm: 2.0,
-            blade_thickness_mm,
-            ..FlapParameters::default()
-        },
-        contour_mm: None,
-        ends_mm: None,
-        donor_point_mm: None,
-        donor_right: Some(true),
-        printer: "sla".into(),
+    // As `plan reconstruct` asks: the blade of the first resection plane, the deviation limits of the 3-segment test.
+    let mut request = FlapRequest::for_plan(&plan, vec!["first".into(), "second".into()]);
+    request.count = Some(count);
+    request.parameters.max_deviation_mm = 3.5;
+    request.parameters.max_mean_deviation_mm = 2.0;
+    request.donor_right = Some(true);
+    // The window's look at the segments while a plane moves: the same proposal without the donor guide's build.
+    let quick = FlapRequest {
+        build_donor_guide: false,
+        ..request.clone()
     };
+    for run in 0..3 {
+        let t = Instant::now();
+        let preview = propose_reconstruction(&plan, &mandible, &donor, &quick, &NoProgress)?;
+        anyhow::ensure!(preview.verified.is_none(), "the quick proposal built the guide");
+        println!(
+            "run {run}: proposal without the donor guide (the window's, as the planes move) {:.2} s",
+            t.elapsed().as_secs_f64()
+        );
+    }
     for run in 0..3 {
         let t = Instant::now();
         let proposal = propose_reconstruction(&plan, &mandible, &donor, &request, &NoProgress)?;

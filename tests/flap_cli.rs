@@ -171,6 +171,24 @@ fn reconstruct_and_check(d: &Defect) {
     assert!(out.join(format!("{}_fibula-guide_DRAFT.stl", d.case)).is_file());
     let slots: Vec<&str> = built.lines().filter(|l| l.trim_start().starts_with("slot S")).collect();
     assert_eq!(slots.len(), 2 * d.segments, "{built}");
+    // The files as written (positions rounded to f32) are closed, manifold and free of self-intersections too: the
+    // build checks the rounded mesh (a cutting guide of the 3-segment case once passed in f64 and self-intersected in
+    // its STL).
+    let written = |dir: &std::path::Path| -> Vec<String> {
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .expect("output folder")
+            .map(|e| e.expect("entry").path())
+            .filter(|p| p.extension().is_some_and(|x| x == "stl"))
+            .map(|p| p.to_str().expect("utf-8 path").to_string())
+            .collect();
+        files.sort();
+        files
+    };
+    let guide_files = written(&out);
+    assert_eq!(guide_files.len(), 1 + d.guides.len(), "{guide_files:?}");
+    for f in &guide_files {
+        assert!(run(&["check", f], 0).contains(": valid"), "{f}");
+    }
 
     // The neomandible: the stumps and the segments, one closed solid; and the resected segment.
     let models = dir.path().join("models");
@@ -181,6 +199,14 @@ fn reconstruct_and_check(d: &Defect) {
         .expect("neomandible");
     assert!(neo.contains("1 piece(s), closed and manifold: true"), "{made}");
     assert!(made.lines().any(|l| l.trim_start().starts_with("resected")), "{made}");
+    for f in written(&models) {
+        assert!(run(&["check", &f], 0).contains(": valid"), "{f}");
+    }
+    // The desktop application, a real window under Xvfb, opens the plan and its donor and shows the segments.
+    #[cfg(feature = "gui")]
+    if d.segments == 3 {
+        window_shows_the_segments(&plan_path, d.case, dir.path());
+    }
     // The glTF shows the neomandible, and the fibula guide on its donor beside the mandible.
     if d.segments == 3 {
         let glb = dir.path().join("case.glb");
@@ -380,6 +406,44 @@ fn reconstruct_and_check(d: &Defect) {
         "{axis_len} {radius}"
     );
     assert!(lateral.x < -0.9, "{lateral}");
+}
+
+/// `guidesmith gui PLAN --screenshot`: the plan opens with its donor, the segments are proposed and the view frames
+/// the mandible and the fibula side by side; the screenshot shows each segment's colour on both (left half: the
+/// mandible, right half: the fibula). With `GUIDESMITH_RENDER_DIR` the screenshot is kept there (the README shows it).
+#[cfg(feature = "gui")]
+fn window_shows_the_segments(plan: &Path, case: &str, dir: &Path) {
+    if !common::has_xvfb() {
+        return;
+    }
+    let png = dir.join(format!("{case}_gui_flap.png"));
+    let stderr = common::window_screenshot(&[plan.as_os_str()], &png);
+    assert!(stderr.contains("Donor opened"), "{stderr}");
+    assert!(!stderr.contains("error:"), "{stderr}");
+    let (w, h, pixels) = common::read_png(&png);
+    assert_eq!((w, h), (1600, 1000));
+    // Pixels of the first two segments' colours (orange, green: `src/app/flap.rs`), left and right of the 3D view's
+    // middle (the side panels are grey).
+    let mut counts = [[0usize; 2]; 2];
+    let (x_lo, x_hi) = (320, 1160);
+    for (i, p) in pixels.chunks_exact(4).enumerate() {
+        let x = i % w as usize;
+        if x < x_lo || x >= x_hi {
+            continue;
+        }
+        let (r, g, b) = (i32::from(p[0]), i32::from(p[1]), i32::from(p[2]));
+        let half = usize::from(x >= (x_lo + x_hi) / 2);
+        if r > g + 40 && g > b + 40 {
+            counts[0][half] += 1;
+        } else if g > r + 40 && g > b + 30 {
+            counts[1][half] += 1;
+        }
+    }
+    eprintln!("segment pixels (orange, green) x (left, right): {counts:?}");
+    assert!(counts.iter().flatten().all(|&n| n > 200), "{counts:?}");
+    if let Some(keep) = std::env::var_os("GUIDESMITH_RENDER_DIR") {
+        std::fs::copy(&png, Path::new(&keep).join(png.file_name().expect("name"))).expect("keep the screenshot");
+    }
 }
 
 #[test]

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use eframe::egui::{self, Color32, RichText};
-use guidesmith::case::{self, CaseGuides, GuideOutcome};
+use guidesmith::case::{self, CaseGuides, GuideBones, GuideOutcome};
 use guidesmith::export::Release;
 use guidesmith::finding::Finding;
 use guidesmith::guide::seating::{footprint_contact, FootprintContact};
@@ -526,9 +526,11 @@ impl GuidesmithApp {
         };
         let plan = doc.plan.clone();
         let query = Arc::clone(&bone.query);
+        let donor = self.donor_mesh();
         self.start_job(ctx, "building the guides", move |progress| {
             let plan_key = guidesmith::plan::plan_content_sha256(&plan);
-            let built = case::build_guides(&plan, query.mesh(), None, progress).map(|guides| {
+            let bones = GuideBones::of(&plan, query.mesh(), donor.as_ref().map(|d| &d.mesh));
+            let built = case::build_guides(&plan, bones, None, progress).map(|guides| {
                 let meshes = guides
                     .guides
                     .iter()
@@ -566,8 +568,9 @@ impl GuidesmithApp {
         };
         let plan = doc.plan.clone();
         let query = Arc::clone(&bone.query);
+        let donor = self.donor_mesh();
         self.start_job(ctx, "writing the bundle", move |progress| {
-            let result = write_bundle(&plan, query.mesh(), &path, progress);
+            let result = write_bundle(&plan, query.mesh(), donor.as_deref(), &path, progress);
             Outcome::Wrote(result)
         });
     }
@@ -581,8 +584,9 @@ impl GuidesmithApp {
         };
         let plan = doc.plan.clone();
         let query = Arc::clone(&bone.query);
+        let donor = self.donor_mesh();
         self.start_job(ctx, kind.doing(), move |progress| {
-            Outcome::Wrote(export_to(&plan, query.mesh(), kind, &path, progress))
+            Outcome::Wrote(export_to(&plan, query.mesh(), donor.as_deref(), kind, &path, progress))
         });
     }
 
@@ -938,19 +942,22 @@ fn release_or_draft(plan: &Plan) -> Result<Release, String> {
 fn export_to(
     plan: &Plan,
     bone: &guidesmith::mesh::Mesh,
+    donor: Option<&case::DonorBone>,
     kind: Export,
     path: &Path,
     progress: &dyn guidesmith::progress::Progress,
 ) -> Result<String, String> {
     let text = |e: case::CaseError| e.to_string();
+    let recipient = bone;
+    let bone = || GuideBones::of(plan, recipient, donor.map(|d| &d.mesh));
     match kind {
         Export::Guides => {
             let release = release_or_draft(plan)?;
-            let guides = case::build_guides_for(plan, bone, None, &release, progress).map_err(text)?;
+            let guides = case::build_guides_for(plan, bone(), None, &release, progress).map_err(text)?;
             if !guides.all_passed() {
                 return Err("guides were refused or failed their checks; nothing was written".into());
             }
-            case::write_guides(path, plan, bone, &guides, &release, progress).map_err(text)?;
+            case::write_guides(path, plan, bone(), &guides, &release, progress).map_err(text)?;
             Ok(format!(
                 "wrote the guides ({}) to {}",
                 if release.is_draft() { "DRAFT" } else { "released" },
@@ -958,14 +965,14 @@ fn export_to(
             ))
         }
         Export::Models => {
-            let models = case::make_models(plan, bone, case::DEFAULT_MODEL_MARGIN_MM, progress).map_err(text)?;
+            let models = case::make_models(plan, bone(), case::DEFAULT_MODEL_MARGIN_MM, progress).map_err(text)?;
             let paths = case::write_models(path, plan.case_id.as_str(), &models).map_err(text)?;
             Ok(format!("wrote {} anatomical models to {}", paths.len(), path.display()))
         }
         Export::Gltf => {
-            let guides = case::build_guides(plan, bone, None, progress).map_err(text)?;
-            let models = case::make_models(plan, bone, case::DEFAULT_MODEL_MARGIN_MM, progress).map_err(text)?;
-            let bytes = case::plan_glb(plan, bone, &guides, &models).map_err(text)?;
+            let guides = case::build_guides(plan, bone(), None, progress).map_err(text)?;
+            let models = case::make_models(plan, bone(), case::DEFAULT_MODEL_MARGIN_MM, progress).map_err(text)?;
+            let bytes = case::plan_glb(plan, bone(), &guides, &models).map_err(text)?;
             write_file(path, &bytes)
         }
     }
@@ -975,11 +982,14 @@ fn export_to(
 fn write_bundle(
     plan: &Plan,
     bone: &guidesmith::mesh::Mesh,
+    donor: Option<&case::DonorBone>,
     path: &Path,
     progress: &dyn guidesmith::progress::Progress,
 ) -> Result<String, String> {
+    let recipient = bone;
+    let bone = || GuideBones::of(plan, recipient, donor.map(|d| &d.mesh));
     let release = release_or_draft(plan)?;
-    let guides = case::build_guides_for(plan, bone, None, &release, progress).map_err(|e| e.to_string())?;
+    let guides = case::build_guides_for(plan, bone(), None, &release, progress).map_err(|e| e.to_string())?;
     if !guides.all_passed() {
         let codes: Vec<&str> = guides.findings().iter().map(|f| f.code.as_str()).collect();
         return Err(format!(
@@ -987,7 +997,7 @@ fn write_bundle(
             codes.join(", ")
         ));
     }
-    let bytes = case::make_bundle(plan, bone, &guides, &release, progress).map_err(|e| e.to_string())?;
+    let bytes = case::make_bundle(plan, bone(), &guides, &release, progress).map_err(|e| e.to_string())?;
     let line = write_file(path, &bytes)?;
     Ok(format!(
         "{line}, {}",

@@ -11,6 +11,7 @@
 //! cursor.
 
 mod files;
+mod flap;
 mod gizmo;
 mod guides;
 mod jobs;
@@ -189,6 +190,8 @@ struct Bone {
 
 /// The plan being edited.
 struct PlanDoc {
+    /// Which opened or new plan this is (edits keep it).
+    id: u64,
     plan: Plan,
     path: Option<PathBuf>,
     history: History,
@@ -219,6 +222,10 @@ enum Outcome {
     Built(Result<Box<guides::BuiltGuides>, String>),
     /// A file written (bundle, report): the line to say, or why not.
     Wrote(Result<String, String>),
+    /// A donor opened, and where from.
+    Donor(Result<Box<(case::DonorBone, String)>, String>),
+    /// A reconstruction proposed with its fibula guide built, to record.
+    Reconstructed(Result<Box<case::FlapProposal>, String>),
 }
 
 struct OpenedPlan {
@@ -363,6 +370,8 @@ pub struct GuidesmithApp {
     repaint_every: std::time::Duration,
     /// Guide design: the add window, the last build, the live contact of the footprints, a vertex drag.
     guides: guides::GuideDesign,
+    /// The fibula free-flap reconstruction: the donor, the settings, the proposal shown.
+    flap: flap::FlapPanel,
     /// Review mode: the plan is read-only, its reviews and the approval window are shown.
     pub review: bool,
     approve_form: review::ApproveForm,
@@ -467,6 +476,7 @@ impl GuidesmithApp {
             structure_radius_mm: 1.5,
             repaint_every,
             guides: guides::GuideDesign::default(),
+            flap: flap::FlapPanel::default(),
             review: false,
             approve_form: review::ApproveForm::default(),
             distance_points: Vec::new(),
@@ -503,7 +513,7 @@ impl GuidesmithApp {
 
     /// Whether a job runs.
     pub fn busy(&self) -> bool {
-        self.job.is_some() || self.eval.is_some()
+        self.job.is_some() || self.eval.is_some() || self.flap_pending()
     }
 
     fn start_job(
@@ -823,6 +833,8 @@ impl GuidesmithApp {
                     }
                     self.set_doc(plan, Some(path), Some(json));
                 }
+                // A reconstruction's donor opens with its plan (the panel shows the recorded segments).
+                self.open_recorded_donor(ctx);
             }
             Outcome::Demo(Ok(demo)) => {
                 let OpenedDemo {
@@ -861,6 +873,11 @@ impl GuidesmithApp {
                 self.guides.built = Some(*built);
             }
             Outcome::Wrote(Ok(line)) => self.info(line),
+            Outcome::Donor(Ok(opened)) => {
+                let (bone, source) = *opened;
+                self.donor_opened(bone, source);
+            }
+            Outcome::Reconstructed(Ok(proposal)) => self.reconstructed(*proposal),
             Outcome::StlBone(path, Ok((mesh, query, gpu, summary))) => {
                 self.info(format!("Bone from {}: {summary}", path.display()));
                 self.bone = None;
@@ -874,7 +891,9 @@ impl GuidesmithApp {
             | Outcome::StlBone(_, Err(e))
             | Outcome::Proposed(Err(e))
             | Outcome::Built(Err(e))
-            | Outcome::Wrote(Err(e)) => {
+            | Outcome::Wrote(Err(e))
+            | Outcome::Donor(Err(e))
+            | Outcome::Reconstructed(Err(e)) => {
                 // Start-up work that failed is over: nothing more will come of it.
                 self.start_surface_pending = false;
                 if e.contains("cancelled") {
@@ -891,6 +910,7 @@ impl GuidesmithApp {
     fn set_doc(&mut self, plan: Plan, path: Option<PathBuf>, saved_json: Option<String>) {
         let version = self.version();
         self.doc = Some(PlanDoc {
+            id: version,
             plan,
             path,
             history: History::new(),
@@ -900,6 +920,8 @@ impl GuidesmithApp {
         self.selected = None;
         self.eval_stale = true;
         self.evaluation = None;
+        // Another case: its donor, if any, is its own.
+        self.flap = flap::FlapPanel::default();
     }
 
     /// A new plan on the current CT and bone (its segmentation recorded), unsaved.
@@ -1775,6 +1797,8 @@ impl GuidesmithApp {
         ui.separator();
         self.guides_ui(ui);
         ui.separator();
+        self.flap_ui(ui);
+        ui.separator();
         self.measurements(ui);
     }
 
@@ -2059,11 +2083,26 @@ impl GuidesmithApp {
         let mut scene = Vec::new();
         let Some(bone) = &self.bone else { return scene };
         if self.show_bone {
+            // With a reconstruction shown, the bone its resection removes is left out so the segments show.
+            let (key, version, mesh, coarse) = match self.flap_bone() {
+                Some(left) => (
+                    "bone:flap".to_string(),
+                    hash_of(&self.flap.preview.as_ref().map(|p| p.key)),
+                    left,
+                    None,
+                ),
+                None => (
+                    "bone".to_string(),
+                    bone.version,
+                    Arc::clone(&bone.gpu),
+                    bone.coarse.clone(),
+                ),
+            };
             scene.push(SceneItem {
-                key: "bone".into(),
-                version: bone.version,
-                mesh: Arc::clone(&bone.gpu),
-                coarse: bone.coarse.clone(),
+                key,
+                version,
+                mesh,
+                coarse,
                 color: [
                     self.bone_colour[0],
                     self.bone_colour[1],
@@ -2155,6 +2194,7 @@ impl GuidesmithApp {
             ));
         }
         self.guide_scene(&mut scene);
+        self.flap_scene(&mut scene);
         for (i, p) in self.distance_points.iter().enumerate() {
             scene.push(marker(format!("distance:{i}"), *p, 0.8, [0.3, 0.9, 1.0, 1.0]));
         }
@@ -2503,6 +2543,12 @@ impl GuidesmithApp {
     /// With `--screenshot`: once the start-up work is done, saves the window as PNG, prints the frame times and
     /// what the bottom bar said, and closes.
     fn startup_screenshot(&mut self, ctx: &egui::Context) {
+        // The integration reads the pixels back after a later frame is drawn and asks for no frame itself: keep
+        // drawing until the callback has run (an idle window under Xvfb would otherwise wait for ever).
+        if self.screenshot_requested {
+            ctx.request_repaint_after(std::time::Duration::from_millis(50));
+            return;
+        }
         if self.screenshot_requested || self.busy() || self.start_surface_pending || self.eval_stale {
             return;
         }
@@ -2586,6 +2632,7 @@ impl eframe::App for GuidesmithApp {
         }
         self.poll_jobs(&ctx);
         self.update_contacts();
+        self.update_flap_preview(&ctx);
         self.shortcuts(&ctx);
         if self.last_autosave.elapsed() > AUTOSAVE_EVERY {
             self.autosave_now();

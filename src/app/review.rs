@@ -239,8 +239,9 @@ impl GuidesmithApp {
         };
         let plan = doc.plan.clone();
         let query = Arc::clone(&bone.query);
+        let donor = self.donor_mesh();
         self.start_job(ctx, "writing the report", move |progress| {
-            let result = report_to(&plan, query.mesh(), &path, progress);
+            let result = report_to(&plan, query.mesh(), donor.as_deref(), &path, progress);
             Outcome::Wrote(result)
         });
     }
@@ -271,10 +272,12 @@ impl GuidesmithApp {
 fn report_to(
     plan: &guidesmith::plan::Plan,
     bone: &guidesmith::mesh::Mesh,
+    donor: Option<&case::DonorBone>,
     path: &std::path::Path,
     progress: &dyn guidesmith::progress::Progress,
 ) -> Result<String, String> {
-    let guides = case::build_guides(plan, bone, None, progress).map_err(|e| e.to_string())?;
-    let bytes = case::make_report(plan, bone, &guides, progress).map_err(|e| e.to_string())?;
+    let bones = || case::GuideBones::of(plan, bone, donor.map(|d| &d.mesh));
+    let guides = case::build_guides(plan, bones(), None, progress).map_err(|e| e.to_string())?;
+    let bytes = case::make_report(plan, bones(), &guides, progress).map_err(|e| e.to_string())?;
     write_file(path, &bytes)
 }

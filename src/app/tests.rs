@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use eframe::egui;
-use egui_kittest::kittest::Queryable as _;
+use egui_kittest::kittest::{NodeT as _, Queryable as _};
 use egui_kittest::{Harness, SnapshotOptions};
 
 use super::{GuidesmithApp, Layout, StartOptions, Tool};
@@ -296,6 +296,13 @@ fn a_folder_without_dicom_is_refused_by_name_and_the_slices_scroll_and_window() 
 
 /// Presses at `from`, moves in steps to `to`, releases; a frame per event.
 fn drag(h: &mut Harness<'static, GuidesmithApp>, from: egui::Pos2, to: egui::Pos2) {
+    press_and_move(h, from, to);
+    h.drop_at(to);
+    h.run_steps(3);
+}
+
+/// A press at `from` moved to `to` in five steps, the button still held.
+fn press_and_move(h: &mut Harness<'static, GuidesmithApp>, from: egui::Pos2, to: egui::Pos2) {
     h.hover_at(from);
     h.step();
     h.drag_at(from);
@@ -304,8 +311,6 @@ fn drag(h: &mut Harness<'static, GuidesmithApp>, from: egui::Pos2, to: egui::Pos
         h.hover_at(from + (to - from) * (i as f32 / 5.0));
         h.step();
     }
-    h.drop_at(to);
-    h.run_steps(3);
 }
 
 #[test]
@@ -780,4 +785,278 @@ fn the_plan_is_reviewed_read_only_approved_and_the_approval_goes_stale_when_a_pl
     assert!(changes.iter().any(|c| c.contains("resection-right")), "{changes:?}");
     let shown = format!("STALE: {}", changes.join("; "));
     assert!(h.query_by_label(&shown).is_some(), "{shown}");
+}
+
+/// The shared test support (the data folder; its proptest configuration is not used here).
+#[path = "../testing.rs"]
+#[allow(dead_code)]
+mod shared;
+
+/// A plan on the real mandible with two resection planes across its body, saved in `dir` (made by the library, as
+/// `plan new --ct` and `plan add-plane` make it).
+fn mandible_plan_with_resection(dir: &Path, mandible: &Path) -> std::path::PathBuf {
+    use guidesmith::case;
+    use guidesmith::plan::{CaseId, CuttingPlane, Edit, Element, ResectedSide, Segmentation};
+    use guidesmith::segment::{HuRange, SegmentRecipe};
+    let path = dir.join("plan.json");
+    let segmentation = Segmentation {
+        recipe: SegmentRecipe::new(HuRange::BONE),
+        smooth_iterations: 0,
+        decimate_keep_fraction: None,
+    };
+    let made = case::new_plan_from_ct(
+        mandible,
+        None,
+        &guidesmith::volume::LoadOptions::default(),
+        CaseId::new("FLAP-GUI").expect("a case ID"),
+        segmentation,
+        &path,
+        &guidesmith::progress::NoProgress,
+    )
+    .expect("the mandible's plan");
+    let mut plan = made.plan;
+    // The right parasymphysis to the left body (the two-segment case of `tests/flap_cli.rs`).
+    for (name, point_mm, normal) in [
+        ("first", [-22.46, -47.42, -8.0], [-0.5, 0.866, 0.0]),
+        ("second", [28.0, -38.0, -8.0], [0.5, 0.866, 0.0]),
+    ] {
+        plan.apply(Edit::Add(Element::Plane(CuttingPlane {
+            name: name.into(),
+            point_mm,
+            normal,
+            // The CLI's default blade, so the numbers are those of `docs/PLANNING.md`.
+            blade_thickness_mm: 1.0,
+            resected_side: ResectedSide::Negative,
+        })))
+        .expect("a plane");
+    }
+    plan.save(&path).expect("saved");
+    path
+}
+
+/// The segment lengths of the proposal the panel shows, mm.
+fn shown_lengths(h: &Harness<'static, GuidesmithApp>) -> Vec<f64> {
+    let preview = h.state().flap.preview.as_ref().expect("a proposal");
+    let parts = preview.result.as_ref().expect("a proposal, not an error");
+    parts.proposal.measures.segments.iter().map(|s| s.length_mm).collect()
+}
+
+#[test]
+fn a_fibula_flap_is_proposed_as_the_planes_move_shown_on_both_bones_and_recorded_in_one_edit() {
+    use guidesmith::case::{self, DonorInput, FlapRequest};
+    use guidesmith::plan::ElementKind;
+    let (Some(mandible), Some(leg)) = (shared::data("ct/mandible-0014"), shared::data("ct/leg-vhf-right")) else {
+        return;
+    };
+    let Some((mut h, _config)) = harness() else { return };
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let plan_path = mandible_plan_with_resection(dir.path(), &mandible);
+    let ctx = h.ctx.clone();
+    h.state_mut().open_path(&ctx, plan_path.clone());
+    wait(&mut h);
+    h.get_by_label("3D").click();
+    h.run_steps(2);
+
+    // The donor: the leg's CT, typed and opened; the panel takes the two resecting planes and proposes at once.
+    h.get_by_label("Reconstruction (fibula free flap)").click();
+    h.run_steps(2);
+    type_into(&mut h, "Donor CT or STL", leg.to_str().expect("a UTF-8 path"));
+    h.get_by_label("Open donor").click();
+    wait(&mut h);
+    assert!(h.state().flap.donor.is_some(), "{:?}", h.state().messages);
+    assert_eq!(h.state().flap.planes, ["first".to_string(), "second".to_string()]);
+    // Two segments at the default limits (2 mm largest, 1 mm mean): too far from the contour, said as a finding,
+    // and nothing to record.
+    h.get_by_label("2 segments").click();
+    wait(&mut h);
+    assert_eq!(shown_lengths(&h).len(), 2);
+    let codes: Vec<String> = {
+        let parts = h
+            .state()
+            .flap
+            .preview
+            .as_ref()
+            .and_then(|p| p.result.as_ref().ok())
+            .expect("shown");
+        parts
+            .proposal
+            .findings
+            .iter()
+            .map(|f| f.code.as_str().to_string())
+            .collect()
+    };
+    assert_eq!(codes, ["flap_deviation_over_limit"], "{codes:?}");
+    assert!(h.get_by_label("Record in plan").accesskit_node().is_disabled());
+
+    // The limits of the two-segment case: the proposal holds, and it is the one `plan reconstruct` makes (the same
+    // library call, run here independently), measurement for measurement.
+    for (label, value) in [("Max deviation mm", 4.5), ("Max mean deviation mm", 2.5)] {
+        let field = h.get_by_role_and_label(egui::accesskit::Role::SpinButton, label);
+        field.scroll_to_me();
+        field.set_value_accesskit(value);
+        h.run_steps(2);
+    }
+    wait(&mut h);
+    assert_eq!(h.state().flap.parameters.max_deviation_mm, 4.5);
+    assert_eq!(h.state().flap.parameters.max_mean_deviation_mm, 2.5);
+    let plan = h.state().doc.as_ref().expect("plan").plan.clone();
+    let donor = case::make_donor(
+        &DonorInput::Ct(leg.clone()),
+        &plan_path,
+        &guidesmith::progress::NoProgress,
+    )
+    .expect("the donor");
+    let mut request = FlapRequest::for_plan(&plan, vec!["first".into(), "second".into()]);
+    request.count = Some(2);
+    request.parameters.max_deviation_mm = 4.5;
+    request.parameters.max_mean_deviation_mm = 2.5;
+    let bone = h.state().bone.as_ref().expect("the bone").query.clone();
+    let expected =
+        case::propose_reconstruction(&plan, bone.mesh(), &donor, &request, &guidesmith::progress::NoProgress)
+            .expect("a proposal");
+    assert!(expected.findings.is_empty(), "{:?}", expected.findings);
+    {
+        let preview = h.state().flap.preview.as_ref().expect("a proposal");
+        let parts = preview.result.as_ref().expect("a proposal");
+        assert!(parts.proposal.findings.is_empty(), "{:?}", parts.proposal.findings);
+        assert_eq!(parts.proposal.measures, expected.measures);
+        assert_eq!(parts.proposal.reconstruction.segments, expected.reconstruction.segments);
+        // Every segment is drawn in the mandible and on the fibula, which stands beside the mandible (+x).
+        assert_eq!(parts.in_mandible.len(), 2);
+        assert_eq!(parts.on_donor.len(), 2);
+        assert!(parts.shift_mm[0] > 0.0, "{:?}", parts.shift_mm);
+    }
+    for (k, s) in expected.measures.segments.iter().enumerate() {
+        let c = SEGMENT_NAMES[k];
+        assert!(h.query_by_label(c).is_some(), "{c} is listed");
+        assert!(h.query_by_label(&format!("{:.2}", s.length_mm)).is_some(), "{s:?}");
+    }
+    // Side by side, the planes hidden: the mandible without the resected bone, the segments in the gap, and the
+    // fibula beside it with the same segments coloured alike.
+    h.get_by_label("Show planes").click();
+    h.get_by_label("Side by side").click();
+    h.run_steps(3);
+    snapshot(&mut h, "flap_side_by_side");
+    h.get_by_label("Show planes").click();
+    h.run_steps(2);
+
+    // The second plane dragged with its handles: while the button is held (the plan not edited yet) the segments
+    // are proposed again for the plane as drawn; the release makes one edit.
+    let before = shown_lengths(&h);
+    let edits = h.state().doc.as_ref().expect("plan").history.undo_len();
+    h.get_by_label("A").click();
+    h.run_steps(2);
+    h.state_mut().selected = Some((ElementKind::Plane, "second".into()));
+    h.run_steps(3);
+    let second = plane_point(&h, "second").expect("the plane");
+    let (rect, camera) = (h.state().view3d_rect, h.state().camera.expect("a camera"));
+    let from = camera.project(rect, second).expect("the plane's point is in view");
+    let to = from + egui::vec2(25.0, 0.0);
+    press_and_move(&mut h, from, to);
+    // Held: the proposal for the dragged pose arrives.
+    let start = Instant::now();
+    while h.state().flap.job.is_some()
+        || h.state()
+            .flap
+            .preview
+            .as_ref()
+            .is_none_or(|p| shown_lengths_of(p) == before)
+    {
+        h.step();
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "no proposal while the plane was dragged"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let during = shown_lengths(&h);
+    assert_eq!(
+        h.state().doc.as_ref().expect("plan").history.undo_len(),
+        edits,
+        "no edit while held"
+    );
+    h.drop_at(to);
+    wait(&mut h);
+    assert_eq!(
+        h.state().doc.as_ref().expect("plan").history.undo_len(),
+        edits + 1,
+        "one edit"
+    );
+    let moved = plane_point(&h, "second").expect("the plane");
+    let shift = ((moved[0] - second[0]).powi(2) + (moved[1] - second[1]).powi(2)).sqrt();
+    assert!(shift > 1.0, "{second:?} -> {moved:?}");
+    let after = shown_lengths(&h);
+    eprintln!("segment lengths {before:?} -> {during:?} (held) -> {after:?} (released)");
+    assert_ne!(after, before);
+    let total = |v: &[f64]| v.iter().sum::<f64>();
+    assert!((total(&after) - total(&before)).abs() > 0.5, "{before:?} -> {after:?}");
+
+    // Recorded: one edit with the fibula guide (built and checked while proposing), undone and redone as one.
+    // (At the foot of the panel, below the window's edge at this size: pressed through accessibility.)
+    h.get_by_label("Record in plan").click_accesskit();
+    wait(&mut h);
+    {
+        let plan = &h.state().doc.as_ref().expect("plan").plan;
+        let findings: Vec<String> = h
+            .state()
+            .flap
+            .preview
+            .as_ref()
+            .and_then(|p| p.result.as_ref().ok())
+            .map(|p| p.proposal.findings.iter().map(|f| f.to_string()).collect())
+            .unwrap_or_default();
+        let Some(r) = plan.reconstruction.as_ref() else {
+            panic!("not recorded: {findings:?} {:?}", h.state().messages)
+        };
+        assert_eq!(r.segments.len(), 2);
+        assert!(plan.guides.iter().any(|g| g.name == case::DONOR_GUIDE_NAME));
+        assert_eq!(h.state().doc.as_ref().expect("plan").history.undo_len(), edits + 2);
+    }
+    assert!(h.query_by_label("the plan records this reconstruction").is_some());
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Z);
+    h.run_steps(2);
+    assert!(h.state().doc.as_ref().expect("plan").plan.reconstruction.is_none());
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Y);
+    h.run_steps(2);
+    assert!(h.state().doc.as_ref().expect("plan").plan.reconstruction.is_some());
+
+    // Saved and opened again: the window opens the donor the plan records and shows the recorded segments.
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::S);
+    wait(&mut h);
+    let recorded = h
+        .state()
+        .doc
+        .as_ref()
+        .expect("plan")
+        .plan
+        .reconstruction
+        .clone()
+        .expect("recorded");
+    let Some((mut h2, _config2)) = harness() else { return };
+    let ctx2 = h2.ctx.clone();
+    h2.state_mut().open_path(&ctx2, plan_path.clone());
+    wait(&mut h2);
+    assert!(h2.state().flap.donor.is_some(), "{:?}", h2.state().messages);
+    let parts_segments = {
+        let preview = h2.state().flap.preview.as_ref().expect("a proposal");
+        preview
+            .result
+            .as_ref()
+            .expect("a proposal")
+            .proposal
+            .reconstruction
+            .segments
+            .clone()
+    };
+    assert_eq!(parts_segments, recorded.segments);
+}
+
+/// The segments' names as the panel lists them.
+const SEGMENT_NAMES: [&str; 4] = ["S1", "S2", "S3", "S4"];
+
+fn shown_lengths_of(p: &super::flap::Preview) -> Vec<f64> {
+    p.result
+        .as_ref()
+        .map(|parts| parts.proposal.measures.segments.iter().map(|s| s.length_mm).collect())
+        .unwrap_or_default()
 }

@@ -5,25 +5,26 @@
 //! Why here and not in `flap`: the proposal needs both bones, the plan and the template (the slots' walls set how far
 //! apart the donor cuts must be), which only the case layer brings together.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use nalgebra::Vector3;
 
-use super::bone::{open_source, OpenCase};
+use super::bone::{new_plan_from_ct, new_plan_from_stl, open_source, OpenCase};
 use super::{CaseError, GuideBones};
 use crate::finding::Finding;
 use crate::flap::{self, FlapMeasures, FlapPlane, GapRule, LayoutOptions, ProposeLimits, RecipientSide};
 use crate::measure::BoneQuery;
-use crate::mesh::Mesh;
+use crate::mesh::{BoundingBox, Mesh};
 use crate::plan::Segmentation;
 use crate::plan::{
-    resection_plane_along, BoneSource, ContourSource, CtReference, Donor, DonorKind, FlapParameters, FlapSegment,
-    Footprint, GuideBone, GuideSpec, Plan, Reconstruction, TargetContour,
+    resection_plane_along, BoneSource, CaseId, ContourSource, CtReference, Donor, DonorKind, FlapParameters,
+    FlapSegment, Footprint, GuideBone, GuideSpec, Plan, Reconstruction, TargetContour,
 };
 use crate::progress::NoProgress;
 use crate::progress::Progress;
 use crate::segment::{HuRange, Keep, SegmentRecipe};
 use crate::template::{builtin_printers, builtin_template};
+use crate::volume::LoadOptions;
 
 /// The template of the donor guide: slots for the cuts and barrels for the fixation screws on one pad.
 pub const DONOR_GUIDE_TEMPLATE: &str = "combined_guide";
@@ -82,13 +83,64 @@ pub fn donor_segmentation() -> Segmentation {
 }
 
 /// The donor of the plan's reconstruction, opened as the plan records it (the donor CT's path relative to the plan's
-/// folder, or `ct_override`).
+/// folder, or `ct_override`): its surface, as [`recorded_donor`] opens it.
 pub fn open_donor(
     plan: &Plan,
     plan_path: &Path,
     ct_override: Option<&Path>,
     progress: &dyn Progress,
 ) -> Result<Option<Mesh>, CaseError> {
+    Ok(recorded_donor(plan, plan_path, ct_override, progress)?.map(|d| d.mesh))
+}
+
+/// Where a donor bone comes from when a reconstruction is first proposed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DonorInput {
+    /// The donor's CT (folder, DICOMDIR or file), segmented with [`donor_segmentation`].
+    Ct(PathBuf),
+    /// The donor's bone as an STL model.
+    Stl(PathBuf),
+}
+
+/// Opens `input` as a donor of the plan saved at `plan_path` (paths are recorded relative to its folder).
+pub fn make_donor(input: &DonorInput, plan_path: &Path, progress: &dyn Progress) -> Result<DonorBone, CaseError> {
+    let case_id = CaseId::new("donor").map_err(|e| CaseError::Flap(e.to_string()))?;
+    match input {
+        DonorInput::Ct(ct) => {
+            let made = new_plan_from_ct(
+                ct,
+                None,
+                &LoadOptions::default(),
+                case_id,
+                donor_segmentation(),
+                plan_path,
+                progress,
+            )?;
+            Ok(DonorBone {
+                mesh: made.bone.mesh,
+                ct: made.plan.ct,
+                bone: made.plan.bone,
+            })
+        }
+        DonorInput::Stl(stl) => {
+            let made = new_plan_from_stl(std::slice::from_ref(stl), None, case_id, plan_path, progress)?;
+            Ok(DonorBone {
+                mesh: made.bone,
+                ct: made.plan.ct,
+                bone: made.plan.bone,
+            })
+        }
+    }
+}
+
+/// The donor the plan's reconstruction records, opened with how it is recorded (`None` when the plan has no
+/// reconstruction); `ct_override` replaces the recorded CT's path.
+pub fn recorded_donor(
+    plan: &Plan,
+    plan_path: &Path,
+    ct_override: Option<&Path>,
+    progress: &dyn Progress,
+) -> Result<Option<DonorBone>, CaseError> {
     let Some(r) = &plan.reconstruction else {
         return Ok(None);
     };
@@ -99,7 +151,11 @@ pub fn open_donor(
         (None, None) => Default::default(),
     };
     let OpenCase { bone, .. } = open_source(r.donor.ct.as_ref(), &r.donor.bone, &ct_path, plan_path, progress)?;
-    Ok(Some(bone.mesh))
+    Ok(Some(DonorBone {
+        mesh: bone.mesh,
+        ct: r.donor.ct.clone(),
+        bone: r.donor.bone.clone(),
+    }))
 }
 
 /// What to propose.
@@ -122,6 +178,47 @@ pub struct FlapRequest {
     pub donor_right: Option<bool>,
     /// The printer of the donor guide.
     pub printer: String,
+    /// Build and check the donor guide while proposing (what is recorded); `false` for a quick look at the segments
+    /// while the planes move (the proposal's guide is then unchecked and `verified` is `None`).
+    pub build_donor_guide: bool,
+}
+
+impl FlapRequest {
+    /// A request for `plan` bridging `planes` with what the plan records: the settings of its reconstruction (else
+    /// the defaults, with the blade of the first plane), its edited contour, the donor guide's printer (else `sla`);
+    /// the segment count left to the limits, the ends proposed.
+    pub fn for_plan(plan: &Plan, planes: Vec<String>) -> FlapRequest {
+        let recorded = plan.reconstruction.as_ref();
+        let parameters = recorded
+            .map(|r| r.parameters.clone())
+            .unwrap_or_else(|| FlapParameters {
+                blade_thickness_mm: plan
+                    .planes
+                    .iter()
+                    .find(|q| Some(&q.name) == planes.first())
+                    .map_or(FlapParameters::default().blade_thickness_mm, |q| q.blade_thickness_mm),
+                ..FlapParameters::default()
+            });
+        let contour_mm = recorded
+            .filter(|r| r.contour.source == ContourSource::Edited)
+            .map(|r| r.contour.points_mm.clone());
+        let printer = plan
+            .guides
+            .iter()
+            .find(|g| g.name == DONOR_GUIDE_NAME)
+            .map_or_else(|| "sla".to_string(), |g| g.printer.clone());
+        FlapRequest {
+            planes,
+            count: None,
+            parameters,
+            contour_mm,
+            ends_mm: None,
+            donor_point_mm: None,
+            donor_right: None,
+            printer,
+            build_donor_guide: true,
+        }
+    }
 }
 
 /// A proposed reconstruction, its measurements and findings.
@@ -363,7 +460,8 @@ pub fn propose_reconstruction(
     // A wall the pad's edge leaves too thin beside a slot housing: take the edge move the build tried and checked.
     let mut trial = with.clone();
     let mut verified = None;
-    for _ in 0..MAX_WALL_FIXES {
+    let wall_fixes = if request.build_donor_guide { MAX_WALL_FIXES } else { 0 };
+    for _ in 0..wall_fixes {
         progress.checkpoint()?;
         trial.guides = vec![guide.clone()];
         let bones = GuideBones {
@@ -408,6 +506,149 @@ pub fn propose_reconstruction(
         measures,
         findings,
         verified,
+    })
+}
+
+/// Donor triangles farther than this many radii from the donor's axis are not part of a segment's patch (the tibia
+/// beside a fibula).
+const PATCH_REACH_OF_RADIUS: f64 = 2.5;
+
+/// One segment as the window shows it: the donor's surface between the segment's two cuts, where it lies on the
+/// donor and where the plan puts it in the mandible.
+#[derive(Clone, Debug)]
+pub struct SegmentPatch {
+    /// The segment's name (`S1`...).
+    pub name: String,
+    /// The donor's triangles between the cuts, donor CT mm (an open surface: for drawing, not for printing; the
+    /// neomandible model is the closed solid).
+    pub on_donor: Mesh,
+    /// The same triangles moved by the segment's `mandible_from_donor`.
+    pub in_mandible: Mesh,
+}
+
+/// The segments of `reconstruction` (recorded in `plan` or only proposed for it) on `donor`: see [`SegmentPatch`].
+pub fn segment_patches(plan: &Plan, reconstruction: &Reconstruction, donor: &Mesh) -> Vec<SegmentPatch> {
+    let cuts = reconstruction.donor_cuts(plan);
+    let axis = reconstruction.donor.axis();
+    let a = axis.direction();
+    let tip = Vector3::from(axis.distal_tip_mm);
+    let reach = PATCH_REACH_OF_RADIUS * axis.radius_mm;
+    reconstruction
+        .segments
+        .iter()
+        .enumerate()
+        .map(|(k, s)| {
+            let own: Vec<&FlapPlane> = cuts
+                .iter()
+                .filter(|c| c.cut.segment == k)
+                .map(|c| &c.cut.plane)
+                .collect();
+            let inside = |t: &[u32; 3]| {
+                let c = t
+                    .iter()
+                    .map(|&v| Vector3::from(donor.positions[v as usize]))
+                    .sum::<Vector3<f64>>()
+                    / 3.0;
+                let off = c - tip;
+                (off - a * off.dot(&a)).norm() <= reach
+                    && own
+                        .iter()
+                        .all(|p| (c - Vector3::from(p.point_mm)).dot(&Vector3::from(p.normal)) < 0.0)
+            };
+            let on_donor = donor.select_triangles(inside);
+            let mut in_mandible = on_donor.clone();
+            for p in &mut in_mandible.positions {
+                *p = s.mandible_from_donor.point(*p);
+            }
+            SegmentPatch {
+                name: s.name.clone(),
+                on_donor,
+                in_mandible,
+            }
+        })
+        .collect()
+}
+
+/// The donor's surface around the segments of `reconstruction`: within [`PATCH_REACH_OF_RADIUS`] radii of its axis
+/// (the fibula, not the tibia beside it), from `margin_mm` below the first segment to `margin_mm` above the last.
+pub fn donor_region(reconstruction: &Reconstruction, donor: &Mesh, margin_mm: f64) -> Mesh {
+    let axis = reconstruction.donor.axis();
+    let a = axis.direction();
+    let tip = Vector3::from(axis.distal_tip_mm);
+    let reach = PATCH_REACH_OF_RADIUS * axis.radius_mm;
+    let lengths = reconstruction.layouts().into_iter().map(|s| {
+        let length = (Vector3::from(s.end_mm) - Vector3::from(s.start_mm)).norm();
+        (s.donor_start_mm, s.donor_start_mm + length)
+    });
+    let (lo, hi) = lengths.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), (a, b)| {
+        (lo.min(a), hi.max(b))
+    });
+    donor.select_triangles(|t| {
+        let c = t
+            .iter()
+            .map(|&v| Vector3::from(donor.positions[v as usize]))
+            .sum::<Vector3<f64>>()
+            / 3.0;
+        let off = c - tip;
+        let along = off.dot(&a);
+        (off - a * along).norm() <= reach && along >= lo - margin_mm && along <= hi + margin_mm
+    })
+}
+
+/// The plan's bone without the triangles the reconstruction's resection removes (those on the removed side of each of
+/// its planes, near the target contour), for drawing the segments in the gap: an open surface, not a model (the
+/// `planned` model is the closed solid).
+pub fn bone_beside_resection(plan: &Plan, reconstruction: &Reconstruction, bone: &Mesh) -> Mesh {
+    let planes: Vec<(Vector3<f64>, Vector3<f64>)> = reconstruction
+        .planes
+        .iter()
+        .filter_map(|name| plan.planes.iter().find(|p| &p.name == name))
+        .filter(|p| p.resected_side != crate::plan::ResectedSide::None)
+        .map(|p| {
+            let sign = if p.resected_side == crate::plan::ResectedSide::Positive {
+                1.0
+            } else {
+                -1.0
+            };
+            (Vector3::from(p.point_mm), Vector3::from(p.normal) * sign)
+        })
+        .collect();
+    let near = reconstruction
+        .contour
+        .points_mm
+        .iter()
+        .fold(None::<BoundingBox>, |b, p| {
+            let q = BoundingBox { min_mm: *p, max_mm: *p };
+            Some(b.map_or(q, |b| b.union(&q)))
+        })
+        .map(|b| crate::mesh::grown(b, BESIDE_RESECTION_MM));
+    let (Some(near), false) = (near, planes.is_empty()) else {
+        return bone.clone();
+    };
+    bone.select_triangles(|t| {
+        let c = t
+            .iter()
+            .map(|&v| Vector3::from(bone.positions[v as usize]))
+            .sum::<Vector3<f64>>()
+            / 3.0;
+        let inside = (0..3).all(|k| c[k] >= near.min_mm[k] && c[k] <= near.max_mm[k]);
+        !(inside && planes.iter().all(|(p, n)| (c - p).dot(n) > 0.0))
+    })
+}
+
+/// How far around the target contour the resected bone is looked for, mm (the mandible's half height and more).
+const BESIDE_RESECTION_MM: f64 = 25.0;
+
+/// How far to move a part of the donor (bounding box `part`) so that it stands beside the recipient's bone
+/// (`recipient`), a margin apart along +x and centred on it across: the two CTs' frames overlap, so a view or a
+/// glTF of both shows the donor moved.
+pub fn donor_shift_beside(recipient: &BoundingBox, part: &BoundingBox, margin_mm: f64) -> [f64; 3] {
+    std::array::from_fn(|k| {
+        if k == 0 {
+            recipient.max_mm[0] + margin_mm - part.min_mm[0]
+        } else {
+            0.5 * (recipient.min_mm[k] + recipient.max_mm[k]) - 0.5 * (part.min_mm[k] + part.max_mm[k])
+        }
     })
 }
 

@@ -37,8 +37,9 @@ pub use bundle::{
 };
 pub use error::CaseError;
 pub use flap::{
-    donor_segmentation, open_donor, propose_reconstruction, DonorBone, FlapProposal, FlapRequest, DONOR_GUIDE_NAME,
-    DONOR_GUIDE_TEMPLATE,
+    bone_beside_resection, donor_region, donor_segmentation, donor_shift_beside, make_donor, open_donor,
+    propose_reconstruction, recorded_donor, segment_patches, DonorBone, DonorInput, FlapProposal, FlapRequest,
+    SegmentPatch, DONOR_GUIDE_NAME, DONOR_GUIDE_TEMPLATE,
 };
 pub use model::{
     make_models, make_models_with, write_models, AnatomicalModel, ModelBase, ModelLabel, ModelOptions,

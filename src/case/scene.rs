@@ -94,13 +94,7 @@ pub fn plan_glb<'a>(
             if let (true, Some(donor), true) = (on_donor, bones.donor, check.findings.is_empty()) {
                 if let (Some(gb), Some(bb)) = (built.mesh.bounding_box(), bone.bounding_box()) {
                     let near = donor.triangles_touching(&crate::mesh::grown(gb, DONOR_MARGIN_MM));
-                    let shift: [f64; 3] = std::array::from_fn(|k| {
-                        if k == 0 {
-                            bb.max_mm[0] + DONOR_MARGIN_MM - gb.min_mm[0]
-                        } else {
-                            0.5 * (bb.min_mm[k] + bb.max_mm[k]) - 0.5 * (gb.min_mm[k] + gb.max_mm[k])
-                        }
-                    });
+                    let shift = super::flap::donor_shift_beside(&bb, &gb, DONOR_MARGIN_MM);
                     let moved = |m: &Mesh| {
                         Mesh::new(
                             m.positions

@@ -7,12 +7,11 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Args;
 use guidesmith::case::{
-    donor_segmentation, new_plan_from_ct, new_plan_from_stl, open_bone, open_donor, propose_reconstruction, DonorBone,
-    FlapProposal, FlapRequest, DONOR_GUIDE_NAME,
+    make_donor, open_bone, propose_reconstruction, recorded_donor, DonorBone, DonorInput, FlapProposal, FlapRequest,
+    DONOR_GUIDE_NAME,
 };
-use guidesmith::plan::{CaseId, ContourSource, Edit, FlapParameters, Plan};
+use guidesmith::plan::{ContourSource, Edit, Plan};
 use guidesmith::progress::Progress;
-use guidesmith::volume::LoadOptions;
 
 use super::segment::parse_point;
 
@@ -102,43 +101,19 @@ fn parse_points(text: &str) -> Result<Points, String> {
 
 /// The donor as the arguments give it, else as the plan records it.
 fn donor_bone(a: &ReconstructArgs, plan: &Plan, progress: &dyn Progress) -> anyhow::Result<DonorBone> {
-    let case_id = CaseId::new("donor")?;
-    if let Some(ct) = &a.donor_ct {
-        let segmentation = donor_segmentation();
-        let made = new_plan_from_ct(
-            ct,
-            None,
-            &LoadOptions::default(),
-            case_id,
-            segmentation,
-            &a.plan,
-            progress,
-        )?;
-        return Ok(DonorBone {
-            mesh: made.bone.mesh,
-            ct: made.plan.ct,
-            bone: made.plan.bone,
-        });
+    let input = match (&a.donor_ct, &a.donor_stl) {
+        (Some(ct), _) => Some(DonorInput::Ct(ct.clone())),
+        (None, Some(stl)) => Some(DonorInput::Stl(stl.clone())),
+        (None, None) => None,
+    };
+    if let Some(input) = input {
+        return Ok(make_donor(&input, &a.plan, progress)?);
     }
-    if let Some(stl) = &a.donor_stl {
-        let made = new_plan_from_stl(std::slice::from_ref(stl), None, case_id, &a.plan, progress)?;
-        return Ok(DonorBone {
-            mesh: made.bone,
-            ct: made.plan.ct,
-            bone: made.plan.bone,
-        });
-    }
-    let Some(r) = &plan.reconstruction else {
-        anyhow::bail!(
+    recorded_donor(plan, &a.plan, None, progress)?.with_context(|| {
+        format!(
             "{}: the plan has no reconstruction yet: give the donor with --donor-ct LEG_CT or --donor-stl FIBULA.stl",
             a.plan.display()
-        );
-    };
-    let mesh = open_donor(plan, &a.plan, None, progress)?.context("the plan's donor")?;
-    Ok(DonorBone {
-        mesh,
-        ct: r.donor.ct.clone(),
-        bone: r.donor.bone.clone(),
+        )
     })
 }
 
@@ -157,17 +132,8 @@ pub(super) fn run_reconstruct(a: &ReconstructArgs, progress: &dyn Progress) -> a
             path.display()
         );
     };
-    let mut p = recorded
-        .as_ref()
-        .map(|r| r.parameters.clone())
-        .unwrap_or_else(|| FlapParameters {
-            blade_thickness_mm: plan
-                .planes
-                .iter()
-                .find(|q| Some(&q.name) == planes.first())
-                .map_or(FlapParameters::default().blade_thickness_mm, |q| q.blade_thickness_mm),
-            ..FlapParameters::default()
-        });
+    let mut request = FlapRequest::for_plan(&plan, planes);
+    let p = &mut request.parameters;
     for (field, value) in [
         (&mut p.min_segment_length_mm, a.min_length_mm),
         (&mut p.max_deviation_mm, a.max_deviation_mm),
@@ -186,13 +152,10 @@ pub(super) fn run_reconstruct(a: &ReconstructArgs, progress: &dyn Progress) -> a
     if a.distal_offset_mm.is_some() {
         p.distal_offset_mm = a.distal_offset_mm;
     }
-    let contour_mm = a.contour.clone().map(|p| p.0).or_else(|| {
-        recorded
-            .as_ref()
-            .filter(|r| r.contour.source == ContourSource::Edited)
-            .map(|r| r.contour.points_mm.clone())
-    });
-    let ends_mm = match (&a.ends, a.keep_ends, &recorded) {
+    if let Some(c) = &a.contour {
+        request.contour_mm = Some(c.0.clone());
+    }
+    request.ends_mm = match (&a.ends, a.keep_ends, &recorded) {
         (Some(e), _, _) => Some(e.0.clone()),
         (None, true, Some(r)) => {
             let mut e: Vec<[f64; 3]> = r.segments.iter().map(|s| s.start_mm).collect();
@@ -202,26 +165,12 @@ pub(super) fn run_reconstruct(a: &ReconstructArgs, progress: &dyn Progress) -> a
         (None, true, None) => anyhow::bail!("--keep-ends: the plan has no reconstruction yet"),
         _ => None,
     };
-    let printer = a
-        .printer
-        .clone()
-        .or_else(|| {
-            plan.guides
-                .iter()
-                .find(|g| g.name == DONOR_GUIDE_NAME)
-                .map(|g| g.printer.clone())
-        })
-        .unwrap_or_else(|| "sla".to_string());
-    let request = FlapRequest {
-        planes,
-        count: a.segments,
-        parameters: p,
-        contour_mm,
-        ends_mm,
-        donor_point_mm: a.donor_point,
-        donor_right: a.donor_side.as_deref().map(|s| s == "right"),
-        printer,
-    };
+    if let Some(printer) = &a.printer {
+        request.printer = printer.clone();
+    }
+    request.count = a.segments;
+    request.donor_point_mm = a.donor_point;
+    request.donor_right = a.donor_side.as_deref().map(|s| s == "right");
     if !a.json {
         eprintln!("bone: opening the plan's bone and the donor");
     }

@@ -816,6 +816,8 @@ pub fn build_guide(bone: &Mesh, request: &GuideRequest, progress: &dyn Progress)
         }
         body = cut;
     }
+    // The guide as its files hold it: the checks that follow see the written geometry.
+    let body = crate::mesh::sliver::rounded_for_files(body);
     lap("subtract", &mut timings_s);
     Ok(BuiltGuide {
         name: request.name.clone(),

@@ -18,7 +18,7 @@ use crate::template::SeatingParams;
 
 /// Slot mid-plane: largest offset from the planned plane, mm.
 pub const SLOT_OFFSET_TOL_MM: f64 = 0.02;
-/// Slot faces: largest angle to the planned plane, degrees.
+/// Slot faces: largest angle of either face (its area-weighted normal) to the planned plane, degrees.
 pub const SLOT_ANGLE_TOL_DEG: f64 = 0.05;
 /// Slot width: largest difference from the specified width, mm.
 pub const SLOT_WIDTH_TOL_MM: f64 = 0.01;
@@ -50,7 +50,9 @@ pub struct SlotCheck {
     pub plane: String,
     /// Mid-plane offset from the planned plane, mm.
     pub offset_mm: f64,
-    /// Largest angle of either slot face to the planned plane, deg.
+    /// Largest angle of either slot face to the planned plane, deg: each face's normal weighted by area, the plane
+    /// the blade rests on. (Single triangles are not measured: a 0.3 mm triangle of a face tilts by up to 1 deg when
+    /// the positions are rounded to `f32` for the file, while the face as a whole moves by 1e-6 deg.)
     pub angle_deg: f64,
     /// Measured width, mm.
     pub width_mm: f64,
@@ -539,6 +541,13 @@ fn local_point(p: &Vector3<f64>, origin: &Vector3<f64>) -> parry3d::math::Vec3 {
     parry3d::math::Vec3::new(d.x as f32, d.y as f32, d.z as f32)
 }
 
+/// The most that rounding `mesh`'s positions to `f32` (as the guide's files hold them) moved any of them, mm: half
+/// an `f32` step at its largest coordinate.
+fn f32_half_step_mm(mesh: &Mesh) -> f64 {
+    let largest = mesh.positions.iter().flatten().fold(0.0f64, |a, c| a.max(c.abs())) as f32;
+    0.5 * f64::from(largest.next_up() - largest)
+}
+
 /// A tool's mesh for distance queries, relative to `origin`.
 fn local_trimesh(m: &Mesh, origin: &Vector3<f64>) -> Option<parry3d::shape::TriMesh> {
     let v = m
@@ -574,7 +583,6 @@ fn check_slot(
     let cos_search = SLOT_SEARCH_DEG.to_radians().cos();
     // side +1: the face at +half, whose outward normal (into the slot) is -n.
     let mut sums = [(0.0f64, 0.0f64, Vector3::zeros(), 0.0f64); 2];
-    let mut worst_angle = 0.0f64;
     for t in &mesh.triangles {
         let Some((c, normal, area)) = triangle_geometry(mesh, t) else {
             continue;
@@ -597,7 +605,6 @@ fn check_slot(
                 sums[k].1 += 3.0;
                 sums[k].2 += normal * area;
                 sums[k].3 += area;
-                worst_angle = worst_angle.max(normal.dot(&(-n * *side)).clamp(-1.0, 1.0).acos().to_degrees());
             }
         }
     }
@@ -608,6 +615,15 @@ fn check_slot(
         (f64::NAN, f64::NAN)
     };
     let offset_mm = if found { 0.5 * (y_plus + y_minus) } else { f64::INFINITY };
+    let worst_angle = if found {
+        [1.0f64, -1.0]
+            .iter()
+            .zip(&sums)
+            .map(|(side, s)| s.2.normalize().dot(&(-n * *side)).clamp(-1.0, 1.0).acos().to_degrees())
+            .fold(0.0, f64::max)
+    } else {
+        f64::INFINITY
+    };
     let width_mm = if found { y_plus - y_minus } else { 0.0 };
     let ok = found
         && offset_mm.abs() <= SLOT_OFFSET_TOL_MM
@@ -643,10 +659,12 @@ fn check_channel(mesh: &Mesh, ch: &super::build::PlacedChannel) -> ChannelCheck 
     };
     let mut wall: Vec<Vector3<f64>> = Vec::new();
     let mut min_radius = f64::INFINITY;
+    // The barrel's top ring lies at `top_t_mm` as built; rounding to f32 moves it by up to half a step either way.
+    let rounding_mm = f32_half_step_mm(mesh);
     for p in &mesh.positions {
         let q = Vector3::from(*p) - entry;
         let t = q.dot(&out);
-        if t < ch.contact_t_mm - 0.5 || t > ch.top_t_mm + 1e-6 {
+        if t < ch.contact_t_mm - 0.5 || t > ch.top_t_mm + 1e-6 + 2.0 * rounding_mm {
             continue;
         }
         let rad = (q - out * t).norm();
@@ -713,7 +731,9 @@ fn check_channel(mesh: &Mesh, ch: &super::build::PlacedChannel) -> ChannelCheck 
     } else {
         (f64::INFINITY, f64::INFINITY)
     };
-    let ok = offset_mm <= CHANNEL_OFFSET_TOL_MM && angle_deg <= CHANNEL_ANGLE_TOL_DEG && min_radius >= r - 1e-6;
+    let ok = offset_mm <= CHANNEL_OFFSET_TOL_MM
+        && angle_deg <= CHANNEL_ANGLE_TOL_DEG
+        && min_radius >= r - 1e-6 - 2.0 * rounding_mm;
     ChannelCheck {
         drill: ch.spec.name.clone(),
         offset_mm,

@@ -252,6 +252,15 @@ impl Mesh {
         Ok(())
     }
 
+    /// Rounds every position to the nearest `f32` (kept as `f64`): the positions an STL file holds. A solid that is
+    /// written is checked after this, so the checks see the file's geometry and every format (STL, 3MF, glTF) carries
+    /// the same numbers.
+    pub fn round_to_f32(&mut self) {
+        for p in &mut self.positions {
+            *p = p.map(|c| f64::from(c as f32));
+        }
+    }
+
     /// Number of triangles.
     pub fn triangle_count(&self) -> usize {
         self.triangles.len()

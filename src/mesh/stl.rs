@@ -209,10 +209,9 @@ mod tests {
     use crate::mesh::test_util::cube;
 
     fn round_f32(m: &Mesh) -> Mesh {
-        Mesh {
-            positions: m.positions.iter().map(|p| p.map(|c| f64::from(c as f32))).collect(),
-            triangles: m.triangles.clone(),
-        }
+        let mut m = m.clone();
+        m.round_to_f32();
+        m
     }
 
     #[test]
