@@ -200,6 +200,8 @@ impl GuidesmithApp {
         request.count = self.flap.count;
         request.parameters = self.flap.parameters.clone();
         request.build_donor_guide = build_donor_guide;
+        // No second plane: a reconstruction to the condyle.
+        request.planes.retain(|p| !p.is_empty());
         request
     }
 
@@ -355,8 +357,7 @@ impl GuidesmithApp {
                 (p.point_mm, p.normal) = (*point, *normal);
             }
         }
-        let mut request = self.flap_request(&plan, false);
-        request.planes.retain(|p| !p.is_empty());
+        let request = self.flap_request(&plan, false);
         let query: Arc<BoneQuery> = Arc::clone(&bone.query);
         let donor = Arc::clone(&donor.bone);
         let job = Job::spawn("proposing the segments", ctx, self.repaint_every, move |progress| {
@@ -376,8 +377,7 @@ impl GuidesmithApp {
             return;
         };
         let plan = doc.plan.clone();
-        let mut request = self.flap_request(&plan, true);
-        request.planes.retain(|p| !p.is_empty());
+        let request = self.flap_request(&plan, true);
         let query = Arc::clone(&bone.query);
         let donor = Arc::clone(&donor.bone);
         self.start_job(

@@ -837,8 +837,8 @@ fn mandible_plan_with_resection(dir: &Path, mandible: &Path) -> std::path::PathB
 /// The segment lengths of the proposal the panel shows, mm.
 fn shown_lengths(h: &Harness<'static, GuidesmithApp>) -> Vec<f64> {
     let preview = h.state().flap.preview.as_ref().expect("a proposal");
-    let parts = preview.result.as_ref().expect("a proposal, not an error");
-    parts.proposal.measures.segments.iter().map(|s| s.length_mm).collect()
+    assert!(preview.result.is_ok(), "a proposal, not an error");
+    shown_lengths_of(preview)
 }
 
 #[test]

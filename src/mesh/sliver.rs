@@ -119,11 +119,8 @@ pub fn rounded_for_files(mesh: Mesh) -> Mesh {
 /// test the whole rounded mesh afterwards.
 fn crossings_near_small_features(m: &Mesh, rounded: &Mesh) -> Vec<[usize; 2]> {
     let small = |t: usize| {
-        let [a, b, c] = m.triangles[t];
-        let lens = [edge_len(m, a, b), edge_len(m, b, c), edge_len(m, c, a)];
-        let longest = lens[0].max(lens[1]).max(lens[2]);
-        lens[0].min(lens[1]).min(lens[2]) < ROUNDING_MERGE_EDGE_MM
-            || 2.0 * area(m, t) < ROUNDING_MERGE_EDGE_MM * longest
+        let (edge, height) = shortest_edge_and_height(m, t);
+        edge.min(height) < ROUNDING_MERGE_EDGE_MM
     };
     let mut marked = vec![false; m.positions.len()];
     let mut any = false;
@@ -165,12 +162,17 @@ fn area(m: &Mesh, t: usize) -> f64 {
     0.5 * norm(cross(sub(b, a), sub(c, a)))
 }
 
-fn is_sliver(m: &Mesh, t: usize) -> bool {
+/// Triangle `t`'s shortest edge and smallest height (twice its area over its longest edge), mm.
+fn shortest_edge_and_height(m: &Mesh, t: usize) -> (f64, f64) {
     let [a, b, c] = m.triangles[t];
     let lens = [edge_len(m, a, b), edge_len(m, b, c), edge_len(m, c, a)];
     let longest = lens[0].max(lens[1]).max(lens[2]);
-    let area = area(m, t);
-    area < SLIVER_AREA_MM2 || lens[0].min(lens[1]).min(lens[2]) < NEEDLE_EDGE_MM || 2.0 * area < CAP_HEIGHT_MM * longest
+    (lens[0].min(lens[1]).min(lens[2]), 2.0 * area(m, t) / longest)
+}
+
+fn is_sliver(m: &Mesh, t: usize) -> bool {
+    let (edge, height) = shortest_edge_and_height(m, t);
+    area(m, t) < SLIVER_AREA_MM2 || edge < NEEDLE_EDGE_MM || height < CAP_HEIGHT_MM
 }
 
 fn normal(m: &Mesh, t: [u32; 3]) -> [f64; 3] {
